@@ -1,0 +1,277 @@
+package liveness
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/heartbeat/timing"
+)
+
+// State is what an observer believes about a host.
+type State int
+
+const (
+	// Unknown: the slot has not changed since this observer started
+	// watching it, and host_dead has not yet passed.
+	Unknown State = iota
+	// Live: the slot changed within renewal_fail.
+	Live
+	// Suspect: no change for longer than renewal_fail; the host may be
+	// fencing itself.
+	Suspect
+	// Dead: a read issued host_dead or more after the last change still
+	// showed no change. The host has fenced itself by now (see doc.go).
+	// Dead is final for the generation: only a new incarnation (a new
+	// generation) is live again.
+	Dead
+	// Left: the host wrote "left" on a clean stop.
+	Left
+)
+
+var stateNames = [...]string{"unknown", "live", "suspect", "dead", "left"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// MarshalText renders the state for JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Peer is what the observer knows of one slot.
+type Peer struct {
+	Slot int
+	// Record is the last valid record seen; HaveRecord is false while the
+	// slot has only ever read corrupt.
+	Record     ondisk.Slot
+	HaveRecord bool
+	// Status is how the slot decoded at the last successful read, and
+	// Reason why, when it was not ok.
+	Status ondisk.SlotStatus
+	Reason string
+	State  State
+	// StateSince is when State was entered, on the observer's clock.
+	StateSince time.Time
+	// FirstSeen is the completion of the read that first showed the
+	// current record; LastChange is the completion of the read that first
+	// showed a change, zero while none has been seen.
+	FirstSeen  time.Time
+	LastChange time.Time
+	// deadGeneration is the generation declared dead (valid when State
+	// is Dead).
+	deadGeneration uint64
+}
+
+// Name is the host name of the slot's last valid record.
+func (p Peer) Name() string { return p.Record.HostName }
+
+// Baseline is the time from which silence is measured: the last change,
+// or the first sight if no change has been seen.
+func (p Peer) Baseline() time.Time {
+	if p.LastChange.IsZero() {
+		return p.FirstSeen
+	}
+	return p.LastChange
+}
+
+// Age is how long the slot has been silent at now.
+func (p Peer) Age(now time.Time) time.Duration { return now.Sub(p.Baseline()) }
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// Transition: the peer's State changed.
+	Transition EventKind = iota
+	// NewIncarnation: the slot's generation changed: the host joined
+	// again. It is not proof that the old incarnation's guests are gone.
+	NewIncarnation
+	// Revenant: a generation already declared dead wrote again. Its host
+	// stalled for longer than host_dead and must fence itself; it stays
+	// dead here.
+	Revenant
+	// Corrupt: a slot read corrupt after having been valid (or first
+	// appeared corrupt).
+	Corrupt
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Transition:
+		return "transition"
+	case NewIncarnation:
+		return "new-incarnation"
+	case Revenant:
+		return "revenant"
+	case Corrupt:
+		return "corrupt"
+	}
+	return fmt.Sprintf("event(%d)", int(k))
+}
+
+// Event is one thing the observer learnt. Every Transition is one log
+// line in the daemon.
+type Event struct {
+	Kind       EventKind
+	Slot       int
+	Name       string
+	Generation uint64
+	From, To   State
+	At         time.Time
+	// Silence is how long the slot had been silent when the event was
+	// decided (for Transition to Suspect or Dead).
+	Silence time.Duration
+	Detail  string
+}
+
+// Tracker judges the liveness of every slot from successive reads of the
+// whole slot region. It is a pure state machine: it does no I/O and reads
+// no clock; the caller passes the times at which each read was issued and
+// completed, on its monotonic clock.
+type Tracker struct {
+	params timing.Params
+	peers  []*Peer // by slot index; nil for a slot never seen in use
+	reads  int
+	// lastIssued is the issue time of the last successful read: a host
+	// is declared dead only on a read issued host_dead after its
+	// baseline.
+	lastIssued time.Time
+}
+
+// New returns a tracker for a pool with the given timing.
+func New(p timing.Params) *Tracker {
+	return &Tracker{params: p}
+}
+
+// Observe takes one successful read of the slot region: issued and done
+// are the times the read was issued and returned. It returns what changed.
+func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Event {
+	var events []Event
+	first := t.reads == 0
+	t.reads++
+	t.lastIssued = issued
+	for _, d := range slots {
+		if d.Index >= len(t.peers) {
+			t.peers = append(t.peers, make([]*Peer, d.Index+1-len(t.peers))...)
+		}
+		p := t.peers[d.Index]
+		switch {
+		case d.Status == ondisk.SlotUnused:
+			if p != nil {
+				// A record was zeroed under us: no write of its
+				// owner can do that. No change is seen.
+				p.Status, p.Reason = d.Status, "slot was zeroed"
+			}
+		case d.Status != ondisk.SlotOK:
+			if p == nil {
+				p = &Peer{Slot: d.Index, FirstSeen: done, StateSince: done}
+				t.peers[d.Index] = p
+			}
+			if p.Status != d.Status {
+				events = append(events, Event{Kind: Corrupt, Slot: d.Index, Name: p.Name(),
+					Generation: p.Record.Generation, At: done, Detail: d.Status.String() + ": " + d.Reason})
+			}
+			p.Status, p.Reason = d.Status, d.Reason
+		default:
+			s := d.Slot
+			switch {
+			case p == nil:
+				// Unused at every earlier read: a record appearing
+				// is a write we saw happen. At the first read we
+				// cannot tell how old the record is.
+				p = &Peer{Slot: d.Index, Record: s, HaveRecord: true, FirstSeen: done, StateSince: done}
+				if !first {
+					p.LastChange = done
+				}
+				t.peers[d.Index] = p
+			case !p.HaveRecord:
+				// Only corrupt reads before: the record may be as
+				// old as them, so this is a first sight.
+				p.Record, p.HaveRecord = s, true
+				p.FirstSeen = done
+			case ondisk.Changed(p.Record, s):
+				if p.State == Dead && s.Generation == p.deadGeneration {
+					events = append(events, Event{Kind: Revenant, Slot: d.Index, Name: s.HostName,
+						Generation: s.Generation, At: done,
+						Detail: fmt.Sprintf("generation %d wrote again (sequence %d) after being declared dead", s.Generation, s.Sequence)})
+				} else if s.Generation != p.Record.Generation || s.HostName != p.Record.HostName {
+					events = append(events, Event{Kind: NewIncarnation, Slot: d.Index, Name: s.HostName,
+						Generation: s.Generation, At: done,
+						Detail: fmt.Sprintf("%s generation %d -> %s generation %d", p.Record.HostName, p.Record.Generation, s.HostName, s.Generation)})
+				}
+				p.Record = s
+				p.LastChange = done
+			}
+			p.Status, p.Reason = ondisk.SlotOK, ""
+		}
+	}
+	return append(events, t.Evaluate(done)...)
+}
+
+// Evaluate re-judges every peer at now, with no new read, and returns the
+// transitions. Call it between reads so that a silent host turns suspect
+// on time even while reads fail.
+func (t *Tracker) Evaluate(now time.Time) []Event {
+	var events []Event
+	for _, p := range t.peers {
+		if p == nil {
+			continue
+		}
+		to, silence := t.judge(p, now)
+		if to == p.State {
+			continue
+		}
+		events = append(events, Event{Kind: Transition, Slot: p.Slot, Name: p.Name(),
+			Generation: p.Record.Generation, From: p.State, To: to, At: now, Silence: silence})
+		p.State, p.StateSince = to, now
+		if to == Dead {
+			p.deadGeneration = p.Record.Generation
+		}
+	}
+	return events
+}
+
+func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
+	if p.State == Dead && p.HaveRecord && p.Record.Generation == p.deadGeneration {
+		return Dead, 0
+	}
+	if p.HaveRecord && p.Record.State == ondisk.StateLeft {
+		return Left, 0
+	}
+	base := p.Baseline()
+	if !t.lastIssued.IsZero() && t.lastIssued.Sub(base) >= t.params.HostDead {
+		return Dead, t.lastIssued.Sub(base)
+	}
+	if p.LastChange.IsZero() {
+		return Unknown, 0
+	}
+	if age := now.Sub(base); age > t.params.RenewalFail {
+		return Suspect, age
+	}
+	return Live, 0
+}
+
+// Peers returns a copy of every tracked slot, by slot index.
+func (t *Tracker) Peers() []Peer {
+	var out []Peer
+	for _, p := range t.peers {
+		if p != nil {
+			out = append(out, *p)
+		}
+	}
+	return out
+}
+
+// Peer returns one slot.
+func (t *Tracker) Peer(slot int) (Peer, bool) {
+	if slot < 0 || slot >= len(t.peers) || t.peers[slot] == nil {
+		return Peer{}, false
+	}
+	return *t.peers[slot], true
+}
+
+// Reads is the number of successful reads observed.
+func (t *Tracker) Reads() int { return t.reads }

@@ -1,0 +1,354 @@
+package heartbeat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/join"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/rs/zerolog"
+)
+
+// Storage is what a member needs of the heartbeat area: *area.Area on a
+// real file or device, *area.MemHandle in simulations.
+type Storage interface {
+	Header() ondisk.Header
+	// ReadSlots reads the whole slot region in one I/O.
+	ReadSlots(dst []byte) error
+	// WriteSlot writes one encoded record into slot index.
+	WriteSlot(index int, rec []byte) error
+}
+
+// Config configures a member.
+type Config struct {
+	Self join.Identity
+	Log  zerolog.Logger
+	// Observer, if set, receives every liveness event (after it is
+	// logged). It runs on the member's goroutine and must not block.
+	Observer func(liveness.Event)
+}
+
+// Member is one host's heartbeat: it joins the pool, renews its slot every
+// interval, reads every slot and judges every host's liveness, and leaves
+// cleanly when stopped. It is the thin I/O driver around the pure join and
+// liveness state machines.
+type Member struct {
+	st     Storage
+	header ondisk.Header
+	cfg    Config
+	log    zerolog.Logger
+
+	raw     []byte
+	decoded []ondisk.Decoded
+
+	mu          sync.Mutex // guards what Status reads
+	started     time.Time
+	joined      bool
+	joinedAt    time.Time
+	record      ondisk.Slot // our slot as we last wrote it
+	slot        int
+	tracker     *liveness.Tracker
+	lastRenewal time.Time // issue time of the last successful write
+	latencies   latencyRing
+	lastErr     string
+}
+
+// Errors that end a member's run.
+var (
+	// ErrRenewalFailed: no renewal succeeded for renewal_fail. The host
+	// must fence itself; until the fencing issue lands the daemon stops.
+	ErrRenewalFailed = errors.New("renewals failed for renewal_fail")
+)
+
+// SlotLostError: our own slot no longer holds our record.
+type SlotLostError struct {
+	Slot  int
+	Want  ondisk.Slot
+	Found ondisk.Slot
+}
+
+func (e *SlotLostError) Error() string {
+	return fmt.Sprintf("slot %d is no longer ours: it holds host %q generation %d (machine %s), we are %q generation %d; another host took it",
+		e.Slot, e.Found.HostName, e.Found.Generation, e.Found.MachineID, e.Want.HostName, e.Want.Generation)
+}
+
+// New checks the storage's header and the identity and returns a member
+// that has not joined yet.
+func New(st Storage, cfg Config) (*Member, error) {
+	h := st.Header()
+	if err := h.Timing.Validate(); err != nil {
+		return nil, fmt.Errorf("pool timing in the header: %w", err)
+	}
+	if err := ondisk.ValidHostName(cfg.Self.Name); err != nil {
+		return nil, fmt.Errorf("[host] name: %w", err)
+	}
+	return &Member{
+		st:      st,
+		header:  h,
+		cfg:     cfg,
+		log:     cfg.Log.With().Str("host", cfg.Self.Name).Logger(),
+		raw:     make([]byte, h.SlotsLen()),
+		tracker: liveness.New(h.Timing),
+		slot:    -1,
+	}, nil
+}
+
+// Header is the pool's header.
+func (m *Member) Header() ondisk.Header { return m.header }
+
+// Join runs the join protocol until this host owns a slot. It returns a
+// *join.NameInUseError or *join.NoFreeSlotError when it cannot, and the
+// context's error when cancelled.
+func (m *Member) Join(ctx context.Context) error {
+	m.mu.Lock()
+	m.started = time.Now()
+	m.mu.Unlock()
+	j := join.New(join.Config{
+		Self:   m.cfg.Self,
+		Pool:   m.header.PoolUUID,
+		Timing: m.header.Timing,
+		Nonce:  rand.Uint64,
+		Jitter: func(d time.Duration) time.Duration {
+			if d <= 0 {
+				return 0
+			}
+			return rand.N(d)
+		},
+	}, time.Now())
+	for {
+		a := j.Next()
+		switch a.Kind {
+		case join.Read:
+			if err := sleepUntil(ctx, a.NotBefore); err != nil {
+				return err
+			}
+			issued := time.Now()
+			err := m.st.ReadSlots(m.raw)
+			done := time.Now()
+			if err == nil {
+				m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
+				m.observe(issued, done)
+			} else {
+				m.log.Warn().Err(err).Msg("reading the heartbeat area while joining")
+			}
+			j.ReadDone(issued, done, m.decoded, err)
+		case join.Write:
+			rec := a.Record
+			rec.Wall = time.Now()
+			issued := time.Now()
+			var err error
+			if issued.After(a.Deadline) {
+				err = join.ErrDeadline
+			} else {
+				err = m.st.WriteSlot(a.Slot, rec.Encode())
+			}
+			done := time.Now()
+			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).Err(err).Msg("claim written")
+			j.WriteDone(issued, done, err)
+		case join.Joined:
+			rec := a.Record
+			rec.State = ondisk.StateLive
+			m.mu.Lock()
+			m.joined, m.joinedAt, m.slot, m.record = true, time.Now(), a.Slot, rec
+			m.mu.Unlock()
+			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).
+				Int("attempts", j.Attempts()).Dur("took", time.Since(m.started)).Msg("joined the pool")
+			return nil
+		case join.Failed:
+			return a.Err
+		}
+	}
+}
+
+// Run renews the slot every interval until ctx is cancelled, then writes
+// "left" and returns nil. It returns an error, without leaving, when the
+// slot is lost or renewals fail for renewal_fail.
+func (m *Member) Run(ctx context.Context) error {
+	if !m.isJoined() {
+		return errors.New("Run before Join")
+	}
+	t := time.NewTicker(m.header.Timing.Interval)
+	defer t.Stop()
+	for {
+		if err := m.Round(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return m.Leave()
+		case <-t.C:
+		}
+	}
+}
+
+// Round is one heartbeat round: write our slot, then read all slots, judge
+// liveness and check that our slot is still ours.
+func (m *Member) Round() error {
+	m.mu.Lock()
+	m.record.Sequence++
+	m.record.Wall = time.Now()
+	rec, slot := m.record, m.slot
+	m.mu.Unlock()
+
+	issued := time.Now()
+	werr := m.st.WriteSlot(slot, rec.Encode())
+	done := time.Now()
+	m.mu.Lock()
+	if werr == nil {
+		m.lastRenewal = issued
+		m.latencies.add(done.Sub(issued))
+	} else {
+		m.lastErr = werr.Error()
+	}
+	lastRenewal := m.lastRenewal
+	m.mu.Unlock()
+	if werr != nil {
+		m.log.Warn().Err(werr).Int("slot", slot).Dur("since_last_renewal", done.Sub(lastRenewal)).Msg("renewal failed")
+	}
+
+	issued = time.Now()
+	rerr := m.st.ReadSlots(m.raw)
+	done = time.Now()
+	if rerr == nil {
+		m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
+		m.observe(issued, done)
+		if err := m.checkOwn(m.decoded[slot], rec); err != nil {
+			return err
+		}
+	} else {
+		m.log.Warn().Err(rerr).Msg("reading the slots failed")
+		m.mu.Lock()
+		m.lastErr = rerr.Error()
+		events := m.tracker.Evaluate(done)
+		m.mu.Unlock()
+		m.report(events)
+	}
+	if silent := time.Since(lastRenewal); silent > m.header.Timing.RenewalFail {
+		return fmt.Errorf("%w: last successful renewal began %v ago (renewal_fail %v)", ErrRenewalFailed,
+			silent.Round(time.Millisecond), m.header.Timing.RenewalFail)
+	}
+	return nil
+}
+
+// checkOwn verifies, after each read, that our slot still holds our
+// record. A valid record of anyone else (or of another incarnation of us)
+// means the slot was taken: stop at once. An unreadable record is no
+// evidence either way; it is logged and the renewal goes on.
+func (m *Member) checkOwn(d ondisk.Decoded, rec ondisk.Slot) error {
+	if d.Status != ondisk.SlotOK {
+		m.log.Warn().Int("slot", d.Index).Str("status", d.Status.String()).Str("reason", d.Reason).Msg("own slot reads back invalid")
+		return nil
+	}
+	s := d.Slot
+	if s.HostName != rec.HostName || s.Generation != rec.Generation || s.JoinNonce != rec.JoinNonce {
+		return &SlotLostError{Slot: d.Index, Want: rec, Found: s}
+	}
+	return nil
+}
+
+// Leave writes "left" into our slot: other hosts see at once that this
+// host stopped cleanly and need not wait host_dead.
+func (m *Member) Leave() error {
+	m.mu.Lock()
+	m.record.Sequence++
+	m.record.State = ondisk.StateLeft
+	m.record.Wall = time.Now()
+	m.record.Messages = [ondisk.MessageCells]ondisk.Message{}
+	rec, slot := m.record, m.slot
+	m.mu.Unlock()
+	if err := m.st.WriteSlot(slot, rec.Encode()); err != nil {
+		return fmt.Errorf("writing \"left\" into slot %d: %w (other hosts will declare this host dead after host_dead instead)", slot, err)
+	}
+	m.log.Info().Int("slot", slot).Uint64("generation", rec.Generation).Msg("left the pool")
+	return nil
+}
+
+func (m *Member) observe(issued, done time.Time) {
+	m.mu.Lock()
+	events := m.tracker.Observe(issued, done, m.decoded)
+	m.mu.Unlock()
+	m.report(events)
+}
+
+func (m *Member) report(events []liveness.Event) {
+	for _, e := range events {
+		var ev *zerolog.Event
+		switch {
+		case e.Kind == liveness.Revenant || e.Kind == liveness.Corrupt:
+			ev = m.log.Warn()
+		case e.Kind == liveness.Transition && (e.To == liveness.Suspect || e.To == liveness.Dead):
+			ev = m.log.Warn()
+		default:
+			ev = m.log.Info()
+		}
+		ev = ev.Str("peer", e.Name).Int("peer_slot", e.Slot).Uint64("generation", e.Generation)
+		if m.slot >= 0 {
+			ev = ev.Int("slot", m.slot)
+		}
+		switch e.Kind {
+		case liveness.Transition:
+			ev = ev.Str("from", e.From.String()).Str("to", e.To.String())
+			if e.Silence > 0 {
+				ev = ev.Dur("silence", e.Silence)
+			}
+			ev.Msgf("host %s is %s", e.Name, e.To)
+		default:
+			ev.Str("event", e.Kind.String()).Msg(e.Detail)
+		}
+		if m.cfg.Observer != nil {
+			m.cfg.Observer(e)
+		}
+	}
+}
+
+func (m *Member) isJoined() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.joined
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// latencyRing keeps the last renewal latencies.
+type latencyRing struct {
+	buf  [32]time.Duration
+	n    int
+	next int
+}
+
+func (r *latencyRing) add(d time.Duration) {
+	r.buf[r.next] = d
+	r.next = (r.next + 1) % len(r.buf)
+	if r.n < len(r.buf) {
+		r.n++
+	}
+}
+
+// summary returns min, median and max of the kept samples.
+func (r *latencyRing) summary() (lo, med, hi time.Duration, n int) {
+	if r.n == 0 {
+		return 0, 0, 0, 0
+	}
+	s := slices.Clone(r.buf[:r.n])
+	slices.Sort(s)
+	return s[0], s[len(s)/2], s[len(s)-1], r.n
+}

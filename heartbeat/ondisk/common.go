@@ -1,0 +1,106 @@
+package ondisk
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"time"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// UUID is a 16-byte identifier (RFC 4122 layout, printed in its usual form).
+type UUID [16]byte
+
+// NewUUID returns a random (version 4) UUID.
+func NewUUID() UUID {
+	var u UUID
+	if _, err := rand.Read(u[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+// ParseUUID accepts the 36-character form, or 32 hex digits.
+func ParseUUID(s string) (UUID, error) {
+	var u UUID
+	h := strings.ReplaceAll(s, "-", "")
+	if len(h) != 32 {
+		return u, fmt.Errorf("UUID %q: want 32 hex digits, optionally with dashes", s)
+	}
+	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
+		return u, fmt.Errorf("UUID %q: %v", s, err)
+	}
+	return u, nil
+}
+
+func (u UUID) String() string {
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
+}
+
+// IsZero reports whether the UUID is all zeroes.
+func (u UUID) IsZero() bool { return u == UUID{} }
+
+// MarshalText renders the UUID for JSON.
+func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// IsZero reports whether every byte of b is zero (an unused sector).
+func IsZero(b []byte) bool { return isZero(b) }
+
+func cString(b []byte) string {
+	if i := strings.IndexByte(string(b), 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func printable(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			s.WriteByte(c)
+		} else {
+			fmt.Fprintf(&s, "\\x%02x", c)
+		}
+	}
+	return s.String()
+}
+
+func wallNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromWallNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

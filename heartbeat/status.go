@@ -1,0 +1,115 @@
+package heartbeat
+
+import (
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+)
+
+// Status is a member's view of the pool at one instant: what hbfence
+// status prints. Its JSON form is a stable interface for operators'
+// scripts: fields are added, never renamed.
+type Status struct {
+	Self       string      `json:"self"`
+	Slot       int         `json:"slot"` // -1 while joining
+	Generation uint64      `json:"generation"`
+	Joined     bool        `json:"joined"`
+	PoolUUID   ondisk.UUID `json:"pool_uuid"`
+	Timing     TimingJSON  `json:"timing"`
+	// LastRenewalAgeSeconds is how long ago the last successful renewal
+	// began; -1 before the first.
+	LastRenewalAgeSeconds float64        `json:"last_renewal_age_seconds"`
+	RenewalLatency        LatencySummary `json:"renewal_latency"`
+	LastError             string         `json:"last_error,omitempty"`
+	Hosts                 []HostStatus   `json:"hosts"`
+}
+
+// TimingJSON is the pool's timing, in seconds.
+type TimingJSON struct {
+	Profile     string  `json:"profile"`
+	Interval    float64 `json:"interval_seconds"`
+	IOTimeout   float64 `json:"io_timeout_seconds"`
+	RenewalFail float64 `json:"renewal_fail_seconds"`
+	Watchdog    float64 `json:"watchdog_seconds"`
+	HostDead    float64 `json:"host_dead_seconds"`
+}
+
+// LatencySummary summarises the storage latency of the last renewals.
+type LatencySummary struct {
+	Samples  int     `json:"samples"`
+	MinMS    float64 `json:"min_ms"`
+	MedianMS float64 `json:"median_ms"`
+	MaxMS    float64 `json:"max_ms"`
+}
+
+// HostStatus is one slot as this host sees it.
+type HostStatus struct {
+	Name       string            `json:"name"`
+	Slot       int               `json:"slot"`
+	Generation uint64            `json:"generation"`
+	Sequence   uint64            `json:"sequence"`
+	State      liveness.State    `json:"state"`
+	SlotState  ondisk.SlotState  `json:"slot_state"`
+	Checksum   ondisk.SlotStatus `json:"checksum"`
+	Reason     string            `json:"reason,omitempty"`
+	// LastChangeAgeSeconds is how long ago, on this host's clock, the
+	// slot last changed (or was first seen, when ChangeSeen is false).
+	LastChangeAgeSeconds float64     `json:"last_change_age_seconds"`
+	ChangeSeen           bool        `json:"change_seen"`
+	StateAgeSeconds      float64     `json:"state_age_seconds"`
+	MachineID            ondisk.UUID `json:"machine_id"`
+	Agent                string      `json:"agent"`
+	Self                 bool        `json:"self"`
+}
+
+// Status returns the member's view at now.
+func (m *Member) Status(now time.Time) Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.header.Timing
+	st := Status{
+		Self:       m.cfg.Self.Name,
+		Slot:       m.slot,
+		Generation: m.record.Generation,
+		Joined:     m.joined,
+		PoolUUID:   m.header.PoolUUID,
+		Timing: TimingJSON{
+			Profile:     m.header.Profile,
+			Interval:    t.Interval.Seconds(),
+			IOTimeout:   t.IOTimeout.Seconds(),
+			RenewalFail: t.RenewalFail.Seconds(),
+			Watchdog:    t.Watchdog.Seconds(),
+			HostDead:    t.HostDead.Seconds(),
+		},
+		LastRenewalAgeSeconds: -1,
+		LastError:             m.lastErr,
+		Hosts:                 []HostStatus{},
+	}
+	if !m.lastRenewal.IsZero() {
+		st.LastRenewalAgeSeconds = now.Sub(m.lastRenewal).Seconds()
+	}
+	lo, med, hi, n := m.latencies.summary()
+	st.RenewalLatency = LatencySummary{Samples: n, MinMS: ms(lo), MedianMS: ms(med), MaxMS: ms(hi)}
+	for _, p := range m.tracker.Peers() {
+		st.Hosts = append(st.Hosts, HostStatus{
+			Name:                 p.Name(),
+			Slot:                 p.Slot,
+			Generation:           p.Record.Generation,
+			Sequence:             p.Record.Sequence,
+			State:                p.State,
+			SlotState:            p.Record.State,
+			Checksum:             p.Status,
+			Reason:               p.Reason,
+			LastChangeAgeSeconds: p.Age(now).Seconds(),
+			ChangeSeen:           !p.LastChange.IsZero(),
+			StateAgeSeconds:      now.Sub(p.StateSince).Seconds(),
+			MachineID:            p.Record.MachineID,
+			Agent:                p.Record.Agent,
+			Self:                 m.joined && p.Slot == m.slot,
+		})
+	}
+	return st
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
