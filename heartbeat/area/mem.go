@@ -23,8 +23,16 @@ type Mem struct {
 	header ondisk.Header
 	data   []byte // the whole area
 
-	// Fault, if set, is consulted before every I/O of every host.
-	Fault func(op Op) Fault
+	// fault, if set, is consulted before every I/O of every host.
+	fault func(op Op) Fault
+}
+
+// SetFault installs a hook consulted before every I/O of every host (nil
+// removes it).
+func (m *Mem) SetFault(f func(op Op) Fault) {
+	m.mu.Lock()
+	m.fault = f
+	m.mu.Unlock()
 }
 
 // Op describes one I/O for a fault hook.
@@ -106,7 +114,10 @@ func (h *MemHandle) WriteSlot(index int, rec []byte) error {
 
 func (h *MemHandle) do(op Op, apply func(), write bool) error {
 	var f Fault
-	if hook := h.mem.Fault; hook != nil {
+	h.mem.mu.Lock()
+	hook := h.mem.fault
+	h.mem.mu.Unlock()
+	if hook != nil {
 		f = hook(op)
 	}
 	timeout := h.mem.header.Timing.IOTimeout

@@ -1,0 +1,190 @@
+package heartbeat_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat"
+	"github.com/hbfence/hbfence/heartbeat/area"
+	"github.com/hbfence/hbfence/heartbeat/join"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/rs/zerolog"
+)
+
+func memPool(t *testing.T, slots int) *area.Mem {
+	t.Helper()
+	p, _ := timing.Profile("default")
+	h, err := ondisk.NewHeader(ondisk.NewUUID(), 512, slots, p, "default", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return area.NewMem(h)
+}
+
+func machine(b byte) ondisk.UUID { return ondisk.UUID{b, 1, 2, 3} }
+
+type host struct {
+	name   string
+	member *heartbeat.Member
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	events []liveness.Event
+}
+
+func startHost(t *testing.T, mem *area.Mem, name string, id byte) *host {
+	t.Helper()
+	h := &host{name: name, done: make(chan error, 1)}
+	m, err := heartbeat.New(mem.Handle(name), heartbeat.Config{
+		Self: join.Identity{Name: name, MachineID: machine(id), Agent: "test"},
+		Log:  zerolog.New(io.Discard),
+		Observer: func(e liveness.Event) {
+			h.mu.Lock()
+			h.events = append(h.events, e)
+			h.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.member = m
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() {
+		if err := m.Join(ctx); err != nil {
+			h.done <- err
+			return
+		}
+		h.done <- m.Run(ctx)
+	}()
+	return h
+}
+
+func (h *host) stateOf(slotName string) liveness.State {
+	for _, p := range h.member.Status(time.Now()).Hosts {
+		if p.Name == slotName {
+			return p.State
+		}
+	}
+	return -1
+}
+
+// Three hosts join an empty pool at the same instant: each gets its own
+// slot, all see each other live within one interval of joining.
+func TestJoinThreeHostsConcurrently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		hosts := []*host{startHost(t, mem, "a", 1), startHost(t, mem, "b", 2), startHost(t, mem, "c", 3)}
+		// Join takes JoinWait (10 s) per attempt; lost races retry.
+		time.Sleep(2 * time.Minute)
+		slots := map[int]string{}
+		for _, h := range hosts {
+			st := h.member.Status(time.Now())
+			if !st.Joined {
+				t.Fatalf("%s did not join", h.name)
+			}
+			if other, dup := slots[st.Slot]; dup {
+				t.Fatalf("%s and %s both own slot %d", h.name, other, st.Slot)
+			}
+			slots[st.Slot] = h.name
+			for _, o := range hosts {
+				if s := h.stateOf(o.name); s != liveness.Live {
+					t.Errorf("%s sees %s as %v, want live", h.name, o.name, s)
+				}
+			}
+		}
+		for _, h := range hosts {
+			h.cancel()
+			if err := <-h.done; err != nil {
+				t.Errorf("%s: %v", h.name, err)
+			}
+		}
+	})
+}
+
+// A host that stops writing is suspect after renewal_fail and dead after
+// host_dead, as measured by the observer; a host that leaves is left at
+// once.
+func TestSilentHostGoesSuspectThenDead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		a := startHost(t, mem, "a", 1)
+		b := startHost(t, mem, "b", 2)
+		time.Sleep(time.Minute)
+		if s := a.stateOf("b"); s != liveness.Live {
+			t.Fatalf("b is %v, want live", s)
+		}
+		// Freeze b's storage: every I/O of b fails.
+		mem.SetFault(func(op area.Op) area.Fault {
+			if op.Host == "b" {
+				return area.Fault{Err: errors.New("EIO")}
+			}
+			return area.Fault{}
+		})
+		frozen := time.Now()
+		var suspectAt, deadAt time.Duration
+		for i := 0; i < 400 && deadAt == 0; i++ {
+			time.Sleep(100 * time.Millisecond)
+			switch a.stateOf("b") {
+			case liveness.Suspect:
+				if suspectAt == 0 {
+					suspectAt = time.Since(frozen)
+				}
+			case liveness.Dead:
+				deadAt = time.Since(frozen)
+			}
+		}
+		p, _ := timing.Profile("default")
+		if suspectAt <= p.RenewalFail-p.Interval || suspectAt > p.RenewalFail+2*p.Interval {
+			t.Errorf("suspect after %v, want about renewal_fail %v", suspectAt, p.RenewalFail)
+		}
+		if deadAt < p.HostDead-p.Interval || deadAt > p.HostDead+2*p.Interval {
+			t.Errorf("dead after %v, want about host_dead %v", deadAt, p.HostDead)
+		}
+		// b itself gave up: renewals failed for renewal_fail.
+		if err := <-b.done; !errors.Is(err, heartbeat.ErrRenewalFailed) {
+			t.Errorf("b ended with %v, want ErrRenewalFailed", err)
+		}
+		mem.SetFault(nil)
+		c := startHost(t, mem, "c", 3)
+		time.Sleep(30 * time.Second)
+		c.cancel()
+		if err := <-c.done; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		if s := a.stateOf("c"); s != liveness.Left {
+			t.Errorf("c is %v after a clean stop, want left", s)
+		}
+		a.cancel()
+		<-a.done
+	})
+}
+
+// A second host with a name that a live host uses refuses to join and
+// names the slot.
+func TestDuplicateNameRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		a := startHost(t, mem, "a", 1)
+		time.Sleep(30 * time.Second)
+		dup := startHost(t, mem, "a", 9)
+		err := <-dup.done
+		var inUse *join.NameInUseError
+		if !errors.As(err, &inUse) {
+			t.Fatalf("duplicate got %v, want NameInUseError", err)
+		}
+		if inUse.Slot != a.member.Status(time.Now()).Slot {
+			t.Errorf("error names slot %d, a is in %d", inUse.Slot, a.member.Status(time.Now()).Slot)
+		}
+		a.cancel()
+		<-a.done
+	})
+}
