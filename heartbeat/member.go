@@ -158,7 +158,7 @@ func (m *Member) Join(ctx context.Context) error {
 			m.joined, m.joinedAt, m.slot, m.record = true, time.Now(), a.Slot, rec
 			m.mu.Unlock()
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).
-				Int("attempts", j.Attempts()).Dur("took", time.Since(m.started)).Msg("joined the pool")
+				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool")
 			return nil
 		case join.Failed:
 			return a.Err
@@ -209,7 +209,7 @@ func (m *Member) Round() error {
 	lastRenewal := m.lastRenewal
 	m.mu.Unlock()
 	if werr != nil {
-		m.log.Warn().Err(werr).Int("slot", slot).Dur("since_last_renewal", done.Sub(lastRenewal)).Msg("renewal failed")
+		m.log.Warn().Err(werr).Int("slot", slot).Dur("since_last_renewal_ms", done.Sub(lastRenewal)).Msg("renewal failed")
 	}
 
 	issued = time.Now()
@@ -295,7 +295,7 @@ func (m *Member) report(events []liveness.Event) {
 		case liveness.Transition:
 			ev = ev.Str("from", e.From.String()).Str("to", e.To.String())
 			if e.Silence > 0 {
-				ev = ev.Dur("silence", e.Silence)
+				ev = ev.Dur("silence_ms", e.Silence)
 			}
 			ev.Msgf("host %s is %s", e.Name, e.To)
 		default:

@@ -41,6 +41,17 @@ func (s State) String() string {
 // MarshalText renders the state for JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText parses a state rendered by MarshalText.
+func (s *State) UnmarshalText(b []byte) error {
+	for i, n := range stateNames {
+		if n == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown liveness state %q", b)
+}
+
 // Peer is what the observer knows of one slot.
 type Peer struct {
 	Slot int

@@ -60,6 +60,16 @@ func (u UUID) IsZero() bool { return u == UUID{} }
 // MarshalText renders the UUID for JSON.
 func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
 
+// UnmarshalText parses the UUID from JSON.
+func (u *UUID) UnmarshalText(b []byte) error {
+	v, err := ParseUUID(string(b))
+	if err != nil {
+		return err
+	}
+	*u = v
+	return nil
+}
+
 func isZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {

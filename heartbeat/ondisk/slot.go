@@ -37,6 +37,17 @@ func (s SlotState) String() string {
 // MarshalText renders the state for JSON.
 func (s SlotState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText parses a state rendered by MarshalText.
+func (s *SlotState) UnmarshalText(b []byte) error {
+	for v := StateFree; v <= StateLeft; v++ {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown slot state %q", b)
+}
+
 // Limits of the slot's fields.
 const (
 	MaxHostName   = 64
@@ -201,6 +212,17 @@ func (s SlotStatus) String() string {
 
 // MarshalText renders the status for JSON.
 func (s SlotStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a status rendered by MarshalText.
+func (s *SlotStatus) UnmarshalText(b []byte) error {
+	for v := SlotOK; v <= SlotNewer; v++ {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown slot status %q", b)
+}
 
 // DecodeSlot parses the record of slot index in pool. Whatever the bytes,
 // it never panics: a record that is not a valid slot of this pool at this

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/daemon"
+)
+
+// socketFlags adds --config and --socket, through which every client
+// command finds the daemon.
+func socketFlags(fs *flag.FlagSet) func() (string, error) {
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file naming the control socket")
+	socket := fs.String("socket", "", "control socket (overrides --config)")
+	return func() (string, error) {
+		if *socket != "" {
+			return *socket, nil
+		}
+		c, err := config.Load(*cfgPath)
+		if err != nil {
+			return "", err
+		}
+		return c.Control.Socket, nil
+	}
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "", stderr)
+	sock := socketFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: status takes no arguments", errUsage)
+	}
+	socket, err := sock()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var raw json.RawMessage
+	if err := control.Call(ctx, socket, "status", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(append(raw, '\n'))
+		return err
+	}
+	var st daemon.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return err
+	}
+	printStatus(stdout, st)
+	return nil
+}
+
+func printStatus(w io.Writer, st daemon.Status) {
+	t := st.Timing
+	if st.Joined {
+		fmt.Fprintf(w, "host     %s (slot %d, generation %d), hbfence %s, pid %d\n", st.Self, st.Slot, st.Generation, st.Version, st.PID)
+	} else {
+		fmt.Fprintf(w, "host     %s: joining the pool\n", st.Self)
+	}
+	fmt.Fprintf(w, "pool     %s on %s (offset %d, %d slots of %d bytes)\n", st.PoolUUID, st.Area.Path, st.Area.Offset, st.Area.Slots, st.Area.SectorSize)
+	fmt.Fprintf(w, "timing   profile %s: interval %gs, io_timeout %gs, renewal_fail %gs, watchdog %gs, host_dead %gs\n",
+		t.Profile, t.Interval, t.IOTimeout, t.RenewalFail, t.Watchdog, t.HostDead)
+	if st.LastRenewalAgeSeconds >= 0 {
+		l := st.RenewalLatency
+		fmt.Fprintf(w, "renewal  last %.1fs ago; storage latency min %.2f / median %.2f / max %.2f ms over %d renewals\n",
+			st.LastRenewalAgeSeconds, l.MinMS, l.MedianMS, l.MaxMS, l.Samples)
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(w, "error    %s\n", st.LastError)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tHOST\tSTATE\tGENERATION\tLAST CHANGE\tSLOT STATE\tCHECKSUM")
+	for _, h := range st.Hosts {
+		name := h.Name
+		if h.Self {
+			name += " (this host)"
+		}
+		if name == "" {
+			name = "-"
+		}
+		age := fmt.Sprintf("%.1fs ago", h.LastChangeAgeSeconds)
+		if !h.ChangeSeen {
+			age = fmt.Sprintf("none seen in %.1fs", h.LastChangeAgeSeconds)
+		}
+		check := h.Checksum.String()
+		if h.Reason != "" {
+			check += " (" + h.Reason + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, h.State, h.Generation, age, h.SlotState, check)
+	}
+	tw.Flush()
+}

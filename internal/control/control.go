@@ -1,0 +1,158 @@
+// Package control is the daemon's local control socket: a unix socket,
+// mode 0600 in a directory only root can enter, speaking one JSON request
+// and one JSON response per connection. It is how "hbfence status" and
+// later commands (master move, fence, guests) reach the daemon.
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Request is what a client asks.
+type Request struct {
+	Command string          `json:"command"`
+	Args    json.RawMessage `json:"args,omitempty"`
+}
+
+// Response is what the daemon answers.
+type Response struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Handler answers one command.
+type Handler func(ctx context.Context, args json.RawMessage) (any, error)
+
+// Server serves the control socket.
+type Server struct {
+	path     string
+	ln       net.Listener
+	handlers map[string]Handler
+}
+
+// Listen creates the socket at path (mode 0600; the directory is created
+// with mode 0700 if missing). A stale socket left by a dead daemon is
+// replaced; a socket a live daemon answers on is not.
+func Listen(path string, handlers map[string]Handler) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another daemon is answering on it", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return &Server{path: path, ln: ln, handlers: handlers}, nil
+}
+
+// Serve answers connections until ctx is done.
+func (s *Server) Serve(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		s.ln.Close()
+	}()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go s.serve(ctx, c)
+	}
+}
+
+// Close stops listening and removes the socket.
+func (s *Server) Close() error {
+	err := s.ln.Close()
+	os.Remove(s.path)
+	return err
+}
+
+func (s *Server) serve(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var req Request
+	resp := Response{}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	switch {
+	case err != nil:
+		resp.Error = fmt.Sprintf("bad request: %v", err)
+	case s.handlers[req.Command] == nil:
+		resp.Error = fmt.Sprintf("unknown command %q", req.Command)
+	default:
+		res, herr := s.handlers[req.Command](ctx, req.Args)
+		if herr != nil {
+			resp.Error = herr.Error()
+		} else if b, merr := json.Marshal(res); merr != nil {
+			resp.Error = merr.Error()
+		} else {
+			resp.OK, resp.Result = true, b
+		}
+	}
+	b, _ := json.Marshal(resp)
+	c.Write(append(b, '\n'))
+}
+
+// Call sends one command to the daemon at socket and decodes its result
+// into out (which may be nil).
+func Call(ctx context.Context, socket, command string, args, out any) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no hbfence daemon at %s (is it running? is --config or --socket right?)", socket)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("%s: permission denied (the control socket is for root)", socket)
+		}
+		return fmt.Errorf("connecting to the daemon at %s: %w", socket, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	req := Request{Command: command}
+	if args != nil {
+		if req.Args, err = json.Marshal(args); err != nil {
+			return err
+		}
+	}
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("sending to the daemon at %s: %w", socket, err)
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("reading the daemon's answer from %s: %w", socket, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return fmt.Errorf("daemon's answer from %s: %w", socket, err)
+	}
+	if !resp.OK {
+		return fmt.Errorf("daemon: %s", resp.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(resp.Result, out)
+	}
+	return nil
+}

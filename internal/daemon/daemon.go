@@ -1,0 +1,173 @@
+// Package daemon wires the heartbeat member to its edges: the
+// configuration, the heartbeat area on storage, the local lock, the control
+// socket, signals and logging. It holds no protocol logic of its own.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat"
+	"github.com/hbfence/hbfence/heartbeat/area"
+	"github.com/hbfence/hbfence/heartbeat/directio"
+	"github.com/hbfence/hbfence/heartbeat/join"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/internal/control"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// Status is what the "status" command returns: the member's view of the
+// pool plus where the daemon runs.
+type Status struct {
+	heartbeat.Status
+	Version string   `json:"version"`
+	PID     int      `json:"pid"`
+	Area    AreaInfo `json:"area"`
+}
+
+// AreaInfo says where the heartbeat area is.
+type AreaInfo struct {
+	Path       string `json:"path"`
+	Offset     int64  `json:"offset"`
+	SectorSize uint32 `json:"sector_size"`
+	Slots      uint32 `json:"slots"`
+}
+
+// Logger builds the daemon's logger from the configuration.
+func Logger(c *config.Config, w io.Writer) zerolog.Logger {
+	lvl, _ := zerolog.ParseLevel(c.Log.Level)
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	zerolog.DurationFieldUnit = time.Millisecond
+	zerolog.DurationFieldInteger = true
+	if c.Log.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// Run runs the daemon until SIGTERM or SIGINT (a clean leave) or a fatal
+// error.
+func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	self, err := identity(c, version)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockInstance(c.Control.Socket + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	a, err := area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	h := a.Header()
+	log = log.With().Str("host", self.Name).Logger()
+	log.Info().Str("path", c.Heartbeat.Path).Int64("offset", c.Heartbeat.Offset).
+		Str("pool", h.PoolUUID.String()).Uint32("slots", h.SlotCount).Uint32("sector_size", h.SectorSize).
+		Str("profile", h.Profile).Str("timing", h.Timing.String()).Str("version", version).
+		Msg("starting")
+
+	m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: log})
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Path, err)
+	}
+	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
+		"status": func(context.Context, json.RawMessage) (any, error) {
+			return Status{
+				Status:  m.Status(time.Now()),
+				Version: version,
+				PID:     os.Getpid(),
+				Area:    AreaInfo{Path: c.Heartbeat.Path, Offset: c.Heartbeat.Offset, SectorSize: h.SectorSize, Slots: h.SlotCount},
+			}, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	srvCtx, srvStop := context.WithCancel(context.Background())
+	defer srvStop()
+	go srv.Serve(srvCtx)
+
+	if err := m.Join(ctx); err != nil {
+		if errors.Is(err, context.Canceled) {
+			log.Info().Msg("stopped while joining")
+			return nil
+		}
+		return fmt.Errorf("joining the pool at %s: %w", c.Heartbeat.Path, err)
+	}
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func identity(c *config.Config, version string) (join.Identity, error) {
+	id := join.Identity{Name: c.Host.Name, Agent: version}
+	if err := ondisk.ValidHostName(c.Host.Name); err != nil {
+		return id, fmt.Errorf("%s: [host] name: %w", c.Path, err)
+	}
+	mid := c.Host.MachineID
+	if mid == "" {
+		for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
+			if b, err := os.ReadFile(p); err == nil {
+				mid = strings.TrimSpace(string(b))
+				break
+			}
+		}
+	}
+	if mid == "" {
+		return id, fmt.Errorf("%s: no /etc/machine-id on this machine; set [host] machine_id to a unique 32-hex-digit id", c.Path)
+	}
+	u, err := ondisk.ParseUUID(mid)
+	if err != nil {
+		return id, fmt.Errorf("machine id: %w", err)
+	}
+	id.MachineID = u
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		id.BootID, _ = ondisk.ParseUUID(strings.TrimSpace(string(b)))
+	}
+	return id, nil
+}
+
+// lockInstance takes an exclusive lock that lives as long as this process:
+// it proves that no other daemon of this machine runs with this control
+// socket, so a slot bearing this host's name and machine id was written by
+// a dead incarnation of this very daemon.
+func lockInstance(path string) (func(), error) {
+	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
+		return nil, fmt.Errorf("lock directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another hbfence daemon on this machine holds %s (it uses the same control socket); stop it first", path)
+	}
+	return func() { f.Close() }, nil
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "."
+}
