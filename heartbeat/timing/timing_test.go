@@ -1,0 +1,254 @@
+package timing
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The rules as Validate names them. They are spelled out here rather than
+// taken from the code so that renaming a rule (which docs, tools and
+// operators' scripts quote) fails a test.
+const (
+	ruleInterval    = "interval < io_timeout"
+	ruleRenewal     = "renewal_fail >= 3 × io_timeout"
+	ruleHostDead    = "host_dead > renewal_fail + watchdog + margin"
+	ruleHostDeadIO  = "host_dead > renewal_fail + io_timeout"
+	boundsFmtSuffix = " between 10ms and 1h0m0s"
+)
+
+// base is a valid set of parameters, far from every rule's boundary, that
+// each case below changes in one place.
+var base = Params{
+	Interval:    2 * time.Second,
+	IOTimeout:   5 * time.Second,
+	RenewalFail: 15 * time.Second,
+	Watchdog:    10 * time.Second,
+	HostDead:    27 * time.Second,
+}
+
+func with(f func(*Params)) Params {
+	p := base
+	f(&p)
+	return p
+}
+
+func TestValidateRules(t *testing.T) {
+	const ns = time.Nanosecond
+	tests := []struct {
+		name string
+		p    Params
+		rule string // "" means valid
+	}{
+		{"base", base, ""},
+
+		// Bounds on every single field.
+		{"interval zero", with(func(p *Params) { p.Interval = 0 }), "interval" + boundsFmtSuffix},
+		{"interval negative", with(func(p *Params) { p.Interval = -time.Second }), "interval" + boundsFmtSuffix},
+		{"interval 2ns (typo)", with(func(p *Params) { p.Interval = 2 }), "interval" + boundsFmtSuffix},
+		{"interval just below min", with(func(p *Params) { p.Interval = MinDuration - ns }), "interval" + boundsFmtSuffix},
+		{"interval at min", with(func(p *Params) { p.Interval = MinDuration }), ""},
+		{"io_timeout zero", with(func(p *Params) { p.IOTimeout = 0 }), "io_timeout" + boundsFmtSuffix},
+		{"io_timeout above max", with(func(p *Params) { p.IOTimeout = MaxDuration + ns }), "io_timeout" + boundsFmtSuffix},
+		{"renewal_fail zero", with(func(p *Params) { p.RenewalFail = 0 }), "renewal_fail" + boundsFmtSuffix},
+		{"renewal_fail above max", with(func(p *Params) { p.RenewalFail = MaxDuration + ns }), "renewal_fail" + boundsFmtSuffix},
+		{"watchdog zero", with(func(p *Params) { p.Watchdog = 0 }), "watchdog" + boundsFmtSuffix},
+		{"watchdog below min", with(func(p *Params) { p.Watchdog = 9 * time.Millisecond }), "watchdog" + boundsFmtSuffix},
+		{"watchdog at min", with(func(p *Params) { p.Watchdog = MinDuration }), ""},
+		{"host_dead zero", with(func(p *Params) { p.HostDead = 0 }), "host_dead" + boundsFmtSuffix},
+		{"host_dead 2000h", with(func(p *Params) { p.HostDead = 2000 * time.Hour }), "host_dead" + boundsFmtSuffix},
+		{"host_dead negative", with(func(p *Params) { p.HostDead = -27 * time.Second }), "host_dead" + boundsFmtSuffix},
+		{"all at max breaks interval rule", Params{MaxDuration, MaxDuration, MaxDuration, MaxDuration, MaxDuration}, ruleInterval},
+
+		// interval < io_timeout
+		{"interval equals io_timeout", with(func(p *Params) { p.Interval = p.IOTimeout }), ruleInterval},
+		{"interval above io_timeout", with(func(p *Params) { p.Interval = 6 * time.Second }), ruleInterval},
+		{"interval just below io_timeout", with(func(p *Params) { p.Interval = p.IOTimeout - ns; p.HostDead = 30 * time.Second }), ""},
+
+		// renewal_fail >= 3 × io_timeout
+		{"renewal_fail 1ns short of 3 io", with(func(p *Params) { p.RenewalFail = 3*p.IOTimeout - ns }), ruleRenewal},
+		{"renewal_fail 2 io", with(func(p *Params) { p.RenewalFail = 10 * time.Second }), ruleRenewal},
+		{"renewal_fail exactly 3 io", with(func(p *Params) { p.RenewalFail = 3 * p.IOTimeout }), ""},
+		{"io_timeout raised past renewal_fail/3", with(func(p *Params) { p.IOTimeout = 5*time.Second + ns }), ruleRenewal},
+
+		// host_dead > renewal_fail + watchdog + margin (margin 1 s here)
+		{"host_dead equals sum", with(func(p *Params) { p.HostDead = 26 * time.Second }), ruleHostDead},
+		{"host_dead 1ns above sum", with(func(p *Params) { p.HostDead = 26*time.Second + ns }), ""},
+		{"host_dead below sum", with(func(p *Params) { p.HostDead = 20 * time.Second }), ruleHostDead},
+		{"watchdog raised to sum", with(func(p *Params) { p.Watchdog = 11 * time.Second }), ruleHostDead},
+		{"interval raised grows margin", with(func(p *Params) { p.Interval = 4 * time.Second; p.HostDead = 27 * time.Second }), ruleHostDead},
+		// With a 10 ms interval the margin is its 100 ms floor, not 5 ms.
+		{"margin floor: host_dead at floor sum", with(func(p *Params) {
+			p.Interval = 10 * time.Millisecond
+			p.HostDead = 25*time.Second + 100*time.Millisecond
+		}), ruleHostDead},
+		{"margin floor: host_dead above floor sum", with(func(p *Params) {
+			p.Interval = 10 * time.Millisecond
+			p.HostDead = 25*time.Second + 100*time.Millisecond + ns
+		}), ""},
+
+		// host_dead > renewal_fail + io_timeout: reachable only when
+		// io_timeout exceeds watchdog + margin.
+		{"io_timeout above watchdog+margin", with(func(p *Params) {
+			p.Watchdog = time.Second // sum with margin: 15+1+1 = 17 s
+			p.HostDead = 20 * time.Second
+		}), ruleHostDeadIO},
+		{"io_timeout above watchdog+margin, host_dead just enough", with(func(p *Params) {
+			p.Watchdog = time.Second
+			p.HostDead = 20*time.Second + ns
+		}), ""},
+
+		// The first broken rule is the one reported.
+		{"several broken: bounds first", Params{Interval: 0, IOTimeout: 0}, "interval" + boundsFmtSuffix},
+		{"several broken: interval before renewal", with(func(p *Params) { p.Interval = 5 * time.Second; p.RenewalFail = time.Second }), ruleInterval},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Validate()
+			if tt.rule == "" {
+				if err != nil {
+					t.Fatalf("Validate(%v) = %v, want nil", tt.p, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate(%v) = nil, want rule %q broken", tt.p, tt.rule)
+			}
+			var re *RuleError
+			if !errors.As(err, &re) {
+				t.Fatalf("Validate(%v) = %T %v, want *RuleError", tt.p, err, err)
+			}
+			if re.Rule != tt.rule {
+				t.Fatalf("Validate(%v) broke rule %q, want %q (%v)", tt.p, re.Rule, tt.rule, err)
+			}
+			if re.Detail == "" {
+				t.Errorf("RuleError.Detail is empty")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tt.rule) || !strings.Contains(msg, re.Detail) {
+				t.Errorf("Error() = %q, does not name rule %q and detail %q", msg, tt.rule, re.Detail)
+			}
+		})
+	}
+}
+
+// A RuleError survives wrapping, as the header decoder wraps it.
+func TestRuleErrorWrapped(t *testing.T) {
+	err := with(func(p *Params) { p.HostDead = 20 * time.Second }).Validate()
+	wrapped := fmt.Errorf("header timing: %w", err)
+	var re *RuleError
+	if !errors.As(wrapped, &re) || re.Rule != ruleHostDead {
+		t.Fatalf("errors.As through wrapping: got %v", wrapped)
+	}
+	// The detail carries the figures an operator needs.
+	for _, want := range []string{"20s", "15s", "10s", "1s", "26s"} {
+		if !strings.Contains(re.Detail, want) {
+			t.Errorf("detail %q does not mention %s", re.Detail, want)
+		}
+	}
+}
+
+func TestProfilesValidate(t *testing.T) {
+	names := ProfileNames()
+	if !slices.IsSorted(names) {
+		t.Errorf("ProfileNames() = %v, not sorted", names)
+	}
+	for _, want := range []string{"default", "fast"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("ProfileNames() = %v, lacks %q (the issue requires it)", names, want)
+		}
+	}
+	for _, n := range names {
+		p, err := Profile(n)
+		if err != nil {
+			t.Errorf("Profile(%q): %v", n, err)
+			continue
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("profile %q (%v) does not validate: %v", n, p, err)
+		}
+	}
+}
+
+// The default profile is the table of DESIGN.md.
+func TestDefaultProfileIsDesign(t *testing.T) {
+	p, err := Profile("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Params{
+		Interval:    2 * time.Second,
+		IOTimeout:   5 * time.Second,
+		RenewalFail: 15 * time.Second,
+		Watchdog:    10 * time.Second,
+		HostDead:    27 * time.Second,
+	}
+	if p != want {
+		t.Errorf("default profile = %v, want %v", p, want)
+	}
+}
+
+func TestProfileUnknown(t *testing.T) {
+	for _, name := range []string{"", "Default", "fastest", "default "} {
+		p, err := Profile(name)
+		if err == nil {
+			t.Errorf("Profile(%q) = %v, nil; want an error", name, p)
+			continue
+		}
+		if p != (Params{}) {
+			t.Errorf("Profile(%q) returned %v with its error, want zero Params", name, p)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, `"`+name+`"`) {
+			t.Errorf("error %q does not quote the unknown name %q", msg, name)
+		}
+		for _, known := range ProfileNames() {
+			if !strings.Contains(msg, known) {
+				t.Errorf("error %q does not list known profile %q", msg, known)
+			}
+		}
+	}
+}
+
+func TestMargin(t *testing.T) {
+	tests := []struct {
+		interval, want time.Duration
+	}{
+		{10 * time.Millisecond, 100 * time.Millisecond},
+		{150 * time.Millisecond, 100 * time.Millisecond},
+		{199 * time.Millisecond, 100 * time.Millisecond},
+		{200 * time.Millisecond, 100 * time.Millisecond},
+		{202 * time.Millisecond, 101 * time.Millisecond},
+		{250 * time.Millisecond, 125 * time.Millisecond},
+		{2 * time.Second, time.Second},
+		{5 * time.Second, 2500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		p := Params{Interval: tt.interval}
+		if got := p.Margin(); got != tt.want {
+			t.Errorf("Margin() with interval %v = %v, want %v", tt.interval, got, tt.want)
+		}
+	}
+}
+
+func TestJoinWait(t *testing.T) {
+	for _, io := range []time.Duration{10 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second} {
+		p := Params{IOTimeout: io}
+		if got := p.JoinWait(); got != 2*io {
+			t.Errorf("JoinWait() with io_timeout %v = %v, want %v", io, got, 2*io)
+		}
+	}
+	p, _ := Profile("default")
+	if got := p.JoinWait(); got != 10*time.Second {
+		t.Errorf("default JoinWait() = %v, want 10s", got)
+	}
+}
+
+func TestString(t *testing.T) {
+	want := "interval=2s io_timeout=5s renewal_fail=15s watchdog=10s host_dead=27s"
+	if got := base.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
