@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/internal/lab"
+)
+
+// scenes is the story of the demonstration pool, in order.
+var scenes = []scene{
+	{"Format a heartbeat file and start three hosts", sceneStart},
+	{"Power loss: SIGKILL node2 and watch the others judge it", sceneKill},
+	{"Clean stop: SIGTERM node3, which writes \"left\"", sceneLeave},
+	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
+	{"A second machine calling itself node1 is refused", sceneDuplicate},
+	{"The heartbeat area, read without a daemon", sceneDump},
+}
+
+func sceneStart(ctx context.Context, d *demo) error {
+	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir,
+		InitArgs: []string{"--profile", d.profile, "--slots", "8"}})
+	if err != nil {
+		return err
+	}
+	d.pool = p
+	out, err := d.run(ctx, "dump", p.Area)
+	if err != nil {
+		return fmt.Errorf("dump: %v: %s", err, out)
+	}
+	d.say("hbfence init --profile %s --slots 8 %s", d.profile, p.Area)
+	for _, name := range []string{"node1", "node2", "node3"} {
+		h, err := p.AddHost(name, "")
+		if err != nil {
+			return err
+		}
+		if err := h.Start(); err != nil {
+			return err
+		}
+		d.hosts[name] = h
+		d.say("started %s (pid %d): hbfence daemon --config %s", name, h.PID(), h.Config)
+	}
+	all := []*lab.Host{d.hosts["node1"], d.hosts["node2"], d.hosts["node3"]}
+	if err := p.WaitJoined(ctx, 60*time.Second, all...); err != nil {
+		return err
+	}
+	st, err := d.hosts["node1"].Status(ctx)
+	if err != nil {
+		return err
+	}
+	d.timing = timingSeconds{Interval: st.Timing.Interval, RenewalFail: st.Timing.RenewalFail, HostDead: st.Timing.HostDead}
+	d.figure("timing", st.Timing)
+	d.say("all three joined and see each other live (join took %s with JoinWait = 2 × io_timeout)", since(d.start))
+	out, err = d.statusOf(ctx, d.hosts["node1"])
+	if err != nil {
+		return fmt.Errorf("status: %v: %s", err, out)
+	}
+	d.say("hbfence status --config %s", d.hosts["node1"].Config)
+	d.show(out)
+	slots := map[int]string{}
+	for _, h := range all {
+		st, err := h.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if other, dup := slots[st.Slot]; dup {
+			d.fail("%s and %s both hold slot %d", h.Name, other, st.Slot)
+		}
+		slots[st.Slot] = h.Name
+	}
+	d.check(len(slots) == 3, "three hosts hold three different slots")
+	return nil
+}
+
+func sceneKill(ctx context.Context, d *demo) error {
+	victim := d.hosts["node2"]
+	observers := []*lab.Host{d.hosts["node1"], d.hosts["node3"]}
+	killed := time.Now()
+	if err := victim.Kill(); err != nil {
+		return err
+	}
+	d.say("kill -9 node2 (pid %d): no \"left\" is written, its slot just stops changing", victim.PID())
+	seen, err := d.watch(ctx, "node2", observers, []liveness.State{liveness.Suspect, liveness.Dead}, time.Duration(3*d.timing.HostDead*float64(time.Second)))
+	if err != nil {
+		return err
+	}
+	t := d.timing
+	for _, tr := range seen[liveness.Suspect] {
+		d.say("%s: node2 suspect %.2fs after the kill (renewal_fail %gs)", tr.observer, tr.at.Sub(killed).Seconds(), t.RenewalFail)
+	}
+	var worst float64
+	for _, tr := range seen[liveness.Dead] {
+		after := tr.at.Sub(killed).Seconds()
+		worst = max(worst, after)
+		d.say("%s: node2 DEAD %.2fs after the kill = %.2f × host_dead (%gs)", tr.observer, after, after/t.HostDead, t.HostDead)
+		// Safety: dead needs host_dead of silence after the last change
+		// the observer saw, which is at most one interval (plus a read)
+		// before the kill.
+		d.check(after >= t.HostDead-t.Interval-0.05,
+			"%s declared node2 dead no earlier than host_dead − one interval after the kill (%.2fs ≥ %.2fs)", tr.observer, after, t.HostDead-t.Interval-0.05)
+		d.check(after <= 1.1*t.HostDead+t.Interval,
+			"%s declared node2 dead within 1.1 × host_dead + one interval (%.2fs ≤ %.2fs)", tr.observer, after, 1.1*t.HostDead+t.Interval)
+	}
+	for _, tr := range seen[liveness.Suspect] {
+		for _, dt := range seen[liveness.Dead] {
+			if dt.observer == tr.observer {
+				d.check(!tr.at.After(dt.at), "%s saw suspect before dead", tr.observer)
+			}
+		}
+	}
+	d.check(len(seen[liveness.Dead]) == len(observers), "both observers declared node2 dead")
+	d.figure("detection_seconds", worst)
+	d.figure("detection_ratio_to_host_dead", worst/t.HostDead)
+	return nil
+}
+
+func sceneLeave(ctx context.Context, d *demo) error {
+	h := d.hosts["node3"]
+	stopped := time.Now()
+	if err := h.Stop(ctx); err != nil {
+		return fmt.Errorf("node3 did not stop cleanly: %v", err)
+	}
+	d.say("SIGTERM node3: it wrote \"left\" and exited 0 after %s", since(stopped))
+	seen, err := d.watch(ctx, "node3", []*lab.Host{d.hosts["node1"]}, []liveness.State{liveness.Left}, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	after := seen[liveness.Left][0].at.Sub(stopped).Seconds()
+	d.say("node1: node3 left %.2fs after the SIGTERM — no need to wait host_dead (%gs)", after, d.timing.HostDead)
+	d.check(after < d.timing.HostDead/2, "node1 saw node3 leave well before host_dead")
+	d.figure("leave_seen_seconds", after)
+	return nil
+}
+
+func sceneRejoin(ctx context.Context, d *demo) error {
+	h := d.hosts["node2"]
+	before, err := d.hosts["node1"].Status(ctx)
+	if err != nil {
+		return err
+	}
+	var oldGen uint64
+	for _, p := range before.Hosts {
+		if p.Name == "node2" {
+			oldGen = p.Generation
+		}
+	}
+	restarted := time.Now()
+	if err := h.Start(); err != nil {
+		return err
+	}
+	d.say("restarted node2 (pid %d) with the same name and machine id", h.PID())
+	var newGen uint64
+	err = lab.WaitUntil(ctx, 30*time.Second, 20*time.Millisecond, "node1 sees node2 live in a new generation", func() (bool, error) {
+		st, err := d.hosts["node1"].Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, p := range st.Hosts {
+			if p.Name == "node2" && p.State == liveness.Live && p.Generation > oldGen {
+				newGen = p.Generation
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	after := time.Since(restarted).Seconds()
+	d.say("node1: node2 live again, generation %d → %d, %.2fs after the restart", oldGen, newGen, after)
+	d.say("(its slot bore its own name and machine id, so it rejoined without the join wait: a restarted daemon must be back before its watchdog fires)")
+	d.check(newGen == oldGen+1, "the generation grew by one (a new incarnation)")
+	d.figure("rejoin_seconds", after)
+	return nil
+}
+
+func sceneDuplicate(ctx context.Context, d *demo) error {
+	impostor, err := d.pool.AddHost("node1", "-other-machine")
+	if err != nil {
+		return err
+	}
+	if err := impostor.Start(); err != nil {
+		return err
+	}
+	d.say("started a daemon named node1 with another machine id")
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(3*d.timing.HostDead*float64(time.Second)))
+	defer cancel()
+	exitErr, err := impostor.Wait(wctx)
+	if err != nil {
+		return err
+	}
+	var ee *exec.ExitError
+	refused := errors.As(exitErr, &ee) && ee.ExitCode() != 0
+	msg := lastError(impostor.Log())
+	d.say("it exited with %v:", exitErr)
+	d.show(msg)
+	st, err := d.hosts["node1"].Status(ctx)
+	if err != nil {
+		return err
+	}
+	d.check(refused, "the impostor exited with a non-zero status")
+	d.check(strings.Contains(msg, fmt.Sprintf("slot %d", st.Slot)) && strings.Contains(msg, "in use by a live host"),
+		"its error names node1's slot (%d) and says the name is in use by a live host", st.Slot)
+	d.check(st.Joined && st.Generation > 0, "the real node1 kept its slot")
+	return nil
+}
+
+func sceneDump(ctx context.Context, d *demo) error {
+	out, err := d.run(ctx, "dump", d.pool.Area)
+	if err != nil {
+		return fmt.Errorf("dump: %v: %s", err, out)
+	}
+	d.say("hbfence dump %s", d.pool.Area)
+	d.show(out)
+	return nil
+}
+
+// lastError returns the daemon's final error line from its log.
+func lastError(log string) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "hbfence daemon:") {
+			return lines[i]
+		}
+	}
+	return tail(log, 2)
+}
+
+func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

@@ -1,0 +1,369 @@
+// Package lab runs a pool of real hbfence daemons on one machine: one
+// process per host, each with its own configuration, control socket and
+// log file, all on one heartbeat area. The demonstration pool
+// (cmd/hbfence-lab) and the integration tests are built on it.
+//
+// The hosts are real processes running the real binary on real O_DIRECT
+// storage; only the machine is shared, so each host gets its own
+// [host] machine_id.
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/daemon"
+)
+
+// Pool is a set of host processes sharing one heartbeat area.
+type Pool struct {
+	Dir    string // holds configs, sockets and logs
+	Binary string // the hbfence binary
+	Area   string // the heartbeat file or device
+	Offset int64
+
+	mu    sync.Mutex
+	hosts map[string]*Host
+}
+
+// Options for NewPool.
+type Options struct {
+	Binary string // path of the hbfence binary
+	Dir    string // working directory (created)
+	// Area is the heartbeat file or device; default Dir/.server_pool_hb.
+	Area   string
+	Offset int64
+	// InitArgs are extra arguments for "hbfence init", e.g.
+	// "--profile", "fast", "--slots", "8".
+	InitArgs []string
+	// NoInit skips formatting (the area is already formatted).
+	NoInit bool
+}
+
+// NewPool formats the area with "hbfence init" (unless NoInit) and returns
+// a pool with no hosts yet.
+func NewPool(ctx context.Context, o Options) (*Pool, error) {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, hosts: map[string]*Host{}}
+	if p.Area == "" {
+		p.Area = filepath.Join(o.Dir, ".server_pool_hb")
+	}
+	if !o.NoInit {
+		args := append([]string{"init", "--offset", fmt.Sprint(o.Offset)}, o.InitArgs...)
+		args = append(args, p.Area)
+		if out, err := p.Run(ctx, args...); err != nil {
+			return nil, fmt.Errorf("hbfence init: %v: %s", err, out)
+		}
+	}
+	return p, nil
+}
+
+// Run runs the hbfence binary with args and returns its combined output.
+func (p *Pool) Run(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, p.Binary, args...).CombinedOutput()
+	return string(out), err
+}
+
+// Host is one daemon process.
+type Host struct {
+	Name      string
+	MachineID string
+	Config    string
+	Socket    string
+	LogPath   string
+
+	pool   *Pool
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // the process's exit error, once exited
+}
+
+// AddHost writes a configuration for a host named name. Its machine id is
+// derived from the name, so a host restarted under the same name is the
+// same machine; machineSalt, when not empty, makes a different machine
+// with the same name.
+func (p *Pool) AddHost(name, machineSalt string) (*Host, error) {
+	sum := sha256.Sum256([]byte(name + "\x00" + machineSalt))
+	dir := filepath.Join(p.Dir, name+machineSalt)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	h := &Host{
+		Name:      name,
+		MachineID: hex.EncodeToString(sum[:16]),
+		Config:    filepath.Join(dir, "hbfence.toml"),
+		Socket:    filepath.Join(dir, "hbfence.sock"),
+		LogPath:   filepath.Join(dir, "hbfence.log"),
+		pool:      p,
+	}
+	cfg := fmt.Sprintf(`# written by hbfence-lab
+[host]
+name = %q
+machine_id = %q
+
+[heartbeat]
+path = %q
+offset = %d
+
+[control]
+socket = %q
+
+[log]
+level = "info"
+format = "json"
+`, name, h.MachineID, p.Area, p.Offset, h.Socket)
+	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.hosts[name+machineSalt] = h
+	p.mu.Unlock()
+	return h, nil
+}
+
+// Start starts the host's daemon in its own process group, logging to
+// LogPath (appended).
+func (h *Host) Start() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd != nil && !h.exitedLocked() {
+		return fmt.Errorf("%s is already running (pid %d)", h.Name, h.cmd.Process.Pid)
+	}
+	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(h.pool.Binary, "daemon", "--config", h.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", h.Name, err)
+	}
+	exited := make(chan struct{})
+	h.cmd, h.exited, h.err = cmd, exited, nil
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		h.mu.Lock()
+		h.err = err
+		h.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+func (h *Host) exitedLocked() bool {
+	select {
+	case <-h.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// PID is the daemon's process id (0 if never started).
+func (h *Host) PID() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd == nil {
+		return 0
+	}
+	return h.cmd.Process.Pid
+}
+
+// Signal sends sig to the daemon's whole process group.
+func (h *Host) Signal(sig syscall.Signal) error {
+	pid := h.PID()
+	if pid == 0 {
+		return fmt.Errorf("%s was never started", h.Name)
+	}
+	return syscall.Kill(-pid, sig)
+}
+
+// Kill kills the host with SIGKILL, as a power loss kills a daemon: no
+// "left" is written.
+func (h *Host) Kill() error {
+	if err := h.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	_, err := h.Wait(context.Background())
+	return err
+}
+
+// Stop stops the host with SIGTERM, as systemd does, and waits for it.
+func (h *Host) Stop(ctx context.Context) error {
+	if err := h.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	exitErr, err := h.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	return exitErr
+}
+
+// Wait waits for the process to exit and returns its exit error (nil for
+// status 0).
+func (h *Host) Wait(ctx context.Context) (exitErr error, err error) {
+	h.mu.Lock()
+	exited := h.exited
+	h.mu.Unlock()
+	if exited == nil {
+		return nil, fmt.Errorf("%s was never started", h.Name)
+	}
+	select {
+	case <-exited:
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.err, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for %s to exit: %w", h.Name, ctx.Err())
+	}
+}
+
+// Exited reports whether the process has exited.
+func (h *Host) Exited() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.exited != nil && h.exitedLocked()
+}
+
+// Log returns the host's log so far.
+func (h *Host) Log() string {
+	b, _ := os.ReadFile(h.LogPath)
+	return string(b)
+}
+
+// Status asks the host's daemon for its status.
+func (h *Host) Status(ctx context.Context) (daemon.Status, error) {
+	var st daemon.Status
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := control.Call(ctx, h.Socket, "status", nil, &st)
+	return st, err
+}
+
+// PeerState is the state host h sees peer in, and since when (on this
+// process's clock, from the daemon's state age).
+func (h *Host) PeerState(ctx context.Context, peer string) (liveness.State, time.Time, daemon.Status, error) {
+	at := time.Now()
+	st, err := h.Status(ctx)
+	if err != nil {
+		return 0, time.Time{}, st, err
+	}
+	for _, p := range st.Hosts {
+		if p.Name == peer {
+			return p.State, at.Add(-time.Duration(p.StateAgeSeconds * float64(time.Second))), st, nil
+		}
+	}
+	return 0, time.Time{}, st, fmt.Errorf("%s does not see %s", h.Name, peer)
+}
+
+// ErrTimeout is returned by WaitUntil when the condition did not hold in
+// time.
+var ErrTimeout = errors.New("condition not met in time")
+
+// WaitUntil polls cond every poll until it returns true, returns an error,
+// or timeout passes. It is a bounded wait for a condition, not a sleep.
+func WaitUntil(ctx context.Context, timeout, poll time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			if last != nil {
+				return fmt.Errorf("%w after %v: %s (last error: %v)", ErrTimeout, timeout, what, last)
+			}
+			return fmt.Errorf("%w after %v: %s", ErrTimeout, timeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// WaitJoined waits until every host has joined and sees all the others
+// live.
+func (p *Pool) WaitJoined(ctx context.Context, timeout time.Duration, hosts ...*Host) error {
+	return WaitUntil(ctx, timeout, 50*time.Millisecond, "all hosts joined and live", func() (bool, error) {
+		for _, h := range hosts {
+			if h.Exited() {
+				return false, fmt.Errorf("%s exited: %s", h.Name, lastLines(h.Log(), 3))
+			}
+			st, err := h.Status(ctx)
+			if err != nil || !st.Joined {
+				return false, err
+			}
+			for _, o := range hosts {
+				s, ok := find(st, o.Name)
+				if !ok || s != liveness.Live {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+}
+
+func find(st daemon.Status, name string) (liveness.State, bool) {
+	for _, p := range st.Hosts {
+		if p.Name == name {
+			return p.State, true
+		}
+	}
+	return 0, false
+}
+
+// Hosts returns the pool's hosts, sorted by name.
+func (p *Pool) Hosts() []*Host {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*Host, 0, len(p.hosts))
+	for _, h := range p.hosts {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Config < out[j].Config })
+	return out
+}
+
+// Close kills every host still running.
+func (p *Pool) Close() {
+	for _, h := range p.Hosts() {
+		if h.PID() != 0 && !h.Exited() {
+			h.Kill()
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
