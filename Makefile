@@ -1,0 +1,40 @@
+# hbfence — build, test, benchmark and demonstrate.
+GO      ?= go
+BIN     ?= bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+LDFLAGS := -X main.version=$(VERSION)
+# The tests: unit, scenario (fake time), fuzz seeds and the integration
+# tests with real daemon processes, files and loop devices (as root).
+TESTFLAGS ?= -race -count=1 -timeout 25m
+FUZZTIME  ?= 5m
+
+.PHONY: all build test bench demo fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+test:
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+
+# The demonstration pool: three hosts as real processes on one heartbeat
+# file in a temporary directory, with the fast timing profile.
+demo: build
+	./$(BIN)/hbfence-lab
+
+# Every decoder for FUZZTIME each.
+fuzz:
+	for f in $$($(GO) test -list '^Fuzz' ./heartbeat/ondisk/ | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./heartbeat/ondisk/ || exit 1; \
+	done
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) bench.out
