@@ -30,6 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	keep := fs.Bool("keep", false, "keep the working directory")
 	profile := fs.String("profile", "fast", "timing profile of the pool")
 	jsonOut := fs.String("json", "", "also write the measured figures as JSON to this file")
+	detectRuns := fs.Int("bench-detect", 0, "instead of the story, measure kill -9 detection over this many runs")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -60,7 +61,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	d := newDemo(stdout, binary, workDir, *profile)
 	defer d.close()
-	ok := d.play(ctx, scenes)
+	story := scenes
+	if *detectRuns > 0 {
+		story = []scene{{fmt.Sprintf("Benchmark: kill -9 detection over %d runs", *detectRuns), func(ctx context.Context, d *demo) error {
+			return benchDetect(ctx, d, *detectRuns)
+		}}}
+	}
+	ok := d.play(ctx, story)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(d.figures, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
