@@ -20,8 +20,9 @@ const (
 	// Suspect: no change for longer than renewal_fail; the host may be
 	// fencing itself.
 	Suspect
-	// Dead: a read issued host_dead or more after the last change still
-	// showed no change. The host has fenced itself by now (see doc.go).
+	// Dead: a read issued host_dead or more after the last change showed
+	// the slot's record valid and unchanged. The host has fenced itself
+	// by now (see doc.go).
 	// Dead is final for the generation: only a new incarnation (a new
 	// generation) is live again.
 	Dead
@@ -71,6 +72,12 @@ type Peer struct {
 	// showed a change, zero while none has been seen.
 	FirstSeen  time.Time
 	LastChange time.Time
+	// quiet is the issue time of the last read that showed the current
+	// record valid and unchanged; zero if none has since the record
+	// first showed. Only such a read can decide that the host is dead:
+	// a corrupt (torn) or zeroed read may have raced a write that was
+	// landing, so it proves nothing about the writer's silence.
+	quiet time.Time
 	// deadGeneration is the generation declared dead (valid when State
 	// is Dead).
 	deadGeneration uint64
@@ -146,10 +153,6 @@ type Tracker struct {
 	params timing.Params
 	peers  []*Peer // by slot index; nil for a slot never seen in use
 	reads  int
-	// lastIssued is the issue time of the last successful read: a host
-	// is declared dead only on a read issued host_dead after its
-	// baseline.
-	lastIssued time.Time
 }
 
 // New returns a tracker for a pool with the given timing.
@@ -163,7 +166,6 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 	var events []Event
 	first := t.reads == 0
 	t.reads++
-	t.lastIssued = issued
 	for _, d := range slots {
 		if d.Index >= len(t.peers) {
 			t.peers = append(t.peers, make([]*Peer, d.Index+1-len(t.peers))...)
@@ -203,7 +205,10 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 				// old as them, so this is a first sight.
 				p.Record, p.HaveRecord = s, true
 				p.FirstSeen = done
-			case ondisk.Changed(p.Record, s):
+			case !ondisk.Changed(p.Record, s):
+				// Unchanged, shown valid: evidence of silence.
+				p.quiet = issued
+			default:
 				if p.State == Dead && s.Generation == p.deadGeneration {
 					events = append(events, Event{Kind: Revenant, Slot: d.Index, Name: s.HostName,
 						Generation: s.Generation, At: done,
@@ -215,6 +220,7 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 				}
 				p.Record = s
 				p.LastChange = done
+				p.quiet = time.Time{}
 			}
 			p.Status, p.Reason = ondisk.SlotOK, ""
 		}
@@ -253,8 +259,8 @@ func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
 		return Left, 0
 	}
 	base := p.Baseline()
-	if !t.lastIssued.IsZero() && t.lastIssued.Sub(base) >= t.params.HostDead {
-		return Dead, t.lastIssued.Sub(base)
+	if p.HaveRecord && !p.quiet.IsZero() && p.quiet.Sub(base) >= t.params.HostDead {
+		return Dead, p.quiet.Sub(base)
 	}
 	if p.LastChange.IsZero() {
 		return Unknown, 0
