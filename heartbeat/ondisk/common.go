@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,15 +28,24 @@ func NewUUID() UUID {
 	return u
 }
 
-// ParseUUID accepts the 36-character form, or 32 hex digits.
+// ParseUUID accepts the 36-character form (8-4-4-4-12 hex digits with
+// dashes), or 32 hex digits. Upper- and lower-case digits are accepted.
 func ParseUUID(s string) (UUID, error) {
 	var u UUID
-	h := strings.ReplaceAll(s, "-", "")
-	if len(h) != 32 {
-		return u, fmt.Errorf("UUID %q: want 32 hex digits, optionally with dashes", s)
+	var h string
+	switch len(s) {
+	case 32:
+		h = s
+	case 36:
+		if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+			return u, fmt.Errorf("UUID %q: want the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (8-4-4-4-12 hex digits)", s)
+		}
+		h = s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
+	default:
+		return u, fmt.Errorf("UUID %q: want 32 hex digits, optionally with dashes as 8-4-4-4-12", s)
 	}
 	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
-		return u, fmt.Errorf("UUID %q: %v", s, err)
+		return UUID{}, fmt.Errorf("UUID %q: %v", s, err)
 	}
 	return u, nil
 }
@@ -89,17 +99,9 @@ func cString(b []byte) string {
 	return string(b)
 }
 
-func printable(b []byte) string {
-	var s strings.Builder
-	for _, c := range b {
-		if c >= 0x20 && c < 0x7f {
-			s.WriteByte(c)
-		} else {
-			fmt.Fprintf(&s, "\\x%02x", c)
-		}
-	}
-	return s.String()
-}
+// printable renders bytes found on storage for an error message: quoted,
+// with anything that is not printable ASCII escaped (once).
+func printable(b []byte) string { return strconv.QuoteToASCII(string(b)) }
 
 func wallNanos(t time.Time) int64 {
 	if t.IsZero() {

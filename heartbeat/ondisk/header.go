@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/timing"
@@ -200,15 +201,21 @@ func DecodeHeader(b []byte) (Header, error) {
 		return Header{}, ErrZeroed
 	}
 	if !bytes.Equal(b[hOffMagic:hOffMagic+8], headerMagic[:]) {
-		return Header{}, fmt.Errorf("%w: first bytes are %q, expected %q", ErrNotHbfence, printable(b[:8]), headerMagic[:])
+		return Header{}, fmt.Errorf("%w: first bytes are %s, expected %q", ErrNotHbfence, printable(b[:8]), headerMagic[:])
 	}
 	le := binary.LittleEndian
-	if got, want := le.Uint32(b[offCRC:]), checksum(b[:offCRC]); got != want {
-		return Header{}, fmt.Errorf("header %w: stored %08x, computed %08x (torn write or corruption)", ErrChecksum, got, want)
-	}
 	h := Header{
 		FormatMajor: le.Uint16(b[hOffMajor:]),
 		FormatMinor: le.Uint16(b[hOffMinor:]),
+	}
+	if got, want := le.Uint32(b[offCRC:]), checksum(b[:offCRC]); got != want {
+		if h.FormatMajor > FormatMajor {
+			// A newer major format may place or compute its
+			// checksum differently: say so, not only "corrupt".
+			return Header{}, fmt.Errorf("header %w %d.%d (format %d rules give a %w: stored %08x, computed %08x); this hbfence reads format %d: upgrade hbfence on this host",
+				ErrNewerFormat, h.FormatMajor, h.FormatMinor, FormatMajor, ErrChecksum, got, want, FormatMajor)
+		}
+		return Header{}, fmt.Errorf("header %w: stored %08x, computed %08x (torn write or corruption)", ErrChecksum, got, want)
 	}
 	if h.FormatMajor > FormatMajor {
 		return Header{}, fmt.Errorf("header %w %d.%d; this hbfence reads format %d: upgrade hbfence on this host",
@@ -252,6 +259,10 @@ func (h Header) checkLayout() error {
 	if h.SlotCount < MinSlots || h.SlotCount > MaxSlots {
 		return fmt.Errorf("header field slot_count is %d; must be %d..%d", h.SlotCount, MinSlots, MaxSlots)
 	}
+	if h.AreaSize > math.MaxInt64 {
+		// Offsets are used as int64 file offsets.
+		return fmt.Errorf("header field area_size is %d; larger than any file or device", h.AreaSize)
+	}
 	ss := uint64(h.SectorSize)
 	n := uint64(h.SlotCount)
 	for _, r := range []struct {
@@ -262,7 +273,9 @@ func (h Header) checkLayout() error {
 		{"slots_offset", h.SlotsOffset, n * ss},
 		{"ballots_offset", h.BallotOffset, n * ss},
 	} {
-		if r.off%ss != 0 || r.off < ss || r.off+r.len > h.AreaSize {
+		// Written so that no sum can wrap: a huge offset must not come
+		// back inside the area modulo 2^64.
+		if r.off%ss != 0 || r.off < ss || r.off > h.AreaSize || r.len > h.AreaSize-r.off {
 			return fmt.Errorf("header field %s is %d: not sector aligned or outside the area of %d bytes", r.name, r.off, h.AreaSize)
 		}
 	}

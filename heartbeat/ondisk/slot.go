@@ -237,7 +237,7 @@ func DecodeSlot(b []byte, pool UUID, index int) (Slot, SlotStatus, string) {
 		return Slot{}, SlotUnused, ""
 	}
 	if !bytes.Equal(b[sOffMagic:sOffMagic+4], slotMagic[:]) {
-		return Slot{}, SlotCorrupt, fmt.Sprintf("bad magic %q", printable(b[:4]))
+		return Slot{}, SlotCorrupt, fmt.Sprintf("bad magic %s", printable(b[:4]))
 	}
 	le := binary.LittleEndian
 	if got, want := le.Uint32(b[offCRC:]), checksum(b[:offCRC]); got != want {
