@@ -1,12 +1,12 @@
 package ondisk
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -93,7 +93,7 @@ func isZero(b []byte) bool {
 func IsZero(b []byte) bool { return isZero(b) }
 
 func cString(b []byte) string {
-	if i := strings.IndexByte(string(b), 0); i >= 0 {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
 	return string(b)
