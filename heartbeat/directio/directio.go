@@ -37,6 +37,7 @@ type Device struct {
 	buf       []byte    // aligned; owned by the worker while busy
 	reqs      chan request
 	closing   chan struct{}
+	exited    chan struct{} // closed when the worker has returned
 	closed    bool
 }
 
@@ -89,6 +90,13 @@ const (
 // Open opens path for direct I/O at offset. The offset must be a multiple
 // of the path's direct I/O alignment.
 func Open(path string, offset int64, mode Mode) (*Device, error) {
+	// Look before opening: opening a FIFO for reading blocks until a
+	// writer comes, and a directory or character device is never right.
+	if fi, err := os.Stat(path); err == nil {
+		if kind := badKind(fi.Mode()); kind != "" {
+			return nil, fmt.Errorf("%s is %s, not a regular file or block device", path, kind)
+		}
+	}
 	flags := unix.O_DIRECT | unix.O_CLOEXEC
 	if mode == ReadWrite {
 		flags |= unix.O_RDWR | unix.O_DSYNC
@@ -123,6 +131,7 @@ func Open(path string, offset int64, mode Mode) (*Device, error) {
 		geometry: g,
 		reqs:     make(chan request),
 		closing:  make(chan struct{}),
+		exited:   make(chan struct{}),
 	}
 	go d.worker()
 	return d, nil
@@ -172,7 +181,41 @@ func probe(f *os.File) (Geometry, error) {
 		}
 		return g, nil
 	default:
-		return Geometry{}, fmt.Errorf("not a regular file or block device (mode %o)", st.Mode&unix.S_IFMT)
+		return Geometry{}, fmt.Errorf("%s, not a regular file or block device", kindOf(st.Mode&unix.S_IFMT))
+	}
+}
+
+// badKind names a file type direct I/O cannot use ("" for a regular file
+// or a block device).
+func badKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular(), m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0:
+		return ""
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	default:
+		return fmt.Sprintf("a file of type %v", m.Type())
+	}
+}
+
+func kindOf(t uint32) string {
+	switch t {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a FIFO (named pipe)"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	default:
+		return fmt.Sprintf("a file of type %o", t)
 	}
 }
 
@@ -196,6 +239,10 @@ func (d *Device) do(write bool, p []byte, off int64, timeout time.Duration) (int
 		op = "write"
 	}
 	a := int64(d.geometry.Alignment)
+	if off < 0 {
+		// Before the area: never touch what precedes --offset.
+		return 0, fmt.Errorf("%s %s: negative offset %d (before the start of the area)", op, d.path, off)
+	}
 	if off%a != 0 || int64(len(p))%a != 0 || len(p) == 0 {
 		return 0, fmt.Errorf("%s %s: %d bytes at %d %w (alignment %d)", op, d.path, len(p), off, ErrAlignment, a)
 	}
@@ -267,6 +314,7 @@ func (d *Device) finish(op string, p, buf []byte, off int64, r result) (int, err
 }
 
 func (d *Device) worker() {
+	defer close(d.exited)
 	fd := int(d.file.Fd())
 	for {
 		select {
@@ -291,8 +339,10 @@ func (d *Device) worker() {
 	}
 }
 
-// Close releases the file. A worker stuck in a system call exits when the
-// call returns.
+// Close releases the file. It does not wait for an I/O under way: every
+// later I/O fails with ErrClosed at once, and a worker stuck in a system
+// call closes the file itself when the call returns (closing the
+// descriptor under the call could let the kernel reuse its number).
 func (d *Device) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -304,11 +354,14 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	close(d.closing)
 	if busy {
-		// The stuck call still uses the descriptor; closing it now could
-		// let the kernel reuse the number under the call. Leave it to the
-		// process exit.
+		go func() {
+			<-d.exited
+			d.file.Close()
+		}()
 		return nil
 	}
+	// No I/O under way: the worker is idle and returns at once.
+	<-d.exited
 	return d.file.Close()
 }
 
