@@ -38,7 +38,7 @@ func readHeader(dev *directio.Device) (ondisk.Header, error) {
 	where := fmt.Sprintf("%s at offset %d", dev.Path(), dev.Offset())
 	n := roundUp(ondisk.RecordSize, g.Alignment)
 	if g.Size < int64(n) {
-		return ondisk.Header{}, fmt.Errorf("%s: only %d bytes, too short to hold a heartbeat area (format it with hbfence init)", where, g.Size)
+		return ondisk.Header{}, fmt.Errorf("%s: only %d bytes, fewer than the %d of a header: truncated, or never formatted (format it with hbfence init)", where, g.Size, n)
 	}
 	buf := make([]byte, n)
 	// The timeout for the header read cannot come from the header; use
@@ -186,9 +186,17 @@ func format(path string, offset int64, opt FormatOptions) (ondisk.Header, error)
 	existing := min(size, g.Size/int64(g.Alignment)*int64(g.Alignment))
 	const chunk = 1 << 20
 	buf := make([]byte, chunk)
-	if found, err := inspect(dev, existing, buf); err != nil {
+	found, err := inspect(dev, existing, buf)
+	if err == nil && found.Kind == "zeroes" && existing < min(size, g.Size) {
+		// A file whose size is not a multiple of the alignment ends in
+		// a partial block that direct I/O cannot read: a short file of
+		// another program may lie entirely in it.
+		found, err = inspectTail(dev, existing, min(size, g.Size))
+	}
+	if err != nil {
 		return ondisk.Header{}, fmt.Errorf("%s: reading what is there: %w", where, err)
-	} else if found.Kind != "zeroes" && !opt.Force {
+	}
+	if found.Kind != "zeroes" && !opt.Force {
 		return ondisk.Header{}, &InUseError{Where: where, Found: found}
 	}
 	if g.Size < size {
@@ -235,6 +243,25 @@ func inspect(dev *directio.Device, n int64, buf []byte) (Found, error) {
 			return Found{Kind: "data", Detail: fmt.Sprintf("data that is not zeroes at byte %d of the area (first bytes %q)",
 				off+int64(i), head(b[i:]))}, nil
 		}
+	}
+	return Found{Kind: "zeroes", Detail: "zeroes"}, nil
+}
+
+// inspectTail reads bytes from..to of the area, which end in a partial
+// block, through the page cache, and says whether they are zeroes.
+func inspectTail(dev *directio.Device, from, to int64) (Found, error) {
+	f, err := os.Open(dev.Path())
+	if err != nil {
+		return Found{}, err
+	}
+	defer f.Close()
+	b := make([]byte, to-from)
+	if _, err := f.ReadAt(b, dev.Offset()+from); err != nil {
+		return Found{}, err
+	}
+	if i := firstNonZero(b); i >= 0 {
+		return Found{Kind: "data", Detail: fmt.Sprintf("data that is not zeroes at byte %d of the area (first bytes %q)",
+			from+int64(i), head(b[i:]))}, nil
 	}
 	return Found{Kind: "zeroes", Detail: "zeroes"}, nil
 }

@@ -1,11 +1,11 @@
 package area
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 )
 
@@ -48,8 +48,10 @@ type Fault struct {
 	Err   error         // returned after Delay, and the I/O does not take effect
 }
 
-// ErrTimeout is the error of an I/O that took longer than io_timeout.
-var ErrTimeout = errors.New("I/O timed out")
+// ErrTimeout is the error of an I/O that took longer than io_timeout. It is
+// directio.ErrTimeout, so that code written against a real Area tests for
+// the same error in a simulation.
+var ErrTimeout = directio.ErrTimeout
 
 // NewMem makes a zeroed area with the given header.
 func NewMem(h ondisk.Header) *Mem {

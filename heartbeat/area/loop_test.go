@@ -1,0 +1,86 @@
+package area_test
+
+// Loop devices for the tests (as in package directio's tests; test code
+// cannot be shared between the two packages without exporting it).
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// needLoop skips the test, saying what is missing, when loop devices
+// cannot be made here.
+func needLoop(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skipf("loop devices need root; running as uid %d", os.Geteuid())
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		tb.Skip("losetup (util-linux) is not installed")
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		tb.Skipf("/dev/loop-control is missing (no loop driver): %v", err)
+	}
+}
+
+// newLoop attaches a loop device with the given logical sector size over a
+// new backing file of size bytes, each byte fill, and detaches it in
+// Cleanup. It returns the device path and the backing file.
+func newLoop(tb testing.TB, size int64, sectorSize int, fill byte) (dev, backing string) {
+	tb.Helper()
+	needLoop(tb)
+	backing = filepath.Join(tb.TempDir(), "backing.img")
+	writeFilled(tb, backing, int(size), fill)
+	return attach(tb, backing, sectorSize), backing
+}
+
+// attach attaches a loop device over an existing file.
+func attach(tb testing.TB, backing string, sectorSize int) string {
+	tb.Helper()
+	needLoop(tb)
+	out, err := exec.Command("losetup", "-f", "--show", "--sector-size", strconv.Itoa(sectorSize), backing).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("losetup -f --show --sector-size %d %s: %v: %s", sectorSize, backing, err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	tb.Cleanup(func() { detach(tb, dev) })
+	return dev
+}
+
+func detach(tb testing.TB, dev string) {
+	if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+		// Already detached by the test is fine.
+		if !strings.Contains(string(out), "No such device") {
+			tb.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	}
+}
+
+func writeFilled(tb testing.TB, path string, size int, fill byte) {
+	tb.Helper()
+	b := make([]byte, size)
+	if fill != 0 {
+		for i := range b {
+			b[i] = fill
+		}
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// readAll reads a file or device through the page cache. For a loop
+// device, read the backing file instead: the device's own page cache is
+// not kept coherent with the O_DIRECT writes of the code under test.
+func readAll(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
