@@ -38,7 +38,7 @@ func readHeader(dev *directio.Device) (ondisk.Header, error) {
 	where := fmt.Sprintf("%s at offset %d", dev.Path(), dev.Offset())
 	n := roundUp(ondisk.RecordSize, g.Alignment)
 	if g.Size < int64(n) {
-		return ondisk.Header{}, fmt.Errorf("%s: only %d bytes, fewer than the %d of a header: truncated, or never formatted (format it with hbfence init)", where, g.Size, n)
+		return ondisk.Header{}, fmt.Errorf("%s: only %d bytes, fewer than the %d a header read needs: truncated, or never formatted (format it with hbfence init)", where, g.Size, n)
 	}
 	buf := make([]byte, n)
 	// The timeout for the header read cannot come from the header; use

@@ -385,6 +385,33 @@ func TestFormatLoop(t *testing.T) {
 	})
 }
 
+// A file on a file system that needs 4096-byte direct I/O (as an NFS
+// client may not say, but a local file system does through statx).
+func TestFormatFileOn4096(t *testing.T) {
+	dir := mount4k(t)
+	path := filepath.Join(dir, ".server_pool_hb")
+	o := opts(t, ondisk.NewUUID(), slots)
+	o.SectorSize = 512
+	_, err := area.Format(path, 0, o)
+	wantErr(t, err, "--sector-size 512 on a file needing 4096", "use --sector-size 4096")
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused format left a file behind: %v", err)
+	}
+	h := format(t, path, 0, opts(t, ondisk.NewUUID(), slots))
+	if h.SectorSize != 4096 {
+		t.Errorf("detected sector size %d, want 4096", h.SectorSize)
+	}
+	a := openArea(t, path, 0, directio.ReadWrite)
+	writeSlot(t, a, 1, "host-1")
+	raw := make([]byte, h.SlotsLen())
+	if err := a.ReadSlots(raw); err != nil {
+		t.Fatal(err)
+	}
+	if d := ondisk.DecodeSlots(raw, h)[1]; d.Status != ondisk.SlotOK || d.Slot.HostName != "host-1" {
+		t.Errorf("slot 1: %v %q", d.Status, d.Slot.HostName)
+	}
+}
+
 func TestOpenTruncated(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hb")
 	h := format(t, path, 0, opts(t, ondisk.NewUUID(), slots))

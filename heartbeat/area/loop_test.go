@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // needLoop skips the test, saying what is missing, when loop devices
@@ -83,4 +86,34 @@ func readAll(tb testing.TB, path string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// mount4k makes an ext4 file system on a loop device with 4096-byte
+// logical sectors, mounts it, and returns the mount point; unmounted and
+// detached in Cleanup. A file there needs 4096-byte direct I/O.
+func mount4k(tb testing.TB) string {
+	tb.Helper()
+	needLoop(tb)
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		tb.Skip("mkfs.ext4 (e2fsprogs) is not installed")
+	}
+	dev, _ := newLoop(tb, 64<<20, 4096, 0)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", dev).CombinedOutput(); err != nil {
+		tb.Fatalf("mkfs.ext4 %s: %v: %s", dev, err, out)
+	}
+	dir := tb.TempDir()
+	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
+		tb.Skipf("cannot mount ext4 from a loop device here: %v", err)
+	}
+	tb.Cleanup(func() {
+		var err error
+		for i := 0; i < 200; i++ {
+			if err = unix.Unmount(dir, 0); err == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		tb.Errorf("unmount %s: %v", dir, err)
+	})
+	return dir
 }

@@ -148,7 +148,7 @@ func newDMLinear(t testing.TB, lower string, size int64) *dmLinear {
 	d := &dmLinear{name: fmt.Sprintf("hbfence-test-%d-%d", os.Getpid(), dmSeq.Add(1))}
 	d.path = "/dev/mapper/" + d.name
 	table := fmt.Sprintf("0 %d linear %s 0", size/512, lower)
-	if out, err := exec.Command("dmsetup", "create", d.name, "--table", table).CombinedOutput(); err != nil {
+	if out, err := exec.Command("dmsetup", "create", "--noudevsync", d.name, "--table", table).CombinedOutput(); err != nil {
 		t.Fatalf("dmsetup create %s --table %q: %v: %s", d.name, table, err, out)
 	}
 	t.Cleanup(func() {
@@ -159,7 +159,7 @@ func newDMLinear(t testing.TB, lower string, size int64) *dmLinear {
 		var out []byte
 		var err error
 		for i := 0; i < 200; i++ {
-			if out, err = exec.Command("dmsetup", "remove", d.name).CombinedOutput(); err == nil {
+			if out, err = exec.Command("dmsetup", "remove", "--noudevsync", d.name).CombinedOutput(); err == nil {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -390,4 +390,34 @@ func inSyscall(t testing.TB, nr int) bool {
 		}
 	}
 	return false
+}
+
+// mount4k makes an ext4 file system on a loop device with 4096-byte
+// logical sectors, mounts it, and returns the mount point; unmounted and
+// detached in Cleanup. A file there needs 4096-byte direct I/O.
+func mount4k(t testing.TB) string {
+	t.Helper()
+	needLoop(t)
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		t.Skip("mkfs.ext4 (e2fsprogs) is not installed")
+	}
+	dev, _ := newLoop(t, 64<<20, 4096)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", dev).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 %s: %v: %s", dev, err, out)
+	}
+	dir := t.TempDir()
+	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
+		t.Skipf("cannot mount ext4 from a loop device here: %v", err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for i := 0; i < 200; i++ {
+			if err = unix.Unmount(dir, 0); err == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("unmount %s: %v", dir, err)
+	})
+	return dir
 }

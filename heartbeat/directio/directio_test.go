@@ -91,6 +91,35 @@ func TestGeometryFile(t *testing.T) {
 	}
 }
 
+// A file on a file system over 4096-byte sectors: statx reports 4096, and
+// 512-byte I/O is refused before it reaches the kernel.
+func TestGeometryFileOn4096(t *testing.T) {
+	dir := mount4k(t)
+	path := filepath.Join(dir, "hb")
+	if err := os.WriteFile(path, make([]byte, 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := open(t, path, 0, directio.ReadWrite)
+	g := d.Geometry()
+	if g.BlockDevice || !g.Detected || g.Alignment != 4096 {
+		t.Errorf("geometry %+v; want a detected 4096 alignment on a regular file", g)
+	}
+	if err := d.WriteAt(make([]byte, 512), 0, ioTimeout); !errors.Is(err, directio.ErrAlignment) {
+		t.Errorf("512-byte write: %v, want ErrAlignment", err)
+	}
+	if _, err := directio.Open(path, 512, directio.ReadOnly); !errors.Is(err, directio.ErrAlignment) {
+		t.Errorf("Open at offset 512: %v, want ErrAlignment", err)
+	}
+	src := pattern(4096, 8)
+	if err := d.WriteAt(src, 4096, ioTimeout); err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, 4096)
+	if err := d.ReadAt(dst, 4096, ioTimeout); err != nil || !bytes.Equal(src, dst) {
+		t.Errorf("round trip: %v, equal %v", err, bytes.Equal(src, dst))
+	}
+}
+
 func TestRoundTripFileAtOffset(t *testing.T) {
 	const size = 64 << 10
 	path := newFile(t, size, 0xAA)
