@@ -85,11 +85,12 @@ func ProfileNames() []string {
 // Margin is the slack the timing rule keeps between the latest moment a
 // failed host can still be running guests and the earliest moment an
 // observer may declare it dead. It absorbs the difference in rate between
-// two hosts' monotonic clocks (NTP slews CLOCK_MONOTONIC by at most 500 ppm)
-// and scheduling delay around the observer's read. It is half an interval,
-// and never less than 100 ms.
+// two hosts' monotonic clocks (NTP slews CLOCK_MONOTONIC by at most 500 ppm
+// each, so 1000 ppm between two hosts, over host_dead) and scheduling delay
+// around the observer's read (half an interval). It is the larger of
+// interval/2 and host_dead/1000, and never less than 100 ms.
 func (p Params) Margin() time.Duration {
-	m := p.Interval / 2
+	m := max(p.Interval/2, p.HostDead/1000)
 	if m < 100*time.Millisecond {
 		m = 100 * time.Millisecond
 	}

@@ -214,21 +214,25 @@ func TestProfileUnknown(t *testing.T) {
 
 func TestMargin(t *testing.T) {
 	tests := []struct {
-		interval, want time.Duration
+		interval, hostDead, want time.Duration
 	}{
-		{10 * time.Millisecond, 100 * time.Millisecond},
-		{150 * time.Millisecond, 100 * time.Millisecond},
-		{199 * time.Millisecond, 100 * time.Millisecond},
-		{200 * time.Millisecond, 100 * time.Millisecond},
-		{202 * time.Millisecond, 101 * time.Millisecond},
-		{250 * time.Millisecond, 125 * time.Millisecond},
-		{2 * time.Second, time.Second},
-		{5 * time.Second, 2500 * time.Millisecond},
+		{10 * time.Millisecond, 0, 100 * time.Millisecond},
+		{150 * time.Millisecond, 0, 100 * time.Millisecond},
+		{199 * time.Millisecond, 0, 100 * time.Millisecond},
+		{200 * time.Millisecond, 0, 100 * time.Millisecond},
+		{202 * time.Millisecond, 0, 101 * time.Millisecond},
+		{250 * time.Millisecond, 0, 125 * time.Millisecond},
+		{2 * time.Second, 0, time.Second},
+		{5 * time.Second, 0, 2500 * time.Millisecond},
+		// Clock-rate drift of 1000 ppm over a long host_dead.
+		{200 * time.Millisecond, time.Hour, 3600 * time.Millisecond},
+		{2 * time.Second, 27 * time.Second, time.Second},
+		{2 * time.Second, 1800 * time.Second, 1800 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		p := Params{Interval: tt.interval}
+		p := Params{Interval: tt.interval, HostDead: tt.hostDead}
 		if got := p.Margin(); got != tt.want {
-			t.Errorf("Margin() with interval %v = %v, want %v", tt.interval, got, tt.want)
+			t.Errorf("Margin() with interval %v, host_dead %v = %v, want %v", tt.interval, tt.hostDead, got, tt.want)
 		}
 	}
 }
