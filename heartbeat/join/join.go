@@ -95,12 +95,17 @@ func (e *NameInUseError) Error() string {
 		e.Name, e.Slot, e.Generation, e.MachineID, e.Silence.Round(time.Millisecond))
 }
 
-// NoFreeSlotError: every slot is used by another host.
-type NoFreeSlotError struct{ Slots int }
+// NoFreeSlotError: every slot is used by another host, or unreadable.
+type NoFreeSlotError struct {
+	Slots int
+	// Unreadable is how many of them do not read as a valid record of
+	// this pool (corrupt, foreign, misplaced or of a newer version).
+	Unreadable int
+}
 
 func (e *NoFreeSlotError) Error() string {
-	return fmt.Sprintf("no free slot: all %d slots hold other hosts that have not left; "+
-		"re-format the area with more slots (hbfence init --slots) when the pool is stopped", e.Slots)
+	return fmt.Sprintf("no free slot: of %d slots, %d hold other hosts that have not left and %d are unreadable (see hbfence dump); "+
+		"re-format the area with more slots (hbfence init --slots) when the pool is stopped", e.Slots, e.Slots-e.Unreadable, e.Unreadable)
 }
 
 type phase int
@@ -182,7 +187,9 @@ func (j *Joiner) ReadDone(issued, done time.Time, slots []ondisk.Decoded, err er
 			j.failingSince = issued
 		}
 		if done.Sub(j.failingSince) > j.cfg.Timing.RenewalFail {
-			j.fail(fmt.Errorf("cannot read the heartbeat area for %v: %w", done.Sub(j.failingSince).Round(time.Millisecond), err))
+			j.fail(fmt.Errorf("cannot read the heartbeat area for %v, longer than renewal_fail %v: %w; "+
+				"check that the shared storage is reachable from this host ([heartbeat] path)",
+				done.Sub(j.failingSince).Round(time.Millisecond), j.cfg.Timing.RenewalFail, err))
 			return
 		}
 		j.next = Action{Kind: Read, NotBefore: done.Add(j.cfg.Timing.Interval)}
@@ -294,7 +301,13 @@ func (j *Joiner) scan(issued, done time.Time, slots []ondisk.Decoded) {
 				return
 			}
 		}
-		j.fail(&NoFreeSlotError{Slots: len(slots)})
+		unreadable := 0
+		for _, d := range slots {
+			if d.Status != ondisk.SlotOK {
+				unreadable++
+			}
+		}
+		j.fail(&NoFreeSlotError{Slots: len(slots), Unreadable: unreadable})
 	}
 }
 

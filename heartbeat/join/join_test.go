@@ -177,10 +177,10 @@ func TestFreeSlots(t *testing.T) {
 	j = join.New(config("e", 5, 5), at(20))
 	a = read(t, j, d, 20, 20.1)
 	var nf *join.NoFreeSlotError
-	if a.Kind != join.Failed || !errors.As(a.Err, &nf) || nf.Slots != 6 {
-		t.Fatalf("next %v err %v, want NoFreeSlotError of 6 slots", a.Kind, a.Err)
+	if a.Kind != join.Failed || !errors.As(a.Err, &nf) || nf.Slots != 6 || nf.Unreadable != 3 {
+		t.Fatalf("next %v err %v, want NoFreeSlotError of 6 slots, 3 unreadable", a.Kind, a.Err)
 	}
-	for _, s := range []string{"6 slots", "--slots"} {
+	for _, s := range []string{"of 6 slots, 3 hold other hosts", "3 are unreadable", "hbfence dump", "--slots"} {
 		if !strings.Contains(a.Err.Error(), s) {
 			t.Errorf("error %q does not say %q", a.Err, s)
 		}
@@ -630,8 +630,13 @@ func TestReadErrors(t *testing.T) {
 	// Done 34 s: 15 s since the first failing read, not more.
 	wantRead(t, fail(33, 34), 36)
 	a = fail(34.1, 34.2)
-	if a.Kind != join.Failed || !errors.Is(a.Err, eio) || !strings.Contains(a.Err.Error(), "cannot read the heartbeat area") {
+	if a.Kind != join.Failed || !errors.Is(a.Err, eio) {
 		t.Fatalf("next %v err %v, want failed wrapping EIO", a.Kind, a.Err)
+	}
+	for _, s := range []string{"cannot read the heartbeat area for 15.2s", "renewal_fail 15s", "[heartbeat] path"} {
+		if !strings.Contains(a.Err.Error(), s) {
+			t.Errorf("error %q does not say %s", a.Err, s)
+		}
 	}
 }
 
