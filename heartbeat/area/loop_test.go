@@ -41,13 +41,16 @@ func newLoop(tb testing.TB, size int64, sectorSize int, fill byte) (dev, backing
 	return attach(tb, backing, sectorSize), backing
 }
 
-// attach attaches a loop device over an existing file.
-func attach(tb testing.TB, backing string, sectorSize int) string {
+// attach attaches a loop device over an existing file, with extra
+// losetup flags.
+func attach(tb testing.TB, backing string, sectorSize int, extra ...string) string {
 	tb.Helper()
 	needLoop(tb)
-	out, err := exec.Command("losetup", "-f", "--show", "--sector-size", strconv.Itoa(sectorSize), backing).CombinedOutput()
+	args := append([]string{"-f", "--show", "--sector-size", strconv.Itoa(sectorSize)}, extra...)
+	args = append(args, backing)
+	out, err := exec.Command("losetup", args...).CombinedOutput()
 	if err != nil {
-		tb.Fatalf("losetup -f --show --sector-size %d %s: %v: %s", sectorSize, backing, err, out)
+		tb.Fatalf("losetup %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	tb.Cleanup(func() { detach(tb, dev) })
