@@ -161,6 +161,16 @@ func (p Params) Validate() error {
 				p.HostDead, p.RenewalFail, p.IOTimeout, need),
 		}
 	}
+	if need := 5*p.IOTimeout + p.Margin(); p.HostDead <= need {
+		// A join writes its claim (io_timeout), waits JoinWait (2 ×
+		// io_timeout), reads it back (io_timeout) and renews (io_timeout)
+		// before a watcher of its name may judge the claim dead.
+		return &RuleError{
+			Rule: "host_dead > 5 × io_timeout + margin",
+			Detail: fmt.Sprintf("host_dead %v is not above 5 × io_timeout %v + margin %v = %v (a join could not be proven in time)",
+				p.HostDead, p.IOTimeout, p.Margin(), need),
+		}
+	}
 	return nil
 }
 

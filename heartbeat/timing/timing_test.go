@@ -17,6 +17,7 @@ const (
 	ruleRenewal     = "renewal_fail >= 3 × io_timeout"
 	ruleHostDead    = "host_dead > renewal_fail + watchdog + margin"
 	ruleHostDeadIO  = "host_dead > renewal_fail + io_timeout"
+	ruleJoin        = "host_dead > 5 × io_timeout + margin"
 	boundsFmtSuffix = " between 10ms and 1h0m0s"
 )
 
@@ -97,8 +98,19 @@ func TestValidateRules(t *testing.T) {
 			p.HostDead = 20 * time.Second
 		}), ruleHostDeadIO},
 		{"io_timeout above watchdog+margin, host_dead just enough", with(func(p *Params) {
+			p.RenewalFail = 25 * time.Second
 			p.Watchdog = time.Second
-			p.HostDead = 20*time.Second + ns
+			p.HostDead = 30*time.Second + ns
+		}), ""},
+
+		// host_dead > 5 × io_timeout + margin: a join is proven in time.
+		{"join rule: host_dead at 5 io + margin", with(func(p *Params) {
+			p.Watchdog = time.Second // the other rules hold: 15+1+1 = 17, 15+5 = 20
+			p.HostDead = 26 * time.Second
+		}), ruleJoin},
+		{"join rule: host_dead 1ns above 5 io + margin", with(func(p *Params) {
+			p.Watchdog = time.Second
+			p.HostDead = 26*time.Second + ns
 		}), ""},
 
 		// The first broken rule is the one reported.

@@ -1,0 +1,70 @@
+// Package timing holds a pool's five timeouts (Params), the named profiles
+// ("default", "fast", "slow"), and the rules that make restarts safe. The
+// figures are stored in the heartbeat area's header, so every host of a pool
+// runs with the same ones; the project's docs/timing.md explains them for
+// operators and gives the full safety argument.
+//
+// # The parameters
+//
+//   - interval: a host writes its slot and reads all slots once per interval.
+//   - io_timeout: one read or write that has not returned by then has failed.
+//   - renewal_fail: a host with no successful renewal for this long fences
+//     itself.
+//   - watchdog: the watchdog resets the host this long after its last feed.
+//   - host_dead: an observer declares a host dead when it has seen no change
+//     of the host's slot for this long, on its own monotonic clock.
+//
+// # The rules
+//
+// Validate returns the first rule broken, as a *RuleError that names it:
+//
+//   - every parameter lies between MinDuration (10 ms) and MaxDuration (1 h);
+//   - interval < io_timeout;
+//   - renewal_fail >= 3 × io_timeout;
+//   - host_dead > renewal_fail + watchdog + margin, where Margin is the
+//     largest of interval/2, host_dead/1000 and 100 ms;
+//   - host_dead > renewal_fail + io_timeout.
+//
+// They are checked by "hbfence init" before anything is written, by every
+// decode of an area's header (so "hbfence dump" and every daemon start), and
+// again when a heartbeat member is built.
+//
+// # Safety argument, in short
+//
+// An observer declares a host dead only on a read, issued at least host_dead
+// after the observer's baseline for the slot, that shows the slot's record
+// valid and unchanged; the baseline is
+// never earlier than the start of the host's last write that the read could
+// see. Any write the host started more than io_timeout before that read and
+// that succeeded would have been seen; so the host went more than
+// host_dead − io_timeout > renewal_fail without a successful renewal, had
+// fenced at its last renewal + renewal_fail, and had been reset by its
+// watchdog before last renewal + renewal_fail + watchdog, which is earlier
+// than the read by more than the margin. The margin absorbs the difference
+// in rate between two hosts' monotonic clocks (NTP slews CLOCK_MONOTONIC by
+// at most 500 ppm each, so 1000 ppm between two hosts, which over host_dead
+// is host_dead/1000) and scheduling delay around the observer's read (half
+// an interval). No step uses a wall clock.
+//
+// JoinWait (2 × io_timeout) is the join protocol's wait between writing a
+// claim and reading it back; package join gives its argument.
+//
+// # What it does not guarantee
+//
+//   - The rules check the watchdog figure in the header, not the time at
+//     which a given watchdog device really fires; the fencing layer must
+//     check that figure against the device.
+//   - The rules are only as good as the fence: they assume the host fences at
+//     exactly last renewal + renewal_fail and stays fenced. Package heartbeat
+//     states how far the current fail-stop is from that.
+//   - The argument assumes storage that, once a write has completed,
+//     returns it (or a later write) to every reader: no stale reads after a
+//     completed write, no reordering of one host's writes.
+//   - The margin does not cover a clock whose rate is more than 500 ppm off,
+//     a suspended machine (CLOCK_MONOTONIC stops during suspend), or a
+//     scheduling delay longer than the margin.
+//   - The last rule, host_dead > renewal_fail + io_timeout, has no margin
+//     term. It binds only when watchdog + margin <= io_timeout (no shipped
+//     profile), and a pool set exactly at its limit has no room for clock
+//     rates or scheduling delay.
+package timing
