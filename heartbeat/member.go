@@ -152,6 +152,12 @@ func (m *Member) Join(ctx context.Context) error {
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).Err(err).Msg("claim written")
 			j.WriteDone(issued, done, err)
 		case join.Joined:
+			if now := time.Now(); !a.Deadline.IsZero() && now.After(a.Deadline) {
+				// Too late for the first renewal: a watcher of our
+				// name may already judge the claim dead.
+				return fmt.Errorf("join of slot %d proven %v after the latest moment for its first renewal; start again",
+					a.Slot, now.Sub(a.Deadline).Round(time.Millisecond))
+			}
 			rec := a.Record
 			rec.State = ondisk.StateLive
 			m.mu.Lock()
