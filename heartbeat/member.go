@@ -179,18 +179,51 @@ func (m *Member) Run(ctx context.Context) error {
 	if !m.isJoined() {
 		return errors.New("Run before Join")
 	}
-	t := time.NewTicker(m.header.Timing.Interval)
-	defer t.Stop()
+	interval := m.header.Timing.Interval
+	next := time.Now() // the next full round
 	for {
-		if err := m.Round(); err != nil {
-			return err
+		if !time.Now().Before(next) {
+			start := time.Now()
+			if err := m.Round(); err != nil {
+				return err
+			}
+			next = start.Add(interval)
 		}
+		// Wake for the next round, or earlier when a silent host's
+		// host_dead runs out: a read issued at that deadline declares
+		// it dead up to one interval sooner than the next round would.
+		wake := next
+		m.mu.Lock()
+		deadline, ok := m.tracker.NextDeadline()
+		m.mu.Unlock()
+		early := ok && deadline.After(time.Now()) && deadline.Before(next)
+		if early {
+			wake = deadline
+		}
+		timer := time.NewTimer(time.Until(wake))
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return m.Leave()
-		case <-t.C:
+		case <-timer.C:
+		}
+		if early {
+			m.Observe()
 		}
 	}
+}
+
+// Observe reads all slots and judges liveness, without renewing.
+func (m *Member) Observe() {
+	issued := time.Now()
+	err := m.st.ReadSlots(m.raw)
+	done := time.Now()
+	if err != nil {
+		m.log.Warn().Err(err).Msg("reading the slots failed")
+		return
+	}
+	m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
+	m.observe(issued, done)
 }
 
 // Round is one heartbeat round: write our slot, then read all slots, judge

@@ -271,6 +271,23 @@ func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
 	return Live, 0
 }
 
+// NextDeadline is the earliest moment at which a read issued then could
+// declare a host dead: baseline + host_dead of the first host that is
+// neither dead nor left. A driver that issues a read at that moment,
+// rather than at its next interval, declares a dead host up to one
+// interval sooner. ok is false when no host can become dead.
+func (t *Tracker) NextDeadline() (deadline time.Time, ok bool) {
+	for _, p := range t.peers {
+		if p == nil || !p.HaveRecord || p.State == Dead || p.Record.State == ondisk.StateLeft {
+			continue
+		}
+		if d := p.Baseline().Add(t.params.HostDead); !ok || d.Before(deadline) {
+			deadline, ok = d, true
+		}
+	}
+	return deadline, ok
+}
+
 // Peers returns a copy of every tracked slot, by slot index.
 func (t *Tracker) Peers() []Peer {
 	var out []Peer

@@ -433,3 +433,38 @@ func TestStateText(t *testing.T) {
 		}
 	}
 }
+
+func TestNextDeadline(t *testing.T) {
+	p := params
+	tr := liveness.New(p)
+	t0 := time.Unix(1000, 0)
+	if _, ok := tr.NextDeadline(); ok {
+		t.Fatal("a tracker with no peers has a deadline")
+	}
+	rec := func(i int, name string, seq uint64, st ondisk.SlotState) ondisk.Decoded {
+		return ondisk.Decoded{Index: i, Status: ondisk.SlotOK, Slot: ondisk.Slot{Version: 1, Index: uint32(i), HostName: name, Generation: 1, Sequence: seq, State: st}}
+	}
+	unused := ondisk.Decoded{Index: 2, Status: ondisk.SlotUnused}
+	tr.Observe(t0, t0.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 1, ondisk.StateLive), rec(1, "b", 1, ondisk.StateLeft), unused})
+	// a is unknown: its baseline is its first sight.
+	if d, ok := tr.NextDeadline(); !ok || !d.Equal(t0.Add(time.Millisecond+p.HostDead)) {
+		t.Fatalf("deadline %v %v, want first sight + host_dead", d, ok)
+	}
+	t1 := t0.Add(5 * time.Second)
+	tr.Observe(t1, t1.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2, ondisk.StateLive), rec(1, "b", 1, ondisk.StateLeft), rec(2, "c", 1, ondisk.StateJoining)})
+	// a and c changed at t1+1ms; b left and has no deadline.
+	if d, ok := tr.NextDeadline(); !ok || !d.Equal(t1.Add(time.Millisecond+p.HostDead)) {
+		t.Fatalf("deadline %v %v, want last change + host_dead", d, ok)
+	}
+	// A read issued at the deadline declares both dead; then none is left.
+	dl, _ := tr.NextDeadline()
+	tr.Observe(dl, dl.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2, ondisk.StateLive), rec(1, "b", 1, ondisk.StateLeft), rec(2, "c", 1, ondisk.StateJoining)})
+	for _, i := range []int{0, 2} {
+		if pe, _ := tr.Peer(i); pe.State != liveness.Dead {
+			t.Errorf("slot %d is %v after a read issued at its deadline, want dead", i, pe.State)
+		}
+	}
+	if d, ok := tr.NextDeadline(); ok {
+		t.Errorf("deadline %v with every host dead or left", d)
+	}
+}
