@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The demonstration pool runs end to end and its verdict is OK; the
+// figures it writes are the ones it narrated.
+func TestDemoStory(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hbfence")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/hbfence/hbfence/cmd/hbfence").CombinedOutput(); err != nil {
+		t.Fatalf("building hbfence: %v\n%s", err, out)
+	}
+	figures := filepath.Join(dir, "figures.json")
+	var out bytes.Buffer
+	code := run([]string{"-hbfence", bin, "-dir", filepath.Join(dir, "pool"), "-json", figures}, &out, &out)
+	if code != 0 {
+		t.Fatalf("hbfence-lab exited %d:\n%s", code, out.String())
+	}
+	for _, want := range []string{"node2 DEAD", "node3 left", "generation 1 → 2", "in use by a live host", "VERDICT: OK"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the story does not say %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(figures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	ratio, ok := f["detection_ratio_to_host_dead"].(float64)
+	if !ok || ratio < 0.9 {
+		t.Errorf("figures %s: detection ratio missing or below the safety bound", b)
+	}
+}
+
+// A failed check makes the demo exit non-zero: here, a binary that is not
+// hbfence.
+func TestDemoFailsWhenTheStoryDoesNotHappen(t *testing.T) {
+	var out bytes.Buffer
+	code := run([]string{"-hbfence", "/bin/false", "-dir", t.TempDir()}, &out, &out)
+	if code == 0 {
+		t.Fatalf("hbfence-lab exited 0 with /bin/false as hbfence:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "VERDICT: FAILED") {
+		t.Errorf("no failed verdict:\n%s", out.String())
+	}
+}
