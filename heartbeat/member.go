@@ -57,14 +57,9 @@ type Member struct {
 	lastRenewal time.Time // issue time of the last successful write
 	latencies   latencyRing
 	lastErr     string
-}
 
-// Errors that end a member's run.
-var (
-	// ErrRenewalFailed: no renewal succeeded for renewal_fail. The host
-	// must fence itself; until the fencing issue lands the daemon stops.
-	ErrRenewalFailed = errors.New("renewals failed for renewal_fail")
-)
+	abort chan error // Abort's error, for Run
+}
 
 // SlotLostError: our own slot no longer holds our record.
 type SlotLostError struct {
@@ -96,6 +91,7 @@ func New(st Storage, cfg Config) (*Member, error) {
 		raw:     make([]byte, h.SlotsLen()),
 		tracker: liveness.New(h.Timing),
 		slot:    -1,
+		abort:   make(chan error, 1),
 	}, nil
 }
 
@@ -174,7 +170,8 @@ func (m *Member) Join(ctx context.Context) error {
 
 // Run renews the slot every interval until ctx is cancelled, then writes
 // "left" and returns nil. It returns an error, without leaving, when the
-// slot is lost or renewals fail for renewal_fail.
+// slot is lost (a *SlotLostError) or when Abort is called. It does not
+// judge its own renewals: the fencer does, from LastRenewal.
 func (m *Member) Run(ctx context.Context) error {
 	if !m.isJoined() {
 		return errors.New("Run before Join")
@@ -205,6 +202,9 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return m.Leave()
+		case err := <-m.abort:
+			timer.Stop()
+			return err
 		case <-timer.C:
 		}
 		if early {
@@ -268,11 +268,24 @@ func (m *Member) Round() error {
 		m.mu.Unlock()
 		m.report(events)
 	}
-	if silent := time.Since(lastRenewal); silent > m.header.Timing.RenewalFail {
-		return fmt.Errorf("%w: last successful renewal began %v ago (renewal_fail %v)", ErrRenewalFailed,
-			silent.Round(time.Millisecond), m.header.Timing.RenewalFail)
-	}
 	return nil
+}
+
+// Abort makes Run return err at its next wake-up, without leaving: the
+// host is fencing, and a fenced incarnation writes nothing more.
+func (m *Member) Abort(err error) {
+	select {
+	case m.abort <- err:
+	default:
+	}
+}
+
+// LastRenewal is when the last successful renewal began (zero before the
+// first): the fencer's deadlines count from it.
+func (m *Member) LastRenewal() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastRenewal
 }
 
 // checkOwn verifies, after each read, that our slot still holds our
