@@ -1,0 +1,349 @@
+package watchdog
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Device is a watchdog reached through a path: a kernel watchdog device,
+// or a FIFO or plain file standing in for one. All three take the same
+// path: open (which starts a device's countdown), the watchdog ioctls
+// where the path answers them, a keepalive per Feed, and on Disarm the
+// magic close — write 'V', then close.
+type Device struct {
+	cfg Config
+	sys system
+
+	mu             sync.Mutex
+	fd             int // -1 when not armed
+	kind           Backend
+	keepaliveIoctl bool // feed with WDIOC_KEEPALIVE, else write a byte
+	magic          bool // Disarm writes 'V'
+	info           Info
+}
+
+// feedByte is what a write-feed writes: any byte but 'V'.
+var feedByte = []byte{'.'}
+
+// NewDevice returns the watchdog at cfg.Path, not yet armed. The path must
+// exist and be a character device, a FIFO or a regular file.
+func NewDevice(cfg Config) (*Device, error) {
+	return newDevice(cfg, realSystem{})
+}
+
+func newDevice(cfg Config, sys system) (*Device, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("watchdog: no path")
+	}
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("watchdog %s: timeout %v: it must be positive", cfg.Path, cfg.Timeout)
+	}
+	st, err := sys.stat(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("watchdog %s: %w", cfg.Path, err)
+	}
+	kind, err := kindOf(cfg.Path, st.Mode)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{cfg: cfg, sys: sys, fd: -1, kind: kind}
+	d.info = Info{Backend: kind, Path: cfg.Path, StandIn: kind != BackendDevice}
+	return d, nil
+}
+
+func kindOf(path string, mode uint32) (Backend, error) {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		return BackendDevice, nil
+	case unix.S_IFIFO:
+		return BackendFIFO, nil
+	case unix.S_IFREG:
+		return BackendFile, nil
+	case unix.S_IFDIR:
+		return "", fmt.Errorf("watchdog %s is a directory: %w", path, ErrNotWatchdog)
+	case unix.S_IFBLK:
+		return "", fmt.Errorf("watchdog %s is a block device: %w", path, ErrNotWatchdog)
+	case unix.S_IFSOCK:
+		return "", fmt.Errorf("watchdog %s is a socket: %w", path, ErrNotWatchdog)
+	default:
+		return "", fmt.Errorf("watchdog %s is a file of type %#o: %w", path, mode&unix.S_IFMT, ErrNotWatchdog)
+	}
+}
+
+// NoSupervisorError is returned by Arm when a FIFO has no reader: nothing
+// would reset the host. errors.Is(err, ErrNoSupervisor) holds.
+type NoSupervisorError struct{ Path string }
+
+func (e *NoSupervisorError) Error() string {
+	return "watchdog: no supervisor is reading " + e.Path + " (start hbfence-wdsim --fifo " + e.Path + " first)"
+}
+
+// Is makes errors.Is(err, ErrNoSupervisor) true.
+func (e *NoSupervisorError) Is(target error) bool { return target == ErrNoSupervisor }
+
+// Arm implements Watchdog.
+func (d *Device) Arm() (time.Duration, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd >= 0 {
+		return 0, fmt.Errorf("watchdog %s: %w", d.cfg.Path, ErrArmed)
+	}
+	path := d.cfg.Path
+	st, err := d.sys.stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("watchdog %s: %w", path, err)
+	}
+	kind, err := kindOf(path, st.Mode)
+	if err != nil {
+		return 0, err
+	}
+	d.kind = kind
+	flags := unix.O_WRONLY
+	switch kind {
+	case BackendFIFO:
+		// Never block waiting for a reader: with none, nothing would
+		// reset the host, and that must be an error now.
+		flags |= unix.O_NONBLOCK
+	case BackendFile:
+		flags |= unix.O_APPEND
+	}
+	fd, err := d.sys.open(path, flags)
+	if err != nil {
+		switch {
+		case kind == BackendFIFO && errors.Is(err, unix.ENXIO):
+			return 0, &NoSupervisorError{Path: path}
+		case kind == BackendDevice && errors.Is(err, unix.EBUSY):
+			return 0, fmt.Errorf("watchdog %s is open already, and a watchdog has one owner: another hbfence, or a watchdog daemon (watchdog.service, wdmd, systemd's RuntimeWatchdogSec=)? (%w)", path, err)
+		}
+		return 0, fmt.Errorf("watchdog: open %s: %w", path, err)
+	}
+	info := Info{Backend: kind, Path: path}
+	if err := d.setup(fd, st, &info); err != nil {
+		d.abort(fd)
+		return 0, err
+	}
+	d.fd = fd
+	if err := d.feedLocked(); err != nil {
+		d.abort(fd)
+		d.fd = -1
+		return 0, fmt.Errorf("watchdog %s: first keepalive: %w", path, err)
+	}
+	info.Armed = true
+	d.info = info
+	return info.Effective, nil
+}
+
+// setup finds out what is behind fd and sets its timeout.
+func (d *Device) setup(fd int, st unix.Stat_t, info *Info) error {
+	path, kind := d.cfg.Path, d.kind
+	d.magic, d.keepaliveIoctl = false, false
+	wi, err := d.sys.getSupport(fd)
+	if err != nil {
+		if kind == BackendDevice {
+			return fmt.Errorf("watchdog %s: WDIOC_GETSUPPORT: %v: the character device is %w", path, err, ErrNotWatchdog)
+		}
+		if !errors.Is(err, unix.ENOTTY) {
+			return fmt.Errorf("watchdog %s: WDIOC_GETSUPPORT: %w", path, err)
+		}
+		// A FIFO or file: a stand-in, accepted only if the
+		// configuration vouches for its firing time.
+		if !d.cfg.TimeoutExplicit {
+			return fmt.Errorf("watchdog %s is a %s, which does not answer the watchdog ioctls (%v): it stands in for a watchdog only with an explicit [watchdog] timeout, the firing time of its supervisor: %w",
+				path, kindName(kind), err, ErrNotWatchdog)
+		}
+		d.keepaliveIoctl = false
+		d.magic = true
+		info.StandIn = true
+		info.Effective = d.cfg.Timeout
+		info.Source = "the configured [watchdog] timeout (a " + kindName(kind) + " cannot report one)"
+		if kind == BackendFIFO {
+			info.Fence = true
+			info.Note = "stand-in: the supervisor reading the FIFO (hbfence-wdsim) resets the host's process group; not a hardware reset"
+		} else {
+			info.Note = "stand-in: a plain file resets nothing by itself (tests only)"
+		}
+		return nil
+	}
+
+	identity := cleanIdentity(string(wi.Identity[:]))
+	info.Identity = identity
+	info.FirmwareVersion = wi.Version
+	info.Options = wi.Options
+	q, known := LookupQuirk(identity)
+	d.magic = wi.Options&unix.WDIOF_MAGICCLOSE != 0
+	d.keepaliveIoctl = wi.Options&unix.WDIOF_KEEPALIVEPING != 0
+	nowayout, _ := d.sys.nowayout(st.Rdev)
+	info.Nowayout = nowayout
+	if !d.magic && !nowayout {
+		return fmt.Errorf("watchdog %s (%s) has no magic close, so any close stops it: a crashed daemon would leave this machine running, unfenced, with its guests; use another driver, or load this one with nowayout=1",
+			path, identity)
+	}
+
+	secs := RequestSeconds(identity, d.cfg.Timeout)
+	setBack := 0
+	switch {
+	case wi.Options&unix.WDIOF_SETTIMEOUT == 0:
+		info.SetError = "the driver cannot set its timeout (no WDIOF_SETTIMEOUT)"
+	case secs < 1:
+		info.SetError = fmt.Sprintf("cannot ask for %v: the driver counts whole seconds", d.cfg.Timeout)
+		if q.Factor > 1 {
+			info.SetError += fmt.Sprintf(" and fires after %d× the timeout", q.Factor)
+		}
+	default:
+		info.Requested = time.Duration(secs) * time.Second
+		v, err := d.sys.setTimeout(fd, secs)
+		if err != nil {
+			info.SetError = fmt.Sprintf("WDIOC_SETTIMEOUT %d: %v", secs, err)
+		} else {
+			setBack = v
+		}
+	}
+	rep, gerr := d.sys.getTimeout(fd)
+	switch {
+	case gerr == nil && rep > 0:
+		info.Reported = time.Duration(rep) * time.Second
+		info.Source = "read back with WDIOC_GETTIMEOUT"
+	case setBack > 0:
+		info.Reported = time.Duration(setBack) * time.Second
+		info.Source = "as WDIOC_SETTIMEOUT wrote it back"
+	case d.cfg.TimeoutExplicit:
+		info.Effective = d.cfg.Timeout
+		info.Source = "the configured [watchdog] timeout (the driver reports none)"
+	default:
+		why := "it reports 0"
+		if gerr != nil {
+			why = gerr.Error()
+		}
+		return fmt.Errorf("watchdog %s (%s): its timeout is unknown (WDIOC_GETTIMEOUT: %s; %s) and none is configured: set [watchdog] timeout to its real firing time",
+			path, identity, why, orNone(info.SetError))
+	}
+	if info.Reported > 0 {
+		info.Effective = time.Duration(q.Factor) * info.Reported
+		if known && q.Factor != 1 {
+			info.Quirk = q.Identity
+			info.Source += fmt.Sprintf(", × %d: %s fires after %d× its timeout", q.Factor, q.Identity, q.Factor)
+		}
+	}
+	info.Fence = true
+	switch {
+	case nowayout:
+		info.Note = "nowayout: it cannot be stopped; after a clean stop the machine is reset unless something feeds it"
+	case known && q.Factor == 1:
+		info.Note = q.Why
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "the timeout was set"
+	}
+	return s
+}
+
+func kindName(k Backend) string {
+	switch k {
+	case BackendFIFO:
+		return "FIFO"
+	case BackendFile:
+		return "plain file"
+	default:
+		return string(k)
+	}
+}
+
+// abort undoes a failed Arm: the magic close where it stops the
+// countdown (a device that was opened only to be refused must not reset
+// the machine), then close.
+func (d *Device) abort(fd int) {
+	if d.magic || d.kind != BackendDevice {
+		d.sys.write(fd, []byte{'V'})
+	}
+	d.sys.close(fd)
+}
+
+// Feed implements Watchdog.
+func (d *Device) Feed() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return fmt.Errorf("watchdog %s: %w", d.cfg.Path, ErrNotArmed)
+	}
+	return d.feedLocked()
+}
+
+func (d *Device) feedLocked() error {
+	if d.keepaliveIoctl {
+		err := d.sys.keepalive(d.fd)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("watchdog %s: WDIOC_KEEPALIVE: %w", d.cfg.Path, err)
+		}
+		// Some drivers take only writes.
+	}
+	_, err := d.sys.write(d.fd, feedByte)
+	switch {
+	case err == nil:
+		return nil
+	case d.kind == BackendFIFO && errors.Is(err, unix.EAGAIN):
+		return fmt.Errorf("watchdog %s: the supervisor is not reading (the FIFO is full): %w", d.cfg.Path, err)
+	case d.kind == BackendFIFO && errors.Is(err, unix.EPIPE):
+		return fmt.Errorf("watchdog %s: no supervisor is reading it any more: %w", d.cfg.Path, err)
+	}
+	return fmt.Errorf("watchdog %s: keepalive write: %w", d.cfg.Path, err)
+}
+
+// Disarm implements Watchdog: the magic close. With a nowayout driver it
+// closes and returns an error wrapping ErrNowayout: the countdown goes on.
+func (d *Device) Disarm() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return fmt.Errorf("watchdog %s: %w", d.cfg.Path, ErrNotArmed)
+	}
+	var werr error
+	if d.magic {
+		_, werr = d.sys.write(d.fd, []byte{'V'})
+	}
+	cerr := d.sys.close(d.fd)
+	d.fd = -1
+	d.info.Armed = false
+	switch {
+	case werr != nil:
+		return fmt.Errorf("watchdog %s: magic close failed (%v): it is still counting down and resets the machine %v after the last feed", d.cfg.Path, werr, d.info.Effective)
+	case cerr != nil:
+		return fmt.Errorf("watchdog %s: close after the magic close: %w", d.cfg.Path, cerr)
+	case d.info.Nowayout:
+		return fmt.Errorf("watchdog %s: %w: the machine is reset %v after the last feed unless something feeds it", d.cfg.Path, ErrNowayout, d.info.Effective)
+	}
+	return nil
+}
+
+// Close implements Watchdog: close without the magic close.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return fmt.Errorf("watchdog %s: %w", d.cfg.Path, ErrNotArmed)
+	}
+	err := d.sys.close(d.fd)
+	d.fd = -1
+	d.info.Armed = false
+	if err != nil {
+		return fmt.Errorf("watchdog %s: close: %w", d.cfg.Path, err)
+	}
+	return nil
+}
+
+// Describe implements Watchdog.
+func (d *Device) Describe() Info {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.info
+}
