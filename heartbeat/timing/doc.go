@@ -23,7 +23,11 @@
 //   - renewal_fail >= 3 × io_timeout;
 //   - host_dead > renewal_fail + watchdog + margin, where Margin is the
 //     largest of interval/2, host_dead/1000 and 100 ms;
-//   - host_dead > renewal_fail + io_timeout.
+//   - host_dead > renewal_fail + io_timeout;
+//   - host_dead > 5 × io_timeout + margin: a join writes its claim (up to
+//     io_timeout), waits JoinWait (2 × io_timeout), reads it back (up to
+//     io_timeout) and renews (up to io_timeout) before a host of the same
+//     name watching the slot may judge the claim dead.
 //
 // They are checked by "hbfence init" before anything is written, by every
 // decode of an area's header (so "hbfence dump" and every daemon start), and
@@ -54,9 +58,9 @@
 //   - The rules check the watchdog figure in the header, not the time at
 //     which a given watchdog device really fires; the fencing layer must
 //     check that figure against the device.
-//   - The rules are only as good as the fence: they assume the host fences at
-//     exactly last renewal + renewal_fail and stays fenced. Package heartbeat
-//     states how far the current fail-stop is from that.
+//   - The rules are only as good as the fence: they assume the host stops
+//     feeding its watchdog at last renewal + renewal_fail and stays fenced
+//     (package fence).
 //   - The argument assumes storage that, once a write has completed,
 //     returns it (or a later write) to every reader: no stale reads after a
 //     completed write, no reordering of one host's writes.

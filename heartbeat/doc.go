@@ -1,0 +1,104 @@
+// Package heartbeat runs one host's heartbeat in a pool: it joins the pool by
+// claiming a slot of the shared heartbeat area, renews that slot once per
+// interval, reads every slot after each renewal to judge every host's
+// liveness, and writes "left" into its slot on a clean stop.
+//
+// Member is the thin I/O driver around pure pieces in the sub-packages:
+//
+//   - ondisk: the byte format of the area (header, slot records, message cells);
+//   - timing: the pool's five timeouts and the rules they must keep;
+//   - directio: O_DIRECT|O_DSYNC I/O, each I/O bounded by io_timeout;
+//   - area: an opened, formatted area on a file or device, and Mem, an
+//     in-memory area for simulations;
+//   - join: the slot-claim protocol, as a state machine;
+//   - liveness: the observer's judgement of every slot, as a state machine.
+//
+// A Member does not judge its own renewals. It reports when the last one
+// began (LastRenewal), and the fencer (package fence, driven by the daemon)
+// decides from that when to stop feeding the watchdog and kill the host's
+// guests, and stops the Member with Abort.
+//
+// The project's docs/heartbeat.md, docs/liveness.md and docs/timing.md
+// describe the protocol for operators; this comment states it for developers.
+//
+// # Protocol
+//
+// Member.Join drives a join.Joiner until this host owns a slot (see package
+// join). The reads it makes on the way are also fed to the liveness tracker.
+// The claim write is issued only if its deadline has not passed, and the
+// times the driver reports let the Joiner discard a claim write that took
+// longer than io_timeout. If the join is proven after the Joined action's
+// deadline (the latest moment for the first renewal), Join returns an error
+// instead of joining.
+//
+// Member.Run then runs a round at once, and the next round interval after
+// the start of the previous one (at once, if that round took longer). A
+// round is:
+//
+//  1. Bump the sequence of this host's record and write it into its own
+//     slot: one sector, one I/O, bounded by io_timeout. If the write
+//     succeeded, the instant just before it was issued becomes the last
+//     renewal (LastRenewal).
+//  2. Read the whole slot region in one I/O and decode it. Give the decoded
+//     slots to the liveness tracker with the read's issue and completion
+//     times. If the read failed, re-evaluate liveness at the current time
+//     without new data.
+//  3. After a successful read, check the own slot: a valid record whose host
+//     name, generation or join nonce differs from ours means another host
+//     (or another incarnation of this one) took the slot; Run returns a
+//     *SlotLostError and nothing more is written. A record that does not
+//     decode (corrupt, torn, misplaced, zeroed) is no evidence either way: it
+//     is logged and the next round rewrites it.
+//
+// Between rounds, when the baseline + host_dead of a host that is neither
+// dead nor left falls before the next round, Run wakes at that instant and
+// reads all slots without writing (Observe), so that a silent host is
+// declared dead by a read issued at its deadline rather than up to an
+// interval later.
+//
+// Run ends when its context is cancelled: it calls Leave, which writes the
+// record once more with state "left" and its message cells cleared, so other
+// hosts see a clean stop at once instead of waiting host_dead, and returns
+// Leave's error. It ends without writing anything more on a *SlotLostError
+// or when Abort is called (the host is fencing).
+//
+// Status returns this member's view (the body of "hbfence status").
+//
+// # Safety
+//
+// One writer per sector: a member writes only the slot it won in the join,
+// and only through one directio.Device, which never has two I/Os in flight,
+// so the host's writes to its slot are issued in order and never overlap.
+// After a lost slot or an Abort it writes nothing more: a fenced incarnation
+// must join again as a new one.
+//
+// The argument that makes an observer's "dead" safe is in docs/timing.md.
+// The Member's part in it is LastRenewal: the start, on this host's
+// monotonic clock, of its last renewal that the device returned without
+// error within io_timeout. The fencer counts its deadline from there.
+//
+// Time: every instant is taken with time.Now and compared through its
+// monotonic reading. Wall-clock times written into records are for humans
+// only.
+//
+// # Timing assumptions
+//
+// The pool's figures come from the area's header and are validated again in
+// New. The device fails any I/O that has not returned io_timeout after it
+// was handed to the I/O worker (see package directio for the exact edge).
+//
+// # What it does not guarantee
+//
+//   - A renewal counts if the device returned it without error. Unlike the
+//     Joiner with claims, the member does not compare the renewal's own
+//     issue and return times: a pause between taking the start time and
+//     handing the write to the device is not seen, and the renewal counts
+//     from the earlier start though it may land more than io_timeout later.
+//   - LastRenewal is zero until the first renewal after the join succeeds;
+//     the join's claim write is not counted.
+//   - An own slot that keeps reading back invalid after successful writes
+//     (storage returning bad data) is logged on every round but does not
+//     stop the member.
+//   - A paused process (SIGSTOP, a stalled VM) runs no rounds and no checks;
+//     only a watchdog acts on it.
+package heartbeat
