@@ -126,8 +126,9 @@ func CheckWatchdog(p timing.Params, watchdog time.Duration) error {
 	return nil
 }
 
-// Renewed reports a renewal (a heartbeat write, or the join's claim write)
-// that began at start and completed within io_timeout. It has no effect
+// Renewed reports a renewal that began at start and completed within
+// io_timeout: a heartbeat write, or the proven claim write of the join
+// (heartbeat.Member.LastRenewal gives the latest). It has no effect
 // once fencing has begun: the fence is latched.
 func (f *Fencer) Renewed(start time.Time) {
 	if f.state > Healthy {

@@ -117,6 +117,7 @@ func (m *Member) Join(ctx context.Context) error {
 			return rand.N(d)
 		},
 	}, time.Now())
+	var claimIssued time.Time
 	for {
 		a := j.Next()
 		switch a.Kind {
@@ -136,8 +137,9 @@ func (m *Member) Join(ctx context.Context) error {
 			j.ReadDone(issued, done, m.decoded, err)
 		case join.Write:
 			rec := a.Record
+			claimIssued = time.Now()
 			rec.Wall = time.Now()
-			issued := time.Now()
+			issued := claimIssued
 			var err error
 			if issued.After(a.Deadline) {
 				err = join.ErrDeadline
@@ -158,6 +160,9 @@ func (m *Member) Join(ctx context.Context) error {
 			rec.State = ondisk.StateLive
 			m.mu.Lock()
 			m.joined, m.joinedAt, m.slot, m.record = true, time.Now(), a.Slot, rec
+			// The proven claim was a successful write of this
+			// incarnation: the fencer's deadlines start from it.
+			m.lastRenewal = claimIssued
 			m.mu.Unlock()
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).
 				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool")
@@ -208,65 +213,73 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		if early {
-			m.Observe()
+			m.Observe() // a failure is logged; the next round goes on
 		}
 	}
 }
 
-// Observe reads all slots and judges liveness, without renewing.
-func (m *Member) Observe() {
+// Observe reads all slots and judges liveness, without renewing. When the
+// read fails, it still re-judges liveness on the clock, so that a silent
+// host turns suspect on time.
+func (m *Member) Observe() error {
 	issued := time.Now()
 	err := m.st.ReadSlots(m.raw)
 	done := time.Now()
 	if err != nil {
 		m.log.Warn().Err(err).Msg("reading the slots failed")
-		return
-	}
-	m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
-	m.observe(issued, done)
-}
-
-// Round is one heartbeat round: write our slot, then read all slots, judge
-// liveness and check that our slot is still ours.
-func (m *Member) Round() error {
-	m.mu.Lock()
-	m.record.Sequence++
-	m.record.Wall = time.Now()
-	rec, slot := m.record, m.slot
-	m.mu.Unlock()
-
-	issued := time.Now()
-	werr := m.st.WriteSlot(slot, rec.Encode())
-	done := time.Now()
-	m.mu.Lock()
-	if werr == nil {
-		m.lastRenewal = issued
-		m.latencies.add(done.Sub(issued))
-	} else {
-		m.lastErr = werr.Error()
-	}
-	lastRenewal := m.lastRenewal
-	m.mu.Unlock()
-	if werr != nil {
-		m.log.Warn().Err(werr).Int("slot", slot).Dur("since_last_renewal_ms", done.Sub(lastRenewal)).Msg("renewal failed")
-	}
-
-	issued = time.Now()
-	rerr := m.st.ReadSlots(m.raw)
-	done = time.Now()
-	if rerr == nil {
-		m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
-		m.observe(issued, done)
-		if err := m.checkOwn(m.decoded[slot], rec); err != nil {
-			return err
-		}
-	} else {
-		m.log.Warn().Err(rerr).Msg("reading the slots failed")
 		m.mu.Lock()
-		m.lastErr = rerr.Error()
 		events := m.tracker.Evaluate(done)
 		m.mu.Unlock()
 		m.report(events)
+		return err
+	}
+	m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
+	m.observe(issued, done)
+	return nil
+}
+
+// Round is one heartbeat round: read all slots, judge liveness and check
+// that our slot still holds what we last wrote, then write our slot.
+// Reading first means a foreign write into our slot at any time since our
+// last write is seen before we overwrite it; only one landing between this
+// read and this write would go unseen.
+func (m *Member) Round() error {
+	m.mu.Lock()
+	mine, slot := m.record, m.slot
+	m.mu.Unlock()
+	if err := m.Observe(); err != nil {
+		m.mu.Lock()
+		m.lastErr = err.Error()
+		m.mu.Unlock()
+	} else if err := m.checkOwn(m.decoded[slot], mine); err != nil {
+		return err
+	}
+
+	m.mu.Lock()
+	m.record.Sequence++
+	m.record.Wall = time.Now()
+	rec := m.record
+	m.mu.Unlock()
+	issued := time.Now()
+	err := m.st.WriteSlot(slot, rec.Encode())
+	done := time.Now()
+	if took := done.Sub(issued); err == nil && took > m.header.Timing.IOTimeout {
+		// The storage layer bounds every I/O by io_timeout; a write
+		// reported later than that cannot count as a renewal, whose
+		// deadlines assume it.
+		err = fmt.Errorf("write took %v, more than io_timeout %v", took.Round(time.Millisecond), m.header.Timing.IOTimeout)
+	}
+	m.mu.Lock()
+	if err == nil {
+		m.lastRenewal = issued
+		m.latencies.add(done.Sub(issued))
+	} else {
+		m.lastErr = err.Error()
+	}
+	lastRenewal := m.lastRenewal
+	m.mu.Unlock()
+	if err != nil {
+		m.log.Warn().Err(err).Int("slot", slot).Dur("since_last_renewal_ms", done.Sub(lastRenewal)).Msg("renewal failed")
 	}
 	return nil
 }

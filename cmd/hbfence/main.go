@@ -77,7 +77,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "\nRun 'hbfence COMMAND -h' for a command's flags. See hbfence(8) and docs/.\n")
+	fmt.Fprintf(w, "\nRun 'hbfence COMMAND -h' for a command's flags. See docs/cli.md.\n")
 }
 
 func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
@@ -26,6 +27,8 @@ type Config struct {
 	Heartbeat Heartbeat `toml:"heartbeat"`
 	Control   Control   `toml:"control"`
 	Log       Log       `toml:"log"`
+	Watchdog  Watchdog  `toml:"watchdog"`
+	Fence     Fence     `toml:"fence"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -54,6 +57,44 @@ type Heartbeat struct {
 // Control is the local control socket.
 type Control struct {
 	Socket string `toml:"socket"`
+}
+
+// Watchdog says what resets this machine when the daemon stops feeding.
+type Watchdog struct {
+	// Device is the kernel watchdog device, or a plain file or FIFO read
+	// by a supervisor (tests, the demonstration pool). Empty: the first of
+	// /dev/watchdog0 and /dev/watchdog that exists.
+	Device string `toml:"device"`
+	// Timeout is the timeout to set, as a Go duration ("10s"); default:
+	// the pool's watchdog figure. Required for a file or FIFO, which
+	// cannot report one.
+	Timeout Duration `toml:"timeout"`
+	// AllowNoWatchdog runs without any watchdog. The host is then unsafe
+	// (a stalled daemon cannot fence it) and every status says so.
+	AllowNoWatchdog bool `toml:"allow_no_watchdog"`
+}
+
+// Fence says how this host fences itself.
+type Fence struct {
+	// KillGuests is the hook (argv, no shell) that destroys every HA
+	// guest of this host and exits 0 only when they are confirmed gone.
+	// Empty: this host runs no HA guests.
+	KillGuests []string `toml:"kill_guests"`
+	// KillTimeout bounds the hook; default: half the pool's watchdog.
+	KillTimeout Duration `toml:"kill_timeout"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like \"10s\" or \"1m30s\")", b)
+	}
+	d.Duration = v
+	return nil
 }
 
 // Log configures logging.
@@ -94,7 +135,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -125,7 +166,7 @@ func (c *Config) defaults() error {
 		c.Log.Format = "json"
 	}
 	base := filepath.Dir(c.Path)
-	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket} {
+	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -144,6 +185,18 @@ func (c *Config) validate() error {
 		if _, err := ondisk.ParseUUID(c.Host.MachineID); err != nil {
 			return fmt.Errorf("[host] machine_id: %v (it has the form of /etc/machine-id: 32 hex digits)", err)
 		}
+	}
+	if c.Watchdog.Device != "" && c.Watchdog.AllowNoWatchdog {
+		return errors.New("[watchdog] sets both device and allow_no_watchdog = true; keep one")
+	}
+	if c.Watchdog.Timeout.Duration < 0 {
+		return fmt.Errorf("[watchdog] timeout is %v; it must be positive", c.Watchdog.Timeout.Duration)
+	}
+	if c.Fence.KillTimeout.Duration < 0 {
+		return fmt.Errorf("[fence] kill_timeout is %v; it must be positive", c.Fence.KillTimeout.Duration)
+	}
+	if len(c.Fence.KillGuests) > 0 && !filepath.IsAbs(c.Fence.KillGuests[0]) {
+		return fmt.Errorf("[fence] kill_guests: the hook %q must be an absolute path", c.Fence.KillGuests[0])
 	}
 	if !contains(levels, c.Log.Level) {
 		return fmt.Errorf("[log] level is %q; use one of %s", c.Log.Level, strings.Join(levels, ", "))

@@ -75,3 +75,35 @@ func TestPackagedExampleParses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWatchdogAndFence(t *testing.T) {
+	c, err := Parse("/etc/hbfence/h.toml", []byte(`
+[heartbeat]
+path = "/OVS/.server_pool_hb"
+[watchdog]
+device = "wd.fifo"
+timeout = "2s"
+[fence]
+kill_guests = ["/usr/libexec/hbfence/kill-ha-guests", "--all"]
+kill_timeout = "1500ms"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Watchdog.Device != "/etc/hbfence/wd.fifo" || c.Watchdog.Timeout.Seconds() != 2 ||
+		len(c.Fence.KillGuests) != 2 || c.Fence.KillTimeout.Milliseconds() != 1500 {
+		t.Errorf("parsed %+v %+v", c.Watchdog, c.Fence)
+	}
+	for _, tc := range []struct{ toml, want string }{
+		{"[watchdog]\ndevice = \"/dev/watchdog0\"\nallow_no_watchdog = true\n", "keep one"},
+		{"[watchdog]\ntimeout = \"ten seconds\"\n", `"ten seconds" is not a duration`},
+		{"[watchdog]\ntimeout = \"-1s\"\n", "[watchdog] timeout is -1s"},
+		{"[fence]\nkill_guests = [\"kill.sh\"]\n", "must be an absolute path"},
+		{"[fence]\nkill_timeout = \"-2s\"\n", "[fence] kill_timeout"},
+	} {
+		_, err := Parse("/etc/hbfence/h.toml", []byte("[heartbeat]\npath = \"x\"\n"+tc.toml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.toml, err, tc.want)
+		}
+	}
+}

@@ -12,14 +12,17 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/area"
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/join"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/rs/zerolog"
@@ -30,9 +33,11 @@ import (
 // pool plus where the daemon runs.
 type Status struct {
 	heartbeat.Status
-	Version string   `json:"version"`
-	PID     int      `json:"pid"`
-	Area    AreaInfo `json:"area"`
+	Version  string        `json:"version"`
+	PID      int           `json:"pid"`
+	Area     AreaInfo      `json:"area"`
+	Watchdog WatchdogInfo  `json:"watchdog"`
+	Fence    *fence.Status `json:"fence,omitempty"`
 }
 
 // AreaInfo says where the heartbeat area is.
@@ -77,24 +82,47 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	}
 	defer a.Close()
 	h := a.Header()
+	// The member adds the host field to its own lines; the daemon's
+	// lines get it here.
+	memberLog := log
 	log = log.With().Str("host", self.Name).Logger()
 	log.Info().Str("path", c.Heartbeat.Path).Int64("offset", c.Heartbeat.Offset).
 		Str("pool", h.PoolUUID.String()).Uint32("slots", h.SlotCount).Uint32("sector_size", h.SectorSize).
 		Str("profile", h.Profile).Str("timing", h.Timing.String()).Str("version", version).
 		Msg("starting")
 
-	m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: log})
+	wd, err := openWatchdog(c, h.Timing)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.Path, err)
+		return err
 	}
+	if err := fence.CheckWatchdog(h.Timing, wd.Effective()); err != nil {
+		return fmt.Errorf("%s: refusing to join the pool: %w", c.Path, err)
+	}
+	wi := wd.Info()
+	if wi.Unsafe {
+		log.Warn().Str("watchdog", wi.Backend).Msg(wi.Note)
+	}
+	killer := guestKiller(c, h.Timing.Watchdog)
+
+	var mu sync.Mutex
+	var cur *fencing // the current incarnation
 	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
 		"status": func(context.Context, json.RawMessage) (any, error) {
-			return Status{
-				Status:  m.Status(time.Now()),
-				Version: version,
-				PID:     os.Getpid(),
-				Area:    AreaInfo{Path: c.Heartbeat.Path, Offset: c.Heartbeat.Offset, SectorSize: h.SectorSize, Slots: h.SlotCount},
-			}, nil
+			mu.Lock()
+			fc := cur
+			mu.Unlock()
+			st := Status{
+				Version:  version,
+				PID:      os.Getpid(),
+				Area:     AreaInfo{Path: c.Heartbeat.Path, Offset: c.Heartbeat.Offset, SectorSize: h.SectorSize, Slots: h.SlotCount},
+				Watchdog: wd.Info(),
+			}
+			if fc != nil {
+				st.Status = fc.m.Status(time.Now())
+				fs := fc.status()
+				st.Fence = &fs
+			}
+			return st, nil
 		},
 	})
 	if err != nil {
@@ -105,17 +133,68 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	defer srvStop()
 	go srv.Serve(srvCtx)
 
-	if err := m.Join(ctx); err != nil {
-		if errors.Is(err, context.Canceled) {
-			log.Info().Msg("stopped while joining")
-			return nil
+	for incarnation := 1; ; incarnation++ {
+		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog})
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Path, err)
 		}
-		return fmt.Errorf("joining the pool at %s: %w", c.Heartbeat.Path, err)
+		f, err := fence.New(h.Timing, wd.Effective())
+		if err != nil {
+			return err
+		}
+		fc := &fencing{m: m, wd: wd, killer: killer, log: log, f: f}
+		mu.Lock()
+		cur = fc
+		mu.Unlock()
+		if err := m.Join(ctx); err != nil {
+			if errors.Is(err, context.Canceled) {
+				log.Info().Msg("stopped while joining")
+				return nil
+			}
+			return fmt.Errorf("joining the pool at %s: %w", c.Heartbeat.Path, err)
+		}
+		o, runErr := fc.run(ctx)
+		switch o {
+		case leftCleanly:
+			return nil
+		case fenced:
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Join again when the storage allows, as a new incarnation.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(h.Timing.Interval):
+			}
+		case resetting:
+			if wi.Unsafe {
+				return fmt.Errorf("fenced (%v) but the HA guests are not confirmed gone and there is no watchdog to reset this machine: this host is UNSAFE, stop its guests by hand", runErr)
+			}
+			// Wait for the watchdog. Exiting would change nothing: it
+			// is armed and no longer fed.
+			<-ctx.Done()
+			return fmt.Errorf("stopped while waiting for the watchdog to reset this machine (%v)", runErr)
+		}
 	}
-	if err := m.Run(ctx); err != nil {
-		return err
+}
+
+func openWatchdog(c *config.Config, t timing.Params) (Watchdog, error) {
+	if c.Watchdog.AllowNoWatchdog {
+		return noWatchdog{effective: t.Watchdog}, nil
 	}
-	return nil
+	return nil, fmt.Errorf("%s: [watchdog] device: the watchdog backends are not wired yet; set allow_no_watchdog = true", c.Path)
+}
+
+func guestKiller(c *config.Config, watchdog time.Duration) fence.GuestKiller {
+	if len(c.Fence.KillGuests) == 0 {
+		return fence.NoGuests{}
+	}
+	timeout := c.Fence.KillTimeout.Duration
+	if timeout == 0 {
+		timeout = watchdog / 2
+	}
+	return &fence.ExecKiller{Argv: c.Fence.KillGuests, Timeout: timeout}
 }
 
 func identity(c *config.Config, version string) (join.Identity, error) {

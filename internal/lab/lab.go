@@ -127,6 +127,9 @@ socket = %q
 [log]
 level = "info"
 format = "json"
+
+[watchdog]
+allow_no_watchdog = true
 `, name, h.MachineID, p.Area, p.Offset, h.Socket)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
