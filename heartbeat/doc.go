@@ -35,20 +35,23 @@
 // the start of the previous one (at once, if that round took longer). A
 // round is:
 //
-//  1. Bump the sequence of this host's record and write it into its own
-//     slot: one sector, one I/O, bounded by io_timeout. If the write
-//     succeeded, the instant just before it was issued becomes the last
-//     renewal (LastRenewal).
-//  2. Read the whole slot region in one I/O and decode it. Give the decoded
+//  1. Read the whole slot region in one I/O and decode it. Give the decoded
 //     slots to the liveness tracker with the read's issue and completion
 //     times. If the read failed, re-evaluate liveness at the current time
 //     without new data.
-//  3. After a successful read, check the own slot: a valid record whose host
-//     name, generation or join nonce differs from ours means another host
-//     (or another incarnation of this one) took the slot; Run returns a
-//     *SlotLostError and nothing more is written. A record that does not
-//     decode (corrupt, torn, misplaced, zeroed) is no evidence either way: it
-//     is logged and the next round rewrites it.
+//  2. After a successful read, check the own slot against what this host
+//     last wrote: a valid record whose host name, generation or join nonce
+//     differs means another host (or another incarnation of this one) took
+//     the slot; Run returns a *SlotLostError and nothing more is written. A
+//     record that does not decode (corrupt, torn, misplaced, zeroed) is no
+//     evidence either way: it is logged and this round rewrites it. Reading
+//     before writing means a foreign record that landed at any time since
+//     the previous write is seen before it is overwritten.
+//  3. Bump the sequence of this host's record and write it into its own
+//     slot: one sector, one I/O, bounded by io_timeout. If the write
+//     succeeded within io_timeout (checked here too), the instant just
+//     before it was issued becomes the last renewal (LastRenewal); the
+//     join's proven claim write is the first.
 //
 // Between rounds, when the baseline + host_dead of a host that is neither
 // dead nor left falls before the next round, Run wakes at that instant and
