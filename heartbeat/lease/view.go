@@ -1,0 +1,100 @@
+package lease
+
+import (
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+)
+
+// Peer is what the caller's liveness view says about one slot.
+type Peer struct {
+	// State is the liveness state of the slot's current generation.
+	State liveness.State
+	// Generation is the generation of the slot's last valid record.
+	Generation uint64
+	Name       string
+}
+
+// View is the caller's liveness view, consulted whenever the lease decides
+// whether the owner of an epoch may be replaced. The lease calls it only
+// from its own methods, so a View that reads the caller's data must not be
+// changed concurrently with them.
+type View interface {
+	// Peer reports what is known of slot; ok is false for a slot never
+	// seen with a valid record.
+	Peer(slot int) (p Peer, ok bool)
+}
+
+type viewEntry struct {
+	p  Peer
+	ok bool
+}
+
+type peersView []viewEntry
+
+func (v peersView) Peer(slot int) (Peer, bool) {
+	if slot < 0 || slot >= len(v) || !v[slot].ok {
+		return Peer{}, false
+	}
+	return v[slot].p, true
+}
+
+// ViewOf makes a View from a liveness tracker's Peers: a snapshot, safe to
+// keep while the tracker goes on.
+func ViewOf(peers []liveness.Peer) View {
+	n := 0
+	for _, p := range peers {
+		n = max(n, p.Slot+1)
+	}
+	v := make(peersView, n)
+	for _, p := range peers {
+		if p.Slot < 0 || !p.HaveRecord {
+			continue
+		}
+		v[p.Slot] = viewEntry{Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName}, true}
+	}
+	return v
+}
+
+// gone reports whether incarnation o can no longer act: its slot holds a
+// later generation, or o is dead or left in the view. Dead implies that o
+// fenced itself (package liveness), left that it stopped cleanly, and a later
+// generation that o's process is gone (package join). Anything else — live,
+// suspect, unknown, never seen — is not gone.
+func gone(v View, self ondisk.Owner, slots int, o ondisk.Owner) (bool, string) {
+	if int64(o.Slot) >= int64(slots) {
+		return true, "its slot is outside the area"
+	}
+	if o.Slot == self.Slot {
+		if o.Generation < self.Generation {
+			return true, "this host's slot now holds a later generation"
+		}
+		return false, "it is this incarnation"
+	}
+	if v == nil {
+		return false, "no liveness view yet"
+	}
+	p, ok := v.Peer(int(o.Slot))
+	if !ok {
+		return false, "its slot has not been read yet"
+	}
+	switch {
+	case p.Generation > o.Generation:
+		return true, "its slot now holds a later generation"
+	case p.Generation < o.Generation:
+		return false, "its slot shows an older generation"
+	case p.State == liveness.Dead:
+		return true, "it is dead"
+	case p.State == liveness.Left:
+		return true, "it has left"
+	}
+	return false, "it is " + p.State.String()
+}
+
+// Static is a View given as a map from slot to Peer (tests, tools).
+type Static map[int]Peer
+
+// Peer implements View.
+func (s Static) Peer(slot int) (Peer, bool) {
+	p, ok := s[slot]
+	return p, ok
+}
