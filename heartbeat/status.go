@@ -55,12 +55,17 @@ type HostStatus struct {
 	Reason     string            `json:"reason,omitempty"`
 	// LastChangeAgeSeconds is how long ago, on this host's clock, the
 	// slot last changed (or was first seen, when ChangeSeen is false).
-	LastChangeAgeSeconds float64     `json:"last_change_age_seconds"`
-	ChangeSeen           bool        `json:"change_seen"`
-	StateAgeSeconds      float64     `json:"state_age_seconds"`
-	MachineID            ondisk.UUID `json:"machine_id"`
-	Agent                string      `json:"agent"`
-	Self                 bool        `json:"self"`
+	LastChangeAgeSeconds float64 `json:"last_change_age_seconds"`
+	ChangeSeen           bool    `json:"change_seen"`
+	StateAgeSeconds      float64 `json:"state_age_seconds"`
+	// Unsafe: the host runs with no watchdog.
+	Unsafe bool `json:"unsafe"`
+	// Fenced: the host is known to have no HA guest running: it was
+	// declared dead, and it has a watchdog (see package fence).
+	Fenced    bool        `json:"fenced"`
+	MachineID ondisk.UUID `json:"machine_id"`
+	Agent     string      `json:"agent"`
+	Self      bool        `json:"self"`
 }
 
 // Status returns the member's view at now.
@@ -104,6 +109,8 @@ func (m *Member) Status(now time.Time) Status {
 			LastChangeAgeSeconds: p.Age(now).Seconds(),
 			ChangeSeen:           !p.LastChange.IsZero(),
 			StateAgeSeconds:      now.Sub(p.StateSince).Seconds(),
+			Unsafe:               p.Record.Flags&ondisk.FlagNoWatchdog != 0,
+			Fenced:               p.State == liveness.Dead && p.Record.Flags&ondisk.FlagNoWatchdog == 0,
 			MachineID:            p.Record.MachineID,
 			Agent:                p.Record.Agent,
 			Self:                 m.joined && p.Slot == m.slot,

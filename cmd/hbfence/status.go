@@ -79,12 +79,28 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "renewal  last %.1fs ago; storage latency min %.2f / median %.2f / max %.2f ms over %d renewals\n",
 			st.LastRenewalAgeSeconds, l.MinMS, l.MedianMS, l.MaxMS, l.Samples)
 	}
+	w0 := st.Watchdog
+	if w0.Unsafe {
+		fmt.Fprintf(w, "watchdog %s — %s\n", w0.Backend, w0.Note)
+	} else {
+		fmt.Fprintf(w, "watchdog %s %s, fires %gs after the last feed %s\n", w0.Backend, w0.Device, w0.EffectiveSeconds, w0.Identity)
+	}
+	if f := st.Fence; f != nil {
+		line := f.State.String()
+		if f.Reason != "" {
+			line += ": " + f.Reason
+		}
+		if f.KillError != "" {
+			line += " (guests not confirmed gone: " + f.KillError + ")"
+		}
+		fmt.Fprintf(w, "fence    %s\n", line)
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "error    %s\n", st.LastError)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLOT\tHOST\tSTATE\tGENERATION\tLAST CHANGE\tSLOT STATE\tCHECKSUM")
+	fmt.Fprintln(tw, "SLOT\tHOST\tSTATE\tFENCED\tGENERATION\tLAST CHANGE\tSLOT STATE\tCHECKSUM")
 	for _, h := range st.Hosts {
 		name := h.Name
 		if h.Self {
@@ -101,7 +117,14 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if h.Reason != "" {
 			check += " (" + h.Reason + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, h.State, h.Generation, age, h.SlotState, check)
+		fenced := "no"
+		switch {
+		case h.Fenced:
+			fenced = "yes (dead)"
+		case h.Unsafe:
+			fenced = "UNSAFE: no watchdog"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, h.State, fenced, h.Generation, age, h.SlotState, check)
 	}
 	tw.Flush()
 }

@@ -16,6 +16,8 @@ type Identity struct {
 	MachineID ondisk.UUID // /etc/machine-id, or the configured override
 	BootID    ondisk.UUID
 	Agent     string
+	// Flags are written into every record (ondisk.FlagNoWatchdog).
+	Flags uint32
 }
 
 // Config parameterises a join.
@@ -392,6 +394,7 @@ func (j *Joiner) claim(readIssued time.Time, slots []ondisk.Decoded, i int, fast
 		Version:    ondisk.SlotVersion,
 		State:      ondisk.StateJoining,
 		Index:      uint32(d.Index),
+		Flags:      j.cfg.Self.Flags,
 		PoolUUID:   j.cfg.Pool,
 		Generation: gen,
 		Sequence:   1,

@@ -48,6 +48,14 @@ func (s *SlotState) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown slot state %q", b)
 }
 
+// Slot flags. Unknown bits are kept and ignored by readers.
+const (
+	// FlagNoWatchdog: the writer runs with no watchdog
+	// (allow_no_watchdog). A stalled daemon cannot fence it, so its being
+	// declared dead does not prove it fenced.
+	FlagNoWatchdog uint32 = 1 << 0
+)
+
 // Limits of the slot's fields.
 const (
 	MaxHostName   = 64
@@ -82,7 +90,7 @@ type Slot struct {
 	Version    uint16
 	State      SlotState
 	Index      uint32 // the slot's own index, to catch misdirected writes
-	Flags      uint32
+	Flags      uint32 // SlotFlag bits
 	PoolUUID   UUID
 	Generation uint64 // bumped on each join
 	Sequence   uint64 // bumped on each write

@@ -103,6 +103,9 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		log.Warn().Str("watchdog", wi.Backend).Msg(wi.Note)
 	}
 	killer := guestKiller(c, h.Timing.Watchdog)
+	if wi.Unsafe {
+		self.Flags |= ondisk.FlagNoWatchdog
+	}
 
 	var mu sync.Mutex
 	var cur *fencing // the current incarnation

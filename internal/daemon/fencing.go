@@ -141,7 +141,7 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 	switch a {
 	case fence.Arm:
 		err = fc.wd.Arm()
-		fc.log.Info().Err(err).Dur("effective_ms", fc.wd.Effective()).Msg("watchdog armed")
+		fc.log.Info().Err(err).Str("backend", fc.wd.Info().Backend).Dur("effective_ms", fc.wd.Effective()).Msg("watchdog armed")
 	case fence.Feed:
 		err = fc.wd.Feed()
 	case fence.KillGuests:
