@@ -54,7 +54,7 @@ func newHost(t testing.TB, st lease.Storage, slot int, gen uint64, now time.Time
 	hd := st.Header()
 	l, err := lease.New(lease.Config{Self: owner(slot, gen), Pool: hd.PoolUUID, Slots: int(hd.SlotCount), Timing: hd.Timing,
 		FirstRenewalBy: now.Add(hd.Timing.HostDead - hd.Timing.IOTimeout - hd.Timing.Margin()),
-		Jitter: func(d time.Duration) time.Duration { return d / 2 }})
+		Jitter:         func(d time.Duration) time.Duration { return d / 2 }})
 	if err != nil {
 		t.Fatal(err)
 	}

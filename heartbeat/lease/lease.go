@@ -380,7 +380,7 @@ func (l *Lease) SetView(now time.Time, v View) {
 	if l.dead() || l.role != Acquiring || l.step != stepLeader || !l.haveLeader || !l.next.NotBefore.After(now) {
 		return
 	}
-	if _, ok, _ := l.choose(l.current()); ok {
+	if l.eligibleNow() {
 		l.read(ReadLeader, stepLeader, now)
 	}
 }
@@ -838,6 +838,24 @@ func (l *Lease) choose(c current) (uint64, bool, string) {
 	} else {
 		return n, true, fmt.Sprintf("the owner of epoch %d, %v: %s", c.epoch, c.owner, why)
 	}
+}
+
+// eligibleNow is choose without the reasons (SetView calls it at every
+// read of a waiting host).
+func (l *Lease) eligibleNow() bool {
+	c := l.current()
+	if l.hint >= c.epoch+2 || c.epoch == 0 || c.owner.Same(l.cfg.Self) {
+		return true
+	}
+	if c.released {
+		if c.successor.IsZero() || c.successor.Same(l.cfg.Self) {
+			return true
+		}
+		g, _ := gone(l.view, l.cfg.Self, l.cfg.Slots, c.successor)
+		return g
+	}
+	g, _ := gone(l.view, l.cfg.Self, l.cfg.Slots, c.owner)
+	return g
 }
 
 // decide runs after a leader read in an acquisition: wait, give up, or

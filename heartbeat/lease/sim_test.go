@@ -97,7 +97,8 @@ type simStats struct {
 	seeds, hosts, acquired, released, handedOver, hoResumed, hoLost, lost, fenced, busy int
 	crashes, stalls, leaves, restarts, lateLandings, tornReads, leaderLandings          int
 	decisions, skips                                                                    int
-	takeovers                                                                           []time.Duration // after the kill, / host_dead
+	takeovers                                                                           []time.Duration // after the kill
+	ratios                                                                              []float64       // takeovers / host_dead
 	simTime                                                                             time.Duration
 	longest                                                                             time.Duration
 	longestSeed                                                                         uint64
@@ -126,6 +127,7 @@ func (s *simStats) add(o simStats) {
 	s.decisions += o.decisions
 	s.skips += o.skips
 	s.takeovers = append(s.takeovers, o.takeovers...)
+	s.ratios = append(s.ratios, o.ratios...)
 	s.simTime += o.simTime
 	s.events += o.events
 	s.maxEvents = max(s.maxEvents, o.maxEvents)
@@ -248,6 +250,9 @@ type simHost struct {
 	paused  time.Duration // paused until
 	l       *lease.Lease
 	tr      *liveness.Tracker
+	view    lease.Static
+	sbuf    []ondisk.Decoded
+	bbuf    []ondisk.BallotDecoded
 	seq     uint64
 	leaving bool // stopping the lease, then writing "left"
 	left    bool
@@ -416,7 +421,7 @@ func (h *simHost) observe(start time.Duration) {
 	s := h.s
 	var got []ondisk.Decoded
 	s.read(h, func(issue, ret time.Duration) {
-		got = make([]ondisk.Decoded, len(s.slots))
+		got = h.slotBuf(len(s.slots))
 		for i := range s.slots {
 			t := s.instant(issue, ret)
 			got[i] = s.slots[i].at(t)
@@ -433,7 +438,8 @@ func (h *simHost) observe(start time.Duration) {
 			evs = h.tr.Evaluate(s.tm(ret))
 		}
 		h.logLiveness(evs)
-		h.l.SetView(s.tm(ret), lease.ViewOf(h.tr.Peers()))
+		h.refreshView(evs, got)
+		h.l.SetView(s.tm(ret), h.view)
 		h.after()
 		h.kick()
 		next := start + s.p.Interval
@@ -452,19 +458,55 @@ func (h *simHost) observeOnly(next time.Duration) {
 	s := h.s
 	var got []ondisk.Decoded
 	s.read(h, func(issue, ret time.Duration) {
-		got = make([]ondisk.Decoded, len(s.slots))
+		got = h.slotBuf(len(s.slots))
 		for i := range s.slots {
 			got[i] = s.slots[i].at(s.instant(issue, ret))
 		}
 	}, func(issued, ret time.Duration, err error) {
 		if err == nil {
-			h.logLiveness(h.tr.Observe(s.tm(issued), s.tm(ret), got))
-			h.l.SetView(s.tm(ret), lease.ViewOf(h.tr.Peers()))
+			evs := h.tr.Observe(s.tm(issued), s.tm(ret), got)
+			h.logLiveness(evs)
+			h.refreshView(evs, got)
+			h.l.SetView(s.tm(ret), h.view)
 			h.after()
 			h.kick()
 		}
 		h.do(next, func() { h.round(next) })
 	})
+}
+
+func (h *simHost) slotBuf(n int) []ondisk.Decoded {
+	if cap(h.sbuf) < n {
+		h.sbuf = make([]ondisk.Decoded, n)
+	}
+	return h.sbuf[:n]
+}
+
+// refreshView rebuilds the host's liveness view from its tracker when the
+// tracker reported something or a slot shows a record the view lacks (the
+// tracker reports no event for a first sight). Peers copies every slot
+// record, too slow to call at every read of thousands of schedules.
+func (h *simHost) refreshView(evs []liveness.Event, got []ondisk.Decoded) {
+	stale := len(evs) > 0
+	for i := range got {
+		if got[i].Status != ondisk.SlotOK {
+			continue
+		}
+		if p, ok := h.view[i]; !ok || p.Generation != got[i].Slot.Generation {
+			stale = true
+			break
+		}
+	}
+	if !stale {
+		return
+	}
+	v := lease.Static{}
+	for _, p := range h.tr.Peers() {
+		if p.HaveRecord {
+			v[p.Slot] = lease.Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName}
+		}
+	}
+	h.view = v
 }
 
 func (h *simHost) logLiveness(evs []liveness.Event) {
@@ -524,7 +566,10 @@ func (h *simHost) wake(tok int) {
 	case lease.ReadBallots:
 		var got []ondisk.BallotDecoded
 		s.read(h, func(issue, ret time.Duration) {
-			got = make([]ondisk.BallotDecoded, len(s.ballots))
+			if cap(h.bbuf) < len(s.ballots) {
+				h.bbuf = make([]ondisk.BallotDecoded, len(s.ballots))
+			}
+			got = h.bbuf[:len(s.ballots)]
 			for i := range s.ballots {
 				t := s.instant(issue, ret)
 				got[i] = s.ballots[i].at(t)
@@ -671,6 +716,9 @@ func (s *sim) newIncarnation(h *simHost) {
 	}
 	h.l = l
 	h.tr = liveness.New(s.p)
+	h.view = lease.Static{}
+	// Fresh read buffers: a read of the old incarnation may still resolve.
+	h.sbuf, h.bbuf = nil, nil
 	s.logf("%s starts as generation %d", h.name, h.gen)
 	start := s.now
 	h.do(start, func() { h.round(start) })
@@ -972,6 +1020,7 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 			s.now-s.killAt, victim != nil, bound, s.roles())
 	} else {
 		s.st.takeovers = append(s.st.takeovers, s.takeover)
+		s.st.ratios = append(s.st.ratios, float64(s.takeover)/float64(hd))
 	}
 	s.run(s.now + 2*p.Interval)
 	s.end = s.now

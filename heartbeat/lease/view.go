@@ -90,6 +90,23 @@ func gone(v View, self ondisk.Owner, slots int, o ondisk.Owner) (bool, string) {
 	return false, "it is " + p.State.String()
 }
 
+// TrackerView is a View that reads a liveness tracker when the lease asks
+// (rarely: when it decides whether an owner is gone), instead of a snapshot
+// per read. The tracker must not be used concurrently with the lease's
+// methods.
+func TrackerView(t *liveness.Tracker) View { return trackerView{t} }
+
+type trackerView struct{ t *liveness.Tracker }
+
+func (v trackerView) Peer(slot int) (Peer, bool) {
+	for _, p := range v.t.Peers() {
+		if p.Slot == slot && p.HaveRecord {
+			return Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName}, true
+		}
+	}
+	return Peer{}, false
+}
+
 // Static is a View given as a map from slot to Peer (tests, tools).
 type Static map[int]Peer
 

@@ -1,0 +1,6 @@
+//go:build race
+
+package lease_test
+
+// The race detector slows the simulation about fivefold.
+const defaultSeeds = 300
