@@ -30,7 +30,10 @@
 // an errno fails it. Latency is added per FUSE request: the kernel splits
 // large I/O into requests of up to 1 MiB (MaxWrite), each delayed.
 // Faults never apply to lookups, getattr, flush or close: a hung storage
-// still lets a process stat and close the file.
+// still lets a process stat and close the file. A process whose I/O is
+// hung in faultfs dies of SIGKILL (the kernel waits killably; the server
+// sees the interrupt and gives the request up), so hbfence-wdsim's reset
+// works on a host cut off from its storage.
 //
 // # O_DIRECT through FUSE
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -475,4 +476,30 @@ func TestParseFault(t *testing.T) {
 			t.Errorf("ParseFault(%q) accepted", in)
 		}
 	}
+}
+
+// TestKillWhileHung: a process whose I/O is hung in faultfs dies of
+// SIGKILL — what hbfence-wdsim's reset does to a daemon cut off from its
+// storage — and the hung request is given up.
+func TestKillWhileHung(t *testing.T) {
+	p := newPool(t)
+	a := p.mount("hostA")
+	a.Set(faultfs.OpRead, faultfs.Fault{Hang: true})
+	cmd := exec.Command("dd", "if="+hb(a), "of=/dev/null", "bs=512", "count=1", "iflag=direct")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	waitFor(t, "hung", func() bool { return a.Stats().Hung == 1 })
+	cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a process hung in faultfs survived SIGKILL")
+	}
+	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("dd ended with %v, want killed", cmd.ProcessState)
+	}
+	waitFor(t, "the interrupted request given up", func() bool { return a.Stats().Hung == 0 })
 }
