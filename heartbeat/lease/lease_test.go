@@ -518,7 +518,7 @@ func TestMasterRepairsItsRecord(t *testing.T) {
 func TestRenewalsLapse(t *testing.T) {
 	p := profile(t, "default")
 	for _, c := range []struct {
-		name string
+		name  string
 		lapse func(h *host)
 	}{
 		{"queried after renewal_fail", func(h *host) { h.now = h.now.Add(p.RenewalFail) }},
