@@ -1055,6 +1055,13 @@ func (l *Lease) abort(now time.Time, why string) {
 		l.toFollower(now)
 		return
 	}
+	if l.role == Acquiring {
+		// Someone else is running a ballot: read the leader record
+		// first; if the other has won and written it, the outcome is
+		// known without another ballot.
+		l.read(ReadLeader, stepLeader, nb)
+		return
+	}
 	if l.ownKnown && l.seenInst == l.inst {
 		l.phase1(nb)
 		return
