@@ -84,7 +84,9 @@ type sim struct {
 	errs                        []string
 	st                          simStats
 	killAt                      time.Duration
-	killed                      int
+	victim                      *simHost
+	victimGen                   uint64
+	victimDeadAt                time.Duration
 	takeover                    time.Duration
 	end                         time.Duration
 	maxActing, maxActingAtKill  int
@@ -99,6 +101,7 @@ type simStats struct {
 	decisions, skips                                                                    int
 	takeovers                                                                           []time.Duration // after the kill
 	ratios                                                                              []float64       // takeovers / host_dead
+	afterDead                                                                           []float64       // from the first "dead" judgment of the killed master to a new master, in intervals
 	simTime                                                                             time.Duration
 	longest                                                                             time.Duration
 	longestSeed                                                                         uint64
@@ -128,6 +131,7 @@ func (s *simStats) add(o simStats) {
 	s.skips += o.skips
 	s.takeovers = append(s.takeovers, o.takeovers...)
 	s.ratios = append(s.ratios, o.ratios...)
+	s.afterDead = append(s.afterDead, o.afterDead...)
 	s.simTime += o.simTime
 	s.events += o.events
 	s.maxEvents = max(s.maxEvents, o.maxEvents)
@@ -510,6 +514,14 @@ func (h *simHost) refreshView(evs []liveness.Event, got []ondisk.Decoded) {
 }
 
 func (h *simHost) logLiveness(evs []liveness.Event) {
+	s := h.s
+	if s.victim != nil && s.victimDeadAt == 0 {
+		for _, e := range evs {
+			if e.Kind == liveness.Transition && e.To == liveness.Dead && e.Slot == s.victim.slot && e.Generation == s.victimGen {
+				s.victimDeadAt = s.now
+			}
+		}
+	}
 	if h.s.trace == nil {
 		return
 	}
@@ -1004,14 +1016,17 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 	s.killAt = s.now
 	victim := s.master()
 	if victim != nil {
-		s.killed = victim.slot
+		s.victim, s.victimGen = victim, victim.gen
 		victim.crash(-1)
 	}
 	deadline := s.killAt + bound
 	for s.now < deadline && s.q.Len() > 0 {
 		s.run(min(deadline, s.now+p.Interval/4))
 		if m := s.master(); m != nil && m != victim {
-			s.takeover = s.now - s.killAt
+			s.takeover = m.actStart - s.killAt
+			if victim != nil && s.victimDeadAt != 0 {
+				s.st.afterDead = append(s.st.afterDead, float64(m.actStart-s.victimDeadAt)/float64(p.Interval))
+			}
 			break
 		}
 	}

@@ -65,5 +65,15 @@ func (s simStats) String() string {
 		s.seeds, s.hosts, s.simTime.Round(time.Second), s.longest.Round(time.Second), s.longestSeed, s.events,
 		s.acquired, s.released, s.handedOver, s.hoResumed, s.hoLost, s.lost, s.fenced, s.busy,
 		s.decisions, s.leaderLandings, s.crashes, s.stalls, s.leaves, s.restarts, s.lateLandings, s.tornReads,
-		len(rs), lo, med, hi)
+		len(rs), lo, med, hi) + fmt.Sprintf("; from the first host judging it dead to a new master: median %.3f, max %.3f intervals", q(s.afterDead, 0.5), q(s.afterDead, 1))
+}
+
+// q is the quantile f of xs (0 for none).
+func q(xs []float64, f float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	c := append([]float64(nil), xs...)
+	sort.Float64s(c)
+	return c[min(len(c)-1, int(f*float64(len(c))))]
 }
