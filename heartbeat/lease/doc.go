@@ -1,0 +1,251 @@
+// Package lease is the pool's master lease: a lock on the shared storage,
+// acquired with Disk Paxos (Gafni and Lamport) over one ballot block per slot,
+// with a leader record naming the owner of each epoch. The epoch grows by one
+// (or more) on every change of owner and is the fencing token of everything
+// the master writes.
+//
+// Lease is a pure state machine in the manner of package join: the driver asks
+// Next for an I/O (read the leader sector, read the ballot region, write this
+// host's ballot block, write the leader sector), performs it no earlier than
+// its NotBefore, and reports the result with the times, on its monotonic
+// clock, at which the I/O was issued and returned. The driver also reports
+// every successful renewal of its slot (Renewed) and its liveness view
+// (SetView). Commands: Acquire (keep trying), TryAcquire, Release,
+// ProposeSuccessor (hand-over), Stop. Queries: Master (may this host act as
+// master now, and until when), Holder (who holds it, in which epoch), Status,
+// Events. Driver performs the I/O on a Storage (AreaStorage on a real area,
+// MemStorage in memory) for a driver that does not need its own.
+//
+// # Records
+//
+// The byte tables are in heartbeat/ondisk (lease.go) and docs/master.md.
+//
+//   - Ballot block of slot s, at BallotOffset + s × sector: written only by
+//     the host holding slot s. (lver, mbal, bal, value): lver is the Paxos
+//     instance, that is the epoch being decided; mbal the highest ballot the
+//     slot started in it; bal the ballot in which it accepted value; value
+//     (the "inp") is an owner: slot, generation, host name, flags. Ballot
+//     numbers are round × slot_count + slot + 1: unique per slot.
+//   - Leader record, at LeaderOffset: epoch, owner (slot, generation, name),
+//     flags (released; released for a named successor), successor. Written
+//     only by the owner of its epoch (below). All zeroes: epoch 0, never held.
+//
+// # Acquisition
+//
+//  1. Read the leader record. Choose the instance (below) or wait. Acquire
+//     waits and reads again every interval, and at once when SetView makes
+//     the lease takeable; TryAcquire reports Busy instead.
+//  2. If this incarnation does not know its own ballot block (a new
+//     incarnation, or after a write of it failed), read the ballot region.
+//  3. Phase 1: write (lver, mbal) into the own block, keeping the bal and
+//     value it holds for this instance (phase 1 raises mbal only), with mbal
+//     the smallest own ballot number above every mbal seen in this instance.
+//     Read all blocks. Abort if any block is of a later instance, if any
+//     other block of this instance has a higher mbal, or if any block reads
+//     corrupt, foreign, misplaced or newer (it may hide a higher ballot: a
+//     torn read of a write under way). Blocks of an earlier instance are
+//     empty for this one. Adopt the value accepted with the highest bal in
+//     this instance; if none, propose this incarnation (or, in a hand-over,
+//     the successor).
+//  4. Phase 2: write (lver, mbal, bal = mbal, value); read all blocks; abort
+//     as in phase 1. Otherwise the value is chosen: the Decided event.
+//  5. If the value is this incarnation: write the leader record (epoch =
+//     lver, owner = this incarnation), issued while renewals are fresh
+//     (Action.Deadline). When the write returns, Acquired: act as master.
+//     If the value is another host that is live here, wait for its record
+//     (Acquire) or report Busy (TryAcquire); if it is gone (below), go on to
+//     instance lver + 1 at once: its owner will never write the record.
+//
+// After an abort, a host backs off for a random time (growing with the
+// aborts, up to an interval) and reads the leader record first: if the
+// winner has written it, the outcome is known without another ballot.
+// TryAcquire never gives up between phase 2 and the outcome: its own value
+// may have been chosen, and then only it can write the record.
+//
+// Which instance (choose). With the leader record showing epoch e (or a
+// later epoch e this host learnt by its own ballot, with no record yet):
+//
+//   - instance e + 1 if e is 0, the record is this incarnation's own, it is
+//     released (and its successor, if any, is this host or gone), or its
+//     owner is gone: its slot holds a later generation, or the owner is dead
+//     or left in the caller's view. Never while the owner is live, suspect
+//     or unknown.
+//   - instance h if a ballot read showed a block of instance h ≥ e + 2, and
+//     this leader read was issued after that ballot read returned (Trusted:
+//     see the safety argument).
+//
+// # Being master
+//
+// A master acts only while Master says so: it holds an epoch, and its last
+// successful renewal was issued less than renewal_fail ago. Master returns
+// Until, the latest moment to act without asking again. The lease latches
+// (Fenced, for good) as soon as renewals lapse: Master is asked after
+// renewal_fail without a renewal, a renewal returns renewal_fail or more
+// after the previous one was issued, or the first renewal after joining was
+// issued after the join's deadline (Config.FirstRenewalBy) or did not
+// return by it + io_timeout. A fenced incarnation may never be master again;
+// the daemon restarts as a new generation.
+//
+// A master reads the leader record every interval. A later epoch, or its
+// own epoch with another owner or released, or a record of a newer version:
+// Lost, at once. A torn, scribbled, zeroed or older record: it writes its own
+// again (only it may write the record while it holds the epoch) and goes on.
+//
+// Release: the master stops acting, then writes its record again, released.
+// Stop: no more I/O; before the daemon writes "left" into its slot, the I/O
+// under way must have returned and QuiescentAt passed.
+//
+// Hand-over (ProposeSuccessor, after the target acknowledged a request): the
+// master of epoch e stops acting before its first write and runs a ballot in
+// instance e + 1 proposing the target (ValueHandOver). If the ballot
+// completes with value v, it writes its own record released for v
+// (HandedOver); v takes epoch e + 1 at its next read with a ballot of its
+// own, which must choose v, and writes the record of e + 1. Others do not
+// take a record released for a successor that is live. If no ballot of the
+// hand-over completes by its deadline, the master reads the leader record
+// and resumes acting (HandOverFailed, Resumed) if it still shows epoch e,
+// held by this incarnation, no block of an instance beyond e + 1 was seen,
+// and its renewals are fresh; otherwise Lost. A value it proposed may
+// already be chosen in instance e + 1: it stands, and the next epoch goes
+// to that target when this master releases or dies (an earlier proposal
+// also wins over a later ProposeSuccessor, which then hands over to it).
+//
+// # Safety
+//
+// Assumptions: the storage model of docs/timing.md (a write that returned is
+// seen by every later read; a torn sector reads corrupt); a host's own writes
+// land in issue order, and a write that timed out lands within LateWrite
+// (the watchdog period) of its issue or never (the lease issues no I/O for
+// that long after one of its writes timed out; AreaStorage's device also
+// refuses any I/O while one is stuck); a host's writes land before it is
+// reset, before it writes "left", and before a later incarnation of its slot
+// starts (the daemon's lock file; package join); the liveness rules and
+// timing rules of package liveness and docs/timing.md.
+//
+// One value per epoch. Disk Paxos on one disk: a slot's block is written only
+// by the slot's holder, in order; a read of a block returns the last write or
+// one under way, never a mix (torn reads abort). Two ballots b < b' of one
+// instance that both reach phase 2: the later one's phase 1 write and read
+// race the earlier one's phase 2 write and read; whichever writes first is
+// seen by the other's read, so either b aborts (it sees mbal b') or b' adopts
+// b's value. By induction every completed ballot of an instance chooses the
+// same value. Three things keep the induction true here:
+//
+//   - an accepted value is never dropped from a block: phase 1 keeps bal and
+//     value; a new incarnation of a slot reads its block before writing it
+//     and carries them on (the block belongs to the slot, not to the
+//     incarnation); a write that failed makes the block unknown until read
+//     again, after LateWrite if it timed out. The brief's rule "a block of an
+//     older generation of that slot counts as empty" is unsafe: a value
+//     chosen by a ballot of the old generation would be forgotten, and the
+//     simulation finds two decisions for one epoch within fifty schedules;
+//   - blocks of a later instance abort: once any block is in instance
+//     n + 1, no ballot of instance n completes any more (lvers of a block
+//     only grow), so moving on freezes instance n;
+//   - an unreadable block aborts: it may be a torn read of a higher ballot.
+//
+// The leader record never goes back. Only the owner of epoch e writes the
+// record of epoch e: when it acquires, when it releases (possibly for a
+// successor), and to repair it while it holds e. A record of an epoch after e
+// is written only after instance e + 1 started, which needs e released (by
+// the owner, after its earlier writes landed: its writes land in order), or
+// the owner gone (dead: reset, its writes landed before; left: written after
+// its lease writes; later generation: its process is gone), or a hand-over by
+// the owner itself (which writes nothing of e after its released record).
+// So every write of record e lands before any record of a later epoch. The
+// brief's alternative, any host that learnt a decision writing the same
+// bytes, is not safe: a slow learner's write of epoch e lands after the
+// owner released e (or another host wrote e + 1), and the record goes back;
+// with that rule the simulation finds a released record turned held again
+// within thirty schedules.
+//
+// Trusting a later instance. A block of instance h is first written by a host
+// that read record h − 1 as takeable, or learnt instance h − 1 by a ballot and
+// found its owner gone, or by the owner of h − 1 handing over. In the first
+// and last cases record h − 1 was on storage before the block, so a leader
+// read issued after seeing the block shows epoch h − 1 or later (records never
+// go back). Only the learnt case leaves the record at h − 2 or below: then the
+// writer judged every owner before h gone, which is what joining h needs. A
+// block of instance e + 1 alone proves nothing: it may be the hand-over of
+// the live owner of e (the simulation finds two masters at once when it is
+// trusted).
+//
+// Never two masters at once. A master of epoch e acts only after its record
+// of e returned, and only while its renewals are fresh, latched. Epoch e ends
+// for good, and the next owner starts only after that:
+//
+//   - owner dead in the acquirer's view: the read that judged it dead was
+//     issued at a ≥ baseline + host_dead, baseline ≥ t*, the issue of the
+//     owner's last write seen. No write of the owner issued in (t*, a −
+//     io_timeout) landed, so its last successful renewal before a −
+//     io_timeout was issued at or before t*, and a later one comes at least
+//     host_dead − io_timeout > renewal_fail after it and latches the lease.
+//     Its acting ended by t* + renewal_fail < a − margin, before the ballot
+//     that decides the next epoch begins. Its first renewal after joining is
+//     covered by FirstRenewalBy: a write of the incarnation that failed but
+//     landed (the join claim, or a first renewal) may start an observer's
+//     count with no successful renewal to measure a gap from; the first
+//     renewal counts only if issued by the claim's issue + host_dead −
+//     io_timeout − margin, when no observer can yet have judged it dead. (The
+//     simulation found this: a host whose first renewal failed, stalled,
+//     was judged dead, resumed, and acquired while others took its epoch.)
+//   - left: the owner stopped acting before it wrote "left".
+//   - later generation of its slot: the old incarnation's process is gone.
+//   - released, or handed over: the owner stopped acting before it wrote the
+//     record (and before its hand-over's first write).
+//   - hand-over that failed and resumed: nobody can complete instance e + 1
+//     while the master is fresh and its record is held: not by reading the
+//     record (owner live, not released), not by trusting a block of e + 1
+//     (never trusted), not the target (it needs the released record). A
+//     judgment "dead" of the master implies its renewals lapsed, and then it
+//     does not resume. The resume's record and later-instance checks are
+//     defence in depth.
+//
+// A new owner acts after its ballot and record write, which follow the
+// judgment. The margin of the timing rules covers clock-rate differences
+// between the hosts (docs/timing.md).
+//
+// What the epoch fences. A master stamps every record it writes for others to
+// obey (guest placement, fence requests, restart orders) with its epoch. A
+// reader keeps the latest leader record it has read in a Validator and
+// refuses a record of an older epoch (ErrStaleEpoch), of its current epoch
+// but from another incarnation (ErrNotOwner), and defers one of a newer epoch
+// until it has read the leader record again (ErrAheadEpoch): a master's
+// record is on storage before it acts, so a new read shows its epoch. Once a
+// reader has seen epoch e + 1, nothing the master of e wrote before it
+// stopped is obeyed, even if read later. Fresh is the bare comparison.
+//
+// # Timing
+//
+// Freshness uses renewal_fail; eligibility uses the liveness view
+// (host_dead). LateWrite is the watchdog period. A master that is killed is
+// replaced about host_dead after its last renewal was seen: each host runs
+// its ballot at once when its own view turns the owner dead. When an aborted
+// hand-over left the target's value chosen, the target's own judgment
+// decides, up to an interval later. The simulation: takeover after a kill
+// at most 1.13 × host_dead, at most two intervals after the first host
+// judged the master dead, under host_dead + 2 × interval + 1 s in every
+// schedule.
+//
+// # What it does not guarantee
+//
+//   - A pause of the process between the driver's deadline check and the
+//     write system call is not seen: a leader write issued after the owner
+//     was judged dead can land after a later record (the record goes back)
+//     and a paused master can act past Until. The watchdog covers this once
+//     fencing exists (a paused daemon stops feeding it); without one, a
+//     SIGSTOPped master discovers its loss only when it runs again, and then
+//     at once (the latch, and the leader read).
+//   - A ballot block or leader record that reads corrupt for good (scribbled)
+//     blocks every acquisition until its owner writes it again; if its
+//     owner is gone, an operator must repair it. Nothing does that yet.
+//   - A live host named by a chosen value must run Acquire (or TryAcquire)
+//     to learn it and write its record: a member that never does blocks the
+//     lease until it leaves or dies. Every member keeps Acquire running.
+//   - Progress under contention is probabilistic (randomized backoff; no
+//     consensus protocol guarantees it).
+//   - Storage that returns stale data after a write returned, or reorders
+//     one host's writes beyond LateWrite, breaks the argument.
+//   - Wall-clock times in records are for humans; nothing uses them.
+//   - The epoch fences only readers that check it.
+package lease
