@@ -1124,6 +1124,13 @@ func (l *Lease) written0(now time.Time) {
 		l.read(ReadLeader, stepLeader, now.Add(l.cfg.Timing.Interval))
 	case l.role == Releasing || (l.role == Acquiring && r.Released()):
 		l.emit(Event{Kind: Released, At: now, Epoch: r.Epoch, Owner: l.cfg.Self})
+		if l.want != wantNone {
+			// Acquire was called while the release was written.
+			l.role = Acquiring
+			l.mayBeChosen = false
+			l.read(ReadLeader, stepLeader, now)
+			return
+		}
 		l.toFollower(now)
 	case l.role == HandingOver && r.HasSuccessor():
 		l.emit(Event{Kind: HandedOver, At: now, Epoch: r.Epoch, Owner: r.Successor,

@@ -927,3 +927,23 @@ func TestPhase1KeepsAcceptedValue(t *testing.T) {
 		t.Fatalf("events %v", b.ev)
 	}
 }
+
+// TestAcquireWhileReleasing: Acquire called while the release is being
+// written is not forgotten: the host takes the next epoch.
+func TestAcquireWhileReleasing(t *testing.T) {
+	p := profile(t, "default")
+	st := lease.NewMemStorage(header(t, 4, p))
+	a := newHost(t, st, 0, 1, t0)
+	a.renew()
+	a.view(allLive(0), nil)
+	acquireAlone(t, a, st)
+	a.l.Release(a.now)
+	if a.l.Role() != lease.Releasing {
+		t.Fatalf("role %v", a.l.Role())
+	}
+	a.l.Acquire(a.now)
+	a.run(a.now.Add(time.Second), 20)
+	if m, ok := a.l.Master(a.now); !ok || m.Epoch != 2 {
+		t.Fatalf("not master of epoch 2: %+v %v", a.l.Status(), a.ev)
+	}
+}

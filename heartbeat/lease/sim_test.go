@@ -74,31 +74,29 @@ type sim struct {
 	hosts   []*simHost
 
 	// faults (percent of I/O) while chaos is on
-	chaos                       bool
-	slowPct, failPct, toPct     int
-	tearPct                     int
-	lastLeader                  ondisk.LeaderDecoded
-	decisions                   map[uint64]ondisk.Owner
-	decidedBy                   map[uint64]string
-	intervals                   []actInterval
-	errs                        []string
-	st                          simStats
-	killAt                      time.Duration
-	victim                      *simHost
-	victimGen                   uint64
-	victimDeadAt                time.Duration
-	takeover                    time.Duration
-	end                         time.Duration
-	maxActing, maxActingAtKill  int
-	leaderLandings, tornReads   int
-	lateLandings                int
-	hoResumed, hoLost, hoFailed int
+	chaos                     bool
+	slowPct, failPct, toPct   int
+	tearPct                   int
+	lastLeader                ondisk.LeaderDecoded
+	decisions                 map[uint64]ondisk.Owner
+	decidedBy                 map[uint64]string
+	intervals                 []actInterval
+	errs                      []string
+	st                        simStats
+	killAt                    time.Duration
+	victim                    *simHost
+	victimGen                 uint64
+	victimDeadAt              time.Duration
+	takeover                  time.Duration
+	end                       time.Duration
+	leaderLandings, tornReads int
+	lateLandings              int
 }
 
 type simStats struct {
 	seeds, hosts, acquired, released, handedOver, hoResumed, hoLost, lost, fenced, busy int
 	crashes, stalls, leaves, restarts, lateLandings, tornReads, leaderLandings          int
-	decisions, skips                                                                    int
+	decisions                                                                           int
 	takeovers                                                                           []time.Duration // after the kill
 	ratios                                                                              []float64       // takeovers / host_dead
 	afterDead                                                                           []float64       // from the first "dead" judgment of the killed master to a new master, in intervals
@@ -128,7 +126,6 @@ func (s *simStats) add(o simStats) {
 	s.tornReads += o.tornReads
 	s.leaderLandings += o.leaderLandings
 	s.decisions += o.decisions
-	s.skips += o.skips
 	s.takeovers = append(s.takeovers, o.takeovers...)
 	s.ratios = append(s.ratios, o.ratios...)
 	s.afterDead = append(s.afterDead, o.afterDead...)
@@ -264,14 +261,12 @@ type simHost struct {
 	lbusy  bool
 	ltoken int
 	// acting
-	acting     bool
-	actStart   time.Duration
-	actUntil   time.Duration
-	actEpoch   uint64
-	pendLand   time.Duration // latest landing of a write in flight
-	restartAt  time.Duration
-	wantCalm   bool
-	lastMaster time.Duration
+	acting    bool
+	actStart  time.Duration
+	actUntil  time.Duration
+	actEpoch  uint64
+	pendLand  time.Duration // latest landing of a write in flight
+	restartAt time.Duration
 }
 
 func (h *simHost) owner() ondisk.Owner {
@@ -685,7 +680,6 @@ func (h *simHost) updateActing() {
 			s.errorf("%s switched epochs while acting (%d to %d)", h.name, h.actEpoch, m.Epoch)
 		}
 		h.actUntil = s.dur(m.Until)
-		h.lastMaster = s.now
 		return
 	}
 	h.stopActing(s.now)
@@ -853,13 +847,6 @@ func (s *sim) landLeader(writer string, r ondisk.Leader) {
 }
 
 func (s *sim) checkActingStart(h *simHost) {
-	n := 0
-	for _, o := range s.hosts {
-		if o.acting && o.actUntil > s.now {
-			n++
-		}
-	}
-	s.maxActing = max(s.maxActing, n)
 	if o, ok := s.decisions[h.actEpoch]; !ok || !o.Same(h.owner()) {
 		s.errorf("%s acts as master of epoch %d, decided for %v", h.name, h.actEpoch, o)
 	}
