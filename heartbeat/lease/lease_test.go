@@ -121,7 +121,7 @@ func TestFreeLeaseAcquisition(t *testing.T) {
 func TestRaceForFreeLease(t *testing.T) {
 	p := profile(t, "default")
 	for n := 2; n <= 3; n++ {
-		for seed := uint64(0); seed < 2000; seed++ {
+		for seed := uint64(0); seed < 600; seed++ {
 			r := rand.New(rand.NewPCG(seed, uint64(n)))
 			st := lease.NewMemStorage(header(t, 4, p))
 			var hs []*host
