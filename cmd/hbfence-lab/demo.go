@@ -35,7 +35,7 @@ type demo struct {
 }
 
 type timingSeconds struct {
-	Interval, RenewalFail, HostDead float64
+	Interval, RenewalFail, HostDead, Watchdog float64
 }
 
 func newDemo(out io.Writer, binary, dir, profile string) *demo {

@@ -15,7 +15,7 @@ import (
 func TestDemoStory(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hbfence")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/hbfence/hbfence/cmd/hbfence").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/hbfence/hbfence/cmd/hbfence", "github.com/hbfence/hbfence/cmd/hbfence-wdsim").CombinedOutput(); err != nil {
 		t.Fatalf("building hbfence: %v\n%s", err, out)
 	}
 	figures := filepath.Join(dir, "figures.json")
@@ -24,7 +24,7 @@ func TestDemoStory(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("hbfence-lab exited %d:\n%s", code, out.String())
 	}
-	for _, want := range []string{"node2 DEAD", "node3 left", "generation 1 → 2", "in use by a live host", "VERDICT: OK"} {
+	for _, want := range []string{"node2 DEAD", "node3 left", "generation 1 → 2", "in use by a live host", "watchdog reset the machine", "VERDICT: OK"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the story does not say %q:\n%s", want, out.String())
 		}

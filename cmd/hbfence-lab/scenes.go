@@ -19,11 +19,12 @@ var scenes = []scene{
 	{"Clean stop: SIGTERM node3, which writes \"left\"", sceneLeave},
 	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
 	{"A second machine calling itself node1 is refused", sceneDuplicate},
+	{"A frozen daemon: SIGSTOP node3, whose watchdog resets it", sceneFreeze},
 	{"The heartbeat area, read without a daemon", sceneDump},
 }
 
 func sceneStart(ctx context.Context, d *demo) error {
-	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir,
+	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir, Watchdog: true,
 		InitArgs: []string{"--profile", d.profile, "--slots", "8"}})
 	if err != nil {
 		return err
@@ -53,7 +54,8 @@ func sceneStart(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
-	d.timing = timingSeconds{Interval: st.Timing.Interval, RenewalFail: st.Timing.RenewalFail, HostDead: st.Timing.HostDead}
+	d.timing = timingSeconds{Interval: st.Timing.Interval, RenewalFail: st.Timing.RenewalFail, HostDead: st.Timing.HostDead, Watchdog: st.Timing.Watchdog}
+	d.say("each host runs under hbfence-wdsim, a watchdog stand-in that kills the host's whole process group when the daemon stops feeding its FIFO for %gs", st.Timing.Watchdog)
 	d.figure("timing", st.Timing)
 	d.say("all three joined and see each other live (join took %s with JoinWait = 2 × io_timeout)", since(d.start))
 	out, err = d.statusOf(ctx, d.hosts["node1"])
@@ -232,3 +234,50 @@ func lastError(log string) string {
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
+
+func sceneFreeze(ctx context.Context, d *demo) error {
+	h := d.hosts["node3"]
+	if err := h.Start(); err != nil {
+		return err
+	}
+	if err := d.pool.WaitJoined(ctx, 30*time.Second, d.hosts["node1"], h); err != nil {
+		return err
+	}
+	err := lab.WaitUntil(ctx, 10*time.Second, 20*time.Millisecond, "node3's watchdog armed", func() (bool, error) {
+		st, err := h.Status(ctx)
+		return err == nil && st.Watchdog.Armed, err
+	})
+	if err != nil {
+		return err
+	}
+	d.say("node3 is back (a new incarnation) and feeds its watchdog")
+	frozen := time.Now()
+	if err := h.Freeze(); err != nil {
+		return err
+	}
+	d.say("kill -STOP node3's daemon: it can neither renew its slot nor feed its watchdog")
+	seen, err := d.watch(ctx, "node3", []*lab.Host{d.hosts["node1"]}, []liveness.State{liveness.Suspect, liveness.Dead}, time.Duration(3*d.timing.HostDead*float64(time.Second)))
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := h.Wait(wctx); err != nil {
+		return err
+	}
+	resets := h.Resets()
+	if len(resets) != 1 {
+		return fmt.Errorf("node3's watchdog stand-in logged %d resets, want 1", len(resets))
+	}
+	reset := lab.MonoTime(resets[0].MonoNS)
+	dead := seen[liveness.Dead][0].at
+	t := d.timing
+	d.say("node3's watchdog reset the machine %.2fs after the freeze (%.2fs after its last feed; watchdog %gs)",
+		reset.Sub(frozen).Seconds(), float64(resets[0].SinceLastFeedNS)/1e9, t.Watchdog)
+	d.say("node1: node3 suspect after %.2fs, DEAD after %.2fs — %.2fs after the reset (renewal_fail %gs + watchdog %gs < host_dead %gs)",
+		seen[liveness.Suspect][0].at.Sub(frozen).Seconds(), dead.Sub(frozen).Seconds(), dead.Sub(reset).Seconds(), t.RenewalFail, t.Watchdog, t.HostDead)
+	d.check(reset.Before(dead), "node3 was reset before node1 declared it dead (margin %.2fs)", dead.Sub(reset).Seconds())
+	d.figure("freeze_reset_seconds", reset.Sub(frozen).Seconds())
+	d.figure("freeze_reset_to_dead_margin_seconds", dead.Sub(reset).Seconds())
+	return nil
+}

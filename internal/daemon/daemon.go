@@ -22,7 +22,6 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/join"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
-	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/rs/zerolog"
@@ -161,6 +160,9 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		case leftCleanly:
 			return nil
 		case fenced:
+			if fc.armErr != nil {
+				return fmt.Errorf("%s: fenced because %w; fix the [watchdog] configuration", c.Path, fc.armErr)
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -171,7 +173,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 			case <-time.After(h.Timing.Interval):
 			}
 		case resetting:
-			if wi.Unsafe {
+			if wi.Unsafe || fc.armErr != nil {
 				return fmt.Errorf("fenced (%v) but the HA guests are not confirmed gone and there is no watchdog to reset this machine: this host is UNSAFE, stop its guests by hand", runErr)
 			}
 			// Wait for the watchdog. Exiting would change nothing: it
@@ -180,13 +182,6 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 			return fmt.Errorf("stopped while waiting for the watchdog to reset this machine (%v)", runErr)
 		}
 	}
-}
-
-func openWatchdog(c *config.Config, t timing.Params) (Watchdog, error) {
-	if c.Watchdog.AllowNoWatchdog {
-		return noWatchdog{effective: t.Watchdog}, nil
-	}
-	return nil, fmt.Errorf("%s: [watchdog] device: the watchdog backends are not wired yet; set allow_no_watchdog = true", c.Path)
 }
 
 func guestKiller(c *config.Config, watchdog time.Duration) fence.GuestKiller {

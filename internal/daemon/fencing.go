@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,21 +33,11 @@ type WatchdogInfo struct {
 	Device           string  `json:"device,omitempty"`
 	Identity         string  `json:"identity,omitempty"`
 	EffectiveSeconds float64 `json:"effective_seconds"`
+	// Armed is true while this daemon feeds it.
+	Armed bool `json:"armed"`
 	// Unsafe is true when nothing resets a stalled host.
 	Unsafe bool   `json:"unsafe"`
 	Note   string `json:"note,omitempty"`
-}
-
-// noWatchdog is the backend of allow_no_watchdog: it resets nothing.
-type noWatchdog struct{ effective time.Duration }
-
-func (noWatchdog) Arm() error                 { return nil }
-func (noWatchdog) Feed() error                { return nil }
-func (noWatchdog) Disarm() error              { return nil }
-func (w noWatchdog) Effective() time.Duration { return w.effective }
-func (w noWatchdog) Info() WatchdogInfo {
-	return WatchdogInfo{Backend: "none", Unsafe: true, EffectiveSeconds: w.effective.Seconds(),
-		Note: "UNSAFE: no watchdog (allow_no_watchdog = true): a stalled daemon cannot fence this host"}
 }
 
 // outcome is how an incarnation ended.
@@ -72,6 +63,9 @@ type fencing struct {
 
 	mu sync.Mutex
 	f  *fence.Fencer
+
+	// armErr is why the watchdog could not be armed: fatal.
+	armErr error
 }
 
 func (fc *fencing) status() fence.Status {
@@ -88,9 +82,16 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 	defer ticker.Stop()
 	var runErr error
 	running := true
+	first := make(chan struct{}, 1)
+	first <- struct{}{} // arm at once after the join, not a feed period later
 	for {
 		var actions []fence.Action
 		select {
+		case <-first:
+			fc.mu.Lock()
+			fc.f.Renewed(fc.m.LastRenewal())
+			actions = fc.f.Tick(time.Now())
+			fc.mu.Unlock()
 		case <-ticker.C:
 			fc.mu.Lock()
 			fc.f.Renewed(fc.m.LastRenewal())
@@ -126,6 +127,9 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 		}
 		switch st := fc.status(); st.State {
 		case fence.Fenced:
+			if fc.armErr != nil {
+				return fenced, fc.armErr
+			}
 			fc.log.Warn().Str("reason", st.Reason).Msg("fenced: HA guests confirmed gone, watchdog disarmed; joining again as a new incarnation")
 			return fenced, runErr
 		case fence.Resetting:
@@ -140,8 +144,19 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 	var err error
 	switch a {
 	case fence.Arm:
-		err = fc.wd.Arm()
-		fc.log.Info().Err(err).Str("backend", fc.wd.Info().Backend).Dur("effective_ms", fc.wd.Effective()).Msg("watchdog armed")
+		if err := fc.wd.Arm(); err != nil {
+			// Without a working watchdog this host cannot keep the
+			// pool's promise: fence now, and do not join again.
+			fc.armErr = fmt.Errorf("watchdog: %w", err)
+			fc.mu.Lock()
+			more := fc.f.Order(time.Now(), fc.armErr.Error())
+			fc.mu.Unlock()
+			for _, a := range more {
+				fc.do(ctx, a, killDone, running)
+			}
+			return
+		}
+		fc.log.Info().Str("backend", fc.wd.Info().Backend).Dur("effective_ms", fc.wd.Effective()).Msg("watchdog armed")
 	case fence.Feed:
 		err = fc.wd.Feed()
 	case fence.KillGuests:

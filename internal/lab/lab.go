@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
+	"golang.org/x/sys/unix"
 )
 
 // Pool is a set of host processes sharing one heartbeat area.
@@ -35,8 +37,20 @@ type Pool struct {
 	Area   string // the heartbeat file or device
 	Offset int64
 
+	// Watchdog is set when hosts run under hbfence-wdsim; WatchdogTimeout
+	// is the pool's watchdog figure, its timeout.
+	Watchdog        bool
+	WatchdogTimeout time.Duration
+	// Timing is the pool's timing, from its header.
+	Timing PoolTiming
+
 	mu    sync.Mutex
 	hosts map[string]*Host
+}
+
+// PoolTiming is the pool's timing as hbfence dump reports it.
+type PoolTiming struct {
+	Interval, IOTimeout, RenewalFail, Watchdog, HostDead time.Duration
 }
 
 // Options for NewPool.
@@ -51,6 +65,11 @@ type Options struct {
 	InitArgs []string
 	// NoInit skips formatting (the area is already formatted).
 	NoInit bool
+	// Watchdog runs every host under hbfence-wdsim (found next to
+	// Binary), a watchdog stand-in that resets the host — kills its
+	// process group — when the daemon stops feeding it. Without it,
+	// hosts run with allow_no_watchdog and are unsafe.
+	Watchdog bool
 }
 
 // NewPool formats the area with "hbfence init" (unless NoInit) and returns
@@ -59,7 +78,7 @@ func NewPool(ctx context.Context, o Options) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, hosts: map[string]*Host{}}
+	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, hosts: map[string]*Host{}}
 	if p.Area == "" {
 		p.Area = filepath.Join(o.Dir, ".server_pool_hb")
 	}
@@ -70,7 +89,42 @@ func NewPool(ctx context.Context, o Options) (*Pool, error) {
 			return nil, fmt.Errorf("hbfence init: %v: %s", err, out)
 		}
 	}
+	if err := p.readTiming(ctx); err != nil {
+		return nil, err
+	}
+	p.WatchdogTimeout = p.Timing.Watchdog
 	return p, nil
+}
+
+func (p *Pool) readTiming(ctx context.Context) error {
+	out, err := p.Run(ctx, "dump", "--json", "--offset", fmt.Sprint(p.Offset), p.Area)
+	if err != nil {
+		return fmt.Errorf("hbfence dump: %v: %s", err, out)
+	}
+	var d struct {
+		Header struct {
+			Interval    string `json:"interval"`
+			IOTimeout   string `json:"io_timeout"`
+			RenewalFail string `json:"renewal_fail"`
+			Watchdog    string `json:"watchdog"`
+			HostDead    string `json:"host_dead"`
+		} `json:"header"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		return fmt.Errorf("hbfence dump --json: %v", err)
+	}
+	for _, f := range []struct {
+		s string
+		d *time.Duration
+	}{{d.Header.Interval, &p.Timing.Interval}, {d.Header.IOTimeout, &p.Timing.IOTimeout}, {d.Header.RenewalFail, &p.Timing.RenewalFail},
+		{d.Header.Watchdog, &p.Timing.Watchdog}, {d.Header.HostDead, &p.Timing.HostDead}} {
+		v, err := time.ParseDuration(f.s)
+		if err != nil {
+			return fmt.Errorf("hbfence dump --json: timing %q: %v", f.s, err)
+		}
+		*f.d = v
+	}
+	return nil
 }
 
 // Run runs the hbfence binary with args and returns its combined output.
@@ -86,6 +140,10 @@ type Host struct {
 	Config    string
 	Socket    string
 	LogPath   string
+	// FIFO and WatchdogLog are the watchdog stand-in's FIFO and its log
+	// of arms, feeds and resets (when the pool runs with Watchdog).
+	FIFO        string
+	WatchdogLog string
 
 	pool   *Pool
 	mu     sync.Mutex
@@ -112,6 +170,12 @@ func (p *Pool) AddHost(name, machineSalt string) (*Host, error) {
 		LogPath:   filepath.Join(dir, "hbfence.log"),
 		pool:      p,
 	}
+	watchdogConf := "allow_no_watchdog = true\n"
+	if p.Watchdog {
+		h.FIFO = filepath.Join(dir, "watchdog.fifo")
+		h.WatchdogLog = filepath.Join(dir, "wdsim.log")
+		watchdogConf = fmt.Sprintf("device = %q\ntimeout = %q\n", h.FIFO, p.WatchdogTimeout.String())
+	}
 	cfg := fmt.Sprintf(`# written by hbfence-lab
 [host]
 name = %q
@@ -129,8 +193,7 @@ level = "info"
 format = "json"
 
 [watchdog]
-allow_no_watchdog = true
-`, name, h.MachineID, p.Area, p.Offset, h.Socket)
+%s`, name, h.MachineID, p.Area, p.Offset, h.Socket, watchdogConf)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -153,6 +216,11 @@ func (h *Host) Start() error {
 		return err
 	}
 	cmd := exec.Command(h.pool.Binary, "daemon", "--config", h.Config)
+	if h.pool.Watchdog {
+		wdsim := filepath.Join(filepath.Dir(h.pool.Binary), "hbfence-wdsim")
+		cmd = exec.Command(wdsim, "--fifo", h.FIFO, "--timeout", h.pool.WatchdogTimeout.String(), "--log", h.WatchdogLog,
+			"--", h.pool.Binary, "daemon", "--config", h.Config)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -200,14 +268,99 @@ func (h *Host) Signal(sig syscall.Signal) error {
 	return syscall.Kill(-pid, sig)
 }
 
-// Kill kills the host with SIGKILL, as a power loss kills a daemon: no
-// "left" is written.
+// Kill kills the host with SIGKILL, as a power loss kills a machine: the
+// daemon (and, under the watchdog stand-in, the whole machine) dies at
+// once and no "left" is written.
 func (h *Host) Kill() error {
+	if h.pool.Watchdog {
+		if pg := h.machineGroup(); pg > 0 {
+			syscall.Kill(-pg, syscall.SIGKILL)
+		}
+	}
 	if err := h.Signal(syscall.SIGKILL); err != nil {
 		return err
 	}
 	_, err := h.Wait(context.Background())
 	return err
+}
+
+// Freeze stops the daemon with SIGSTOP (a hung daemon, a stalled VM); the
+// watchdog stand-in keeps running.
+func (h *Host) Freeze() error {
+	pid := h.DaemonPID()
+	if pid == 0 {
+		return fmt.Errorf("%s: no daemon process found", h.Name)
+	}
+	return syscall.Kill(pid, syscall.SIGSTOP)
+}
+
+// DaemonPID is the daemon's process id: the process started directly, or
+// the watchdog stand-in's child.
+func (h *Host) DaemonPID() int {
+	if !h.pool.Watchdog {
+		return h.PID()
+	}
+	return h.machineGroup()
+}
+
+// machineGroup finds the daemon started by the watchdog stand-in: its
+// child, leader of the machine's process group.
+func (h *Host) machineGroup() int {
+	parent := h.PID()
+	if parent == 0 {
+		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		var state byte
+		var ppid, pgrp int
+		if _, err := fmt.Sscanf(s[i+2:], "%c %d %d", &state, &ppid, &pgrp); err == nil && ppid == parent {
+			return pgrp
+		}
+	}
+	return 0
+}
+
+// Resets returns the watchdog stand-in's reset records so far.
+func (h *Host) Resets() []WatchdogRecord {
+	var out []WatchdogRecord
+	b, _ := os.ReadFile(h.WatchdogLog)
+	for _, line := range strings.Split(string(b), "\n") {
+		var r WatchdogRecord
+		if json.Unmarshal([]byte(line), &r) == nil && r.Event == "reset" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// MonoTime converts a CLOCK_MONOTONIC reading (as the watchdog stand-in
+// logs it) to a time.Time comparable with time.Now().
+func MonoTime(ns int64) time.Time {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Now().Add(-time.Duration(ts.Nano() - ns))
+}
+
+// WatchdogRecord is one line of the watchdog stand-in's log.
+type WatchdogRecord struct {
+	Event string `json:"event"`
+	// SinceLastFeedNS is how long after the last feed the reset came.
+	SinceLastFeedNS int64 `json:"since_last_feed_ns"`
+	// MonoNS and LastFeedMonoNS are CLOCK_MONOTONIC times of the reset
+	// and of the last feed.
+	MonoNS         int64 `json:"mono_ns"`
+	LastFeedMonoNS int64 `json:"last_feed_mono_ns"`
 }
 
 // Stop stops the host with SIGTERM, as systemd does, and waits for it.

@@ -27,11 +27,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "hbfence")
-	args := []string{"build", "-o", binary}
+	args := []string{"build", "-o", dir + "/"}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/hbfence/hbfence/cmd/hbfence")
+	args = append(args, "github.com/hbfence/hbfence/cmd/hbfence", "github.com/hbfence/hbfence/cmd/hbfence-wdsim")
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building hbfence: %v\n%s", err, out)
 		os.Exit(1)
@@ -339,4 +339,52 @@ func loopDevice(t *testing.T, sector, size int) string {
 		}
 	})
 	return dev
+}
+
+// A host whose daemon freezes (SIGSTOP) stops feeding its watchdog; the
+// watchdog stand-in resets the machine, and it does so before any other
+// host declares it dead, by at least the pool's margin.
+func TestWatchdogResetsFrozenHost(t *testing.T) {
+	p := newPool(t, lab.Options{Watchdog: true})
+	hosts := startHosts(t, p, "w1", "w2", "w3")
+	a, b := hosts[0], hosts[1]
+	err := lab.WaitUntil(context.Background(), 10*time.Second, 20*time.Millisecond, "b's watchdog armed", func() (bool, error) {
+		st, err := b.Status(context.Background())
+		if err != nil {
+			return false, err
+		}
+		if st.Watchdog.Backend != "fifo" || st.Watchdog.Unsafe {
+			return false, fmt.Errorf("b's watchdog is %+v, want the FIFO stand-in", st.Watchdog)
+		}
+		return st.Watchdog.Armed, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	if err := b.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	dead := waitState(t, a, b.Name, liveness.Dead, 3*hostDead)
+	wctx, cancel := context.WithTimeout(context.Background(), 3*hostDead)
+	defer cancel()
+	if exitErr, err := b.Wait(wctx); err != nil {
+		wl, _ := os.ReadFile(b.WatchdogLog)
+		t.Fatalf("%v; watchdog log:\n%s", err, wl)
+	} else if ee, ok := exitErr.(*exec.ExitError); !ok || ee.ExitCode() != 99 {
+		t.Fatalf("the watchdog stand-in exited with %v, want 99 (reset)", exitErr)
+	}
+	resets := b.Resets()
+	if len(resets) != 1 {
+		t.Fatalf("%d reset records, want 1:\n%s", len(resets), b.Log())
+	}
+	reset := lab.MonoTime(resets[0].MonoNS)
+	margin := dead.Sub(reset)
+	t.Logf("frozen → reset %v (watchdog %v), → dead %v; margin %v", reset.Sub(frozen), p.Timing.Watchdog, dead.Sub(frozen), margin)
+	if margin <= 0 {
+		t.Fatalf("b was declared dead %v before its watchdog reset it", -margin)
+	}
+	if s, _, _, err := a.PeerState(context.Background(), b.Name); err != nil || s != liveness.Dead {
+		t.Fatalf("a sees b %v (%v)", s, err)
+	}
 }
