@@ -175,6 +175,13 @@ func (f *Fencer) Tick(now time.Time) []Action {
 	return nil
 }
 
+// ArmFailed reports that arming the watchdog failed: the host cannot keep
+// the pool's promise and fences at once. There is nothing to disarm.
+func (f *Fencer) ArmFailed(now time.Time, reason string) []Action {
+	f.armed = false
+	return f.Order(now, reason)
+}
+
 // Order fences at once: a poison pill, a slot taken by another host, a
 // broken invariant. It returns what to do now.
 func (f *Fencer) Order(now time.Time, reason string) []Action {

@@ -207,3 +207,21 @@ func TestStallsTimeline(t *testing.T) {
 		}
 	}
 }
+
+// A watchdog that cannot be armed fences the host, with nothing to disarm.
+func TestArmFailed(t *testing.T) {
+	f, _ := New(p, p.Watchdog)
+	f.Renewed(at(0))
+	if a := f.Tick(at(time.Second)); !slices.Equal(a, []Action{Arm, Feed}) {
+		t.Fatalf("first tick: %v", a)
+	}
+	if a := f.ArmFailed(at(time.Second), "no supervisor is reading the FIFO"); !slices.Equal(a, []Action{KillGuests}) {
+		t.Fatalf("arm failed: %v, want kill-guests", a)
+	}
+	if a := f.GuestsKilled(at(2*time.Second), nil); a != nil {
+		t.Errorf("disarm asked of a watchdog never armed: %v", a)
+	}
+	if f.Status().State != Fenced {
+		t.Errorf("state %v", f.Status().State)
+	}
+}

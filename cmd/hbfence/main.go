@@ -84,7 +84,7 @@ func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("hbfence "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: hbfence %s [flags] %s\n\n%s.\n\nflags:\n", name, args, commands[name].summary)
+		fmt.Fprintf(stderr, "%s\n\n%s.\n\nflags:\n", strings.TrimSpace("usage: hbfence "+name+" [flags] "+args), commands[name].summary)
 		fs.PrintDefaults()
 	}
 	return fs

@@ -83,7 +83,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 	if w0.Unsafe {
 		fmt.Fprintf(w, "watchdog %s — %s\n", w0.Backend, w0.Note)
 	} else {
-		fmt.Fprintf(w, "watchdog %s %s, fires %gs after the last feed %s\n", w0.Backend, w0.Device, w0.EffectiveSeconds, w0.Identity)
+		line := fmt.Sprintf("watchdog %s %s", w0.Backend, w0.Device)
+		if w0.Identity != "" {
+			line += " (" + w0.Identity + ")"
+		}
+		fmt.Fprintf(w, "%s, fires %gs after the last feed\n", line, w0.EffectiveSeconds)
 	}
 	if f := st.Fence; f != nil {
 		line := f.State.String()

@@ -173,7 +173,10 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 			case <-time.After(h.Timing.Interval):
 			}
 		case resetting:
-			if wi.Unsafe || fc.armErr != nil {
+			if fc.armErr != nil {
+				return fmt.Errorf("fenced because %v, and the HA guests are not confirmed gone: the watchdog is no longer fed but may fire later than the pool's rule allows, or not at all: this host is UNSAFE, stop its guests by hand", fc.armErr)
+			}
+			if wi.Unsafe {
 				return fmt.Errorf("fenced (%v) but the HA guests are not confirmed gone and there is no watchdog to reset this machine: this host is UNSAFE, stop its guests by hand", runErr)
 			}
 			// Wait for the watchdog. Exiting would change nothing: it

@@ -29,7 +29,7 @@ type Watchdog interface {
 
 // WatchdogInfo is the watchdog as hbfence status shows it.
 type WatchdogInfo struct {
-	Backend          string  `json:"backend"` // "device", "file", "none"
+	Backend          string  `json:"backend"` // "device", "fifo", "file", "none"
 	Device           string  `json:"device,omitempty"`
 	Identity         string  `json:"identity,omitempty"`
 	EffectiveSeconds float64 `json:"effective_seconds"`
@@ -149,7 +149,7 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 			// pool's promise: fence now, and do not join again.
 			fc.armErr = fmt.Errorf("watchdog: %w", err)
 			fc.mu.Lock()
-			more := fc.f.Order(time.Now(), fc.armErr.Error())
+			more := fc.f.ArmFailed(time.Now(), fc.armErr.Error())
 			fc.mu.Unlock()
 			for _, a := range more {
 				fc.do(ctx, a, killDone, running)
