@@ -1177,22 +1177,41 @@ func (l *Lease) afterTenure(now time.Time) {
 }
 
 // checkWritten: a leader write failed; the read shows whether it landed.
+//
+// A record of ours that is held (acquired, or repaired) may be written
+// again whenever the read does not show it: while we hold the epoch nobody
+// else writes the record. A released record may not: once it is on
+// storage, the next owner may be writing its own, and a torn read of that
+// write must not be answered by writing ours over it. A released record is
+// written again only when a valid read shows that it did not land (and,
+// LateWrite having passed, never will): our record still held, or an
+// older epoch (records never go back, so ours is not there).
 func (l *Lease) checkWritten(now time.Time, d ondisk.LeaderDecoded) {
 	r := l.writing
+	ok := d.Status == ondisk.RecordOK
 	switch {
-	case d.Status == ondisk.RecordOK && d.Leader.Epoch == r.Epoch && d.Leader.Owner == r.Owner &&
+	case ok && d.Leader.Epoch == r.Epoch && d.Leader.Owner == r.Owner &&
 		d.Leader.Flags == r.Flags && d.Leader.Successor == r.Successor:
 		l.written0(now)
-	case d.Status == ondisk.RecordOK && (d.Leader.Epoch > r.Epoch || d.Leader.Epoch == r.Epoch && !d.Leader.Owner.Same(l.cfg.Self)):
+	case ok && d.Leader.Epoch > r.Epoch && r.Released():
+		// Our release landed, and another host took the next epoch.
+		l.written0(now)
+	case ok && (d.Leader.Epoch > r.Epoch || d.Leader.Epoch == r.Epoch && !d.Leader.Owner.Same(l.cfg.Self)):
 		// Someone else holds a later epoch: ours is over.
 		l.lostRecord(now, fmt.Sprintf("the leader record shows epoch %d of %v", d.Leader.Epoch, d.Leader.Owner))
 	case d.Status == ondisk.RecordNewer:
 		l.lostRecord(now, "the leader record was written by a newer hbfence")
-	default:
-		// Our write did not land (an older record, our own record
-		// before this change, a torn or scribbled sector): nobody
-		// else may write the record now, so write it again.
+	case !r.Released():
+		// Our held record did not land (an older record, a torn or
+		// scribbled sector): write it again.
 		l.writeLeader(r, now)
+	case ok && d.Leader.Epoch == r.Epoch && d.Leader.Owner == r.Owner && !d.Leader.Released(),
+		d.Usable() && d.Epoch() < r.Epoch:
+		// The release did not land.
+		l.writeLeader(r, now)
+	default:
+		// Torn, scribbled, zeroed, or not our record: read again.
+		l.read(ReadLeader, stepLeaderCheck, now.Add(l.backoffOr(l.cfg.Timing.Interval)))
 	}
 }
 

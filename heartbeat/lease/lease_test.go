@@ -947,3 +947,61 @@ func TestAcquireWhileReleasing(t *testing.T) {
 		t.Fatalf("not master of epoch 2: %+v %v", a.l.Status(), a.ev)
 	}
 }
+
+// TestReleaseCheckNeverOverwrites: a release write that timed out is
+// checked by reading the record back. A torn read may be the next owner
+// writing its record over our landed release: the lease reads again and
+// never writes over it. A valid older record shows that the release did
+// not land: it is written again. Found by the simulation (the record went
+// back from epoch 3 to 1).
+func TestReleaseCheckNeverOverwrites(t *testing.T) {
+	p := profile(t, "default")
+	for _, c := range []struct {
+		name     string
+		seen     func(st *lease.MemStorage)
+		rewrites bool
+	}{
+		{"torn", func(st *lease.MemStorage) { st.WriteLeader([]byte("HBLD torn")) }, false},
+		{"next epoch", func(st *lease.MemStorage) {
+			st.WriteLeader(ondisk.Leader{Version: 1, PoolUUID: testPool, Epoch: 2, Owner: owner(1, 1)}.Encode())
+		}, false},
+		{"still held", func(st *lease.MemStorage) {
+			st.WriteLeader(ondisk.Leader{Version: 1, PoolUUID: testPool, Epoch: 1, Owner: owner(0, 1)}.Encode())
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := lease.NewMemStorage(header(t, 4, p))
+			a := newHost(t, st, 0, 1, t0)
+			a.renew()
+			a.view(allLive(0), nil)
+			acquireAlone(t, a, st)
+			st.SetFault(func(op lease.MemOp) error {
+				if op.Write && op.Leader {
+					return area.ErrTimeout
+				}
+				return nil
+			})
+			a.l.Release(a.now)
+			a.step(a.now) // the release write times out
+			st.SetFault(nil)
+			c.seen(st)
+			writes := st.Stats().Writes
+			for i := 0; i < 3; i++ {
+				a.now = a.l.Next().NotBefore
+				a.renew()
+				a.step(a.now)
+			}
+			d := leaderOf(t, st)
+			rewrote := st.Stats().Writes > writes
+			if rewrote != c.rewrites {
+				t.Fatalf("rewrote %v, want %v; record now %+v; events %v", rewrote, c.rewrites, d, a.ev)
+			}
+			if c.rewrites && (!d.Leader.Released() || d.Leader.Epoch != 1) {
+				t.Fatalf("record %+v", d.Leader)
+			}
+			if c.name == "next epoch" && len(a.events(lease.Released)) != 1 {
+				t.Fatalf("events %v", a.ev)
+			}
+		})
+	}
+}

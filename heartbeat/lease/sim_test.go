@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -224,9 +225,6 @@ func (s *sim) at(t time.Duration, fn func()) {
 	heap.Push(&s.q, simEvent{t, s.seq, fn})
 }
 
-func (s *sim) tm(d time.Duration) time.Time  { return t0.Add(d) }
-func (s *sim) dur(t time.Time) time.Duration { return t.Sub(t0) }
-
 func (s *sim) logf(format string, a ...any) {
 	if s.trace != nil {
 		s.trace(fmt.Sprintf("%12v ", s.now) + fmt.Sprintf(format, a...))
@@ -243,6 +241,8 @@ func (s *sim) errorf(format string, a ...any) {
 
 type simHost struct {
 	s       *sim
+	off     time.Duration // the host's clock origin
+	ppm     float64       // the host's clock rate error
 	slot    int
 	name    string
 	gen     uint64
@@ -267,6 +267,21 @@ type simHost struct {
 	actEpoch  uint64
 	pendLand  time.Duration // latest landing of a write in flight
 	restartAt time.Duration
+}
+
+// tm is the host's monotonic clock at simulation time d: its own origin,
+// and a rate off by ppm parts per million (within ±500: NTP's bound).
+func (h *simHost) tm(d time.Duration) time.Time {
+	return t0.Add(h.off + d + time.Duration(float64(d)*h.ppm/1e6))
+}
+
+// dur is the simulation time at which the host's clock shows t (rounded
+// up, so that an action is never taken before the host's NotBefore).
+func (h *simHost) dur(t time.Time) time.Duration {
+	if t.IsZero() {
+		return math.MinInt64 // "never" (QuiescentAt with no write pending)
+	}
+	return time.Duration(math.Ceil(float64(t.Sub(t0)-h.off)/(1+h.ppm/1e6))) + 1
 }
 
 func (h *simHost) owner() ondisk.Owner {
@@ -388,7 +403,7 @@ func (h *simHost) record() ondisk.Slot {
 func (h *simHost) round(start time.Duration) {
 	s := h.s
 	if h.leaving && !h.lbusy && (h.l.Role() == lease.Stopped || h.l.Role() == lease.Fenced) &&
-		s.dur(h.l.QuiescentAt()) <= s.now && h.pendLand <= s.now {
+		h.dur(h.l.QuiescentAt()) <= s.now && h.pendLand <= s.now {
 		h.left = true
 	}
 	h.seq++
@@ -406,7 +421,7 @@ func (h *simHost) round(start time.Duration) {
 					h.leaveDone()
 					return
 				}
-				h.l.Renewed(s.tm(issued), s.tm(ret))
+				h.l.Renewed(h.tm(issued), h.tm(ret))
 				h.after()
 				h.kick()
 			}
@@ -432,21 +447,21 @@ func (h *simHost) observe(start time.Duration) {
 	}, func(issued, ret time.Duration, err error) {
 		var evs []liveness.Event
 		if err == nil {
-			evs = h.tr.Observe(s.tm(issued), s.tm(ret), got)
+			evs = h.tr.Observe(h.tm(issued), h.tm(ret), got)
 		} else {
-			evs = h.tr.Evaluate(s.tm(ret))
+			evs = h.tr.Evaluate(h.tm(ret))
 		}
 		h.logLiveness(evs)
 		h.refreshView(evs, got)
-		h.l.SetView(s.tm(ret), h.view)
+		h.l.SetView(h.tm(ret), h.view)
 		h.after()
 		h.kick()
 		next := start + s.p.Interval
 		if next <= s.now {
 			next = s.now
 		}
-		if dl, ok := h.tr.NextDeadline(); ok && s.dur(dl) > s.now && s.dur(dl) < next {
-			h.do(s.dur(dl), func() { h.observeOnly(next) })
+		if dl, ok := h.tr.NextDeadline(); ok && h.dur(dl) > s.now && h.dur(dl) < next {
+			h.do(h.dur(dl), func() { h.observeOnly(next) })
 			return
 		}
 		h.do(next, func() { h.round(next) })
@@ -463,10 +478,10 @@ func (h *simHost) observeOnly(next time.Duration) {
 		}
 	}, func(issued, ret time.Duration, err error) {
 		if err == nil {
-			evs := h.tr.Observe(s.tm(issued), s.tm(ret), got)
+			evs := h.tr.Observe(h.tm(issued), h.tm(ret), got)
 			h.logLiveness(evs)
 			h.refreshView(evs, got)
-			h.l.SetView(s.tm(ret), h.view)
+			h.l.SetView(h.tm(ret), h.view)
 			h.after()
 			h.kick()
 		}
@@ -549,11 +564,15 @@ func (h *simHost) wake(tok int) {
 	if a.Kind == lease.None {
 		return
 	}
-	if nb := s.dur(a.NotBefore); nb > s.now {
+	if nb := h.dur(a.NotBefore); nb > s.now {
 		h.do(nb, func() { h.wake(tok) })
 		return
 	}
 	h.lbusy = true
+	if s.trace != nil {
+		s.logf("%s gen %d issues %v (lver %d mbal %d bal %d; leader epoch %d flags %d; deadline %v)", h.name, h.gen, a.Kind,
+			a.Ballot.Lver, a.Ballot.Mbal, a.Ballot.Bal, a.Leader.Epoch, a.Leader.Flags, h.dur(a.Deadline))
+	}
 	switch a.Kind {
 	case lease.ReadLeader:
 		var got ondisk.LeaderDecoded
@@ -566,7 +585,7 @@ func (h *simHost) wake(tok int) {
 			}
 		}, func(issued, ret time.Duration, err error) {
 			h.lbusy = false
-			h.l.ReadLeaderDone(s.tm(issued), s.tm(ret), got, err)
+			h.l.ReadLeaderDone(h.tm(issued), h.tm(ret), got, err)
 			h.after()
 			h.kick()
 		})
@@ -587,7 +606,7 @@ func (h *simHost) wake(tok int) {
 			}
 		}, func(issued, ret time.Duration, err error) {
 			h.lbusy = false
-			h.l.ReadBallotsDone(s.tm(issued), s.tm(ret), got, err)
+			h.l.ReadBallotsDone(h.tm(issued), h.tm(ret), got, err)
 			h.after()
 			h.kick()
 		})
@@ -603,15 +622,15 @@ func (h *simHost) wake(tok int) {
 			},
 			func(issued, ret time.Duration, err error) {
 				h.lbusy = false
-				h.l.WriteDone(s.tm(issued), s.tm(ret), err)
+				h.l.WriteDone(h.tm(issued), h.tm(ret), err)
 				h.after()
 				h.kick()
 			})
 	case lease.WriteLeader:
 		r := a.Leader
-		if s.tm(s.now).After(a.Deadline) {
+		if h.tm(s.now).After(a.Deadline) {
 			h.lbusy = false
-			h.l.WriteDone(s.tm(s.now), s.tm(s.now), lease.ErrDeadline)
+			h.l.WriteDone(h.tm(s.now), h.tm(s.now), lease.ErrDeadline)
 			h.after()
 			h.kick()
 			return
@@ -621,7 +640,7 @@ func (h *simHost) wake(tok int) {
 			func() { s.landLeader(writer, r) },
 			func(issued, ret time.Duration, err error) {
 				h.lbusy = false
-				h.l.WriteDone(s.tm(issued), s.tm(ret), err)
+				h.l.WriteDone(h.tm(issued), h.tm(ret), err)
 				h.after()
 				h.kick()
 			})
@@ -670,16 +689,16 @@ func (h *simHost) after() {
 
 func (h *simHost) updateActing() {
 	s := h.s
-	m, ok := h.l.Master(s.tm(s.now))
+	m, ok := h.l.Master(h.tm(s.now))
 	if ok {
 		if !h.acting {
 			h.acting, h.actStart, h.actEpoch = true, s.now, m.Epoch
-			s.logf("%s gen %d acts as master of epoch %d until %v", h.name, h.gen, m.Epoch, s.dur(m.Until))
+			s.logf("%s gen %d acts as master of epoch %d until %v", h.name, h.gen, m.Epoch, h.dur(m.Until))
 			s.checkActingStart(h)
 		} else if m.Epoch != h.actEpoch {
 			s.errorf("%s switched epochs while acting (%d to %d)", h.name, h.actEpoch, m.Epoch)
 		}
-		h.actUntil = s.dur(m.Until)
+		h.actUntil = h.dur(m.Until)
 		return
 	}
 	h.stopActing(s.now)
@@ -708,7 +727,7 @@ func (s *sim) newIncarnation(h *simHost) {
 	h.restartAt = 0
 	// The first write of an incarnation stands for its join claim: the
 	// first renewal must be issued by the join's deadline.
-	renewBy := s.tm(s.now + s.p.HostDead - s.p.IOTimeout - s.p.Margin())
+	renewBy := h.tm(s.now).Add(s.p.HostDead - s.p.IOTimeout - s.p.Margin())
 	l, err := lease.New(lease.Config{Self: h.owner(), Pool: testPool, Slots: len(s.slots), Timing: s.p,
 		FirstRenewalBy: renewBy,
 		Jitter: func(d time.Duration) time.Duration {
@@ -732,9 +751,9 @@ func (s *sim) newIncarnation(h *simHost) {
 	// only follow. In the calm phase every host keeps trying.
 	switch mode := s.r.IntN(10); {
 	case !s.chaos || mode < 7:
-		h.l.Acquire(s.tm(s.now))
+		h.l.Acquire(h.tm(s.now))
 	case mode < 9:
-		h.l.TryAcquire(s.tm(s.now))
+		h.l.TryAcquire(h.tm(s.now))
 	}
 	h.after()
 	h.kick()
@@ -781,9 +800,9 @@ func (h *simHost) leave(rejoin time.Duration) {
 	}
 	h.leaving = true
 	if s.r.IntN(2) == 0 {
-		h.l.Release(s.tm(s.now))
+		h.l.Release(h.tm(s.now))
 	}
-	h.l.Stop(s.tm(s.now))
+	h.l.Stop(h.tm(s.now))
 	h.after()
 	h.restartAt = rejoin
 	s.logf("%s gen %d leaves", h.name, h.gen)
@@ -945,7 +964,8 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 	s.st.seeds, s.st.hosts = 1, n
 	hd := p.HostDead
 	for i := 0; i < n; i++ {
-		h := &simHost{s: s, slot: i, name: hostName(i)}
+		h := &simHost{s: s, slot: i, name: hostName(i),
+			off: time.Duration(r.Int64N(int64(1000 * time.Hour))), ppm: float64(r.IntN(1001) - 500)}
 		s.hosts = append(s.hosts, h)
 		start := time.Duration(r.Int64N(int64(3 * p.Interval)))
 		s.at(start, func() { s.newIncarnation(h) })
@@ -972,7 +992,7 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 				h.paused = s.now + hd/2
 			}
 			h.do(s.now, func() {
-				h.l.Acquire(s.tm(s.now))
+				h.l.Acquire(h.tm(s.now))
 				h.after()
 				h.kick()
 			})
@@ -991,7 +1011,7 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 	s.run(calm + hd/2 + 2*p.Interval)
 	for _, h := range s.hosts {
 		if h.alive {
-			h.l.Acquire(s.tm(s.now))
+			h.l.Acquire(h.tm(s.now))
 			h.after()
 			h.kick()
 		}
@@ -1049,7 +1069,9 @@ func (s *sim) roles() string {
 			continue
 		}
 		st := h.l.Status()
-		fmt.Fprintf(&b, "%s gen %d: %v (%s%s) holder %v; ", h.name, h.gen, st.Role, st.Waiting, st.LastAbort, st.Holder)
+		nx := h.l.Next()
+		fmt.Fprintf(&b, "%s gen %d: %v (waiting: %s; last abort: %s; last error: %s) holder %v; next %v at %v, busy %v; ",
+			h.name, h.gen, st.Role, st.Waiting, st.LastAbort, st.LastError, st.Holder, nx.Kind, h.dur(nx.NotBefore), h.lbusy)
 	}
 	return b.String()
 }
@@ -1079,18 +1101,18 @@ func (s *sim) chaosOp(op int) {
 		s.st.leaves++
 		h.leave(s.now + time.Duration(s.r.Int64N(int64(hd))))
 	case op < 48:
-		h.do(s.now, func() { h.l.TryAcquire(s.tm(s.now)); h.after(); h.kick() })
+		h.do(s.now, func() { h.l.TryAcquire(h.tm(s.now)); h.after(); h.kick() })
 	case op < 55:
 		// Storage turns bad or good for a while.
 		s.slowPct, s.failPct, s.toPct = s.r.IntN(60), s.r.IntN(15), s.r.IntN(10)
 	case op < 70:
 		h.do(s.now, func() {
-			h.l.Release(s.tm(s.now))
+			h.l.Release(h.tm(s.now))
 			h.after()
 			h.kick()
 		})
 		later := s.now + time.Duration(s.r.Int64N(int64(hd)))
-		h.do(later, func() { h.l.Acquire(s.tm(s.now)); h.after(); h.kick() })
+		h.do(later, func() { h.l.Acquire(h.tm(s.now)); h.after(); h.kick() })
 	default:
 		// Hand over to another host: usually a live one, sometimes
 		// any (it may have crashed).
@@ -1110,7 +1132,7 @@ func (s *sim) chaosOp(op int) {
 		}
 		dl := s.now + time.Duration(1+s.r.IntN(3))*s.p.IOTimeout
 		h.do(s.now, func() {
-			err := h.l.ProposeSuccessor(s.tm(s.now), to, s.tm(dl))
+			err := h.l.ProposeSuccessor(h.tm(s.now), to, h.tm(dl))
 			s.logf("%s proposes %v as successor: %v", h.name, to, err)
 			h.after()
 			h.kick()

@@ -45,8 +45,8 @@ func TestLeaseSimulation(t *testing.T) {
 	}
 	t.Logf("%v", total)
 	t.Logf("%d schedules in %v; slowest seed %d took %v", *simSeeds, time.Since(start).Round(time.Millisecond), slowSeed, slowest.Round(time.Millisecond))
-	if total.acquired == 0 || total.handedOver == 0 || total.hoResumed+total.hoLost == 0 || total.released == 0 ||
-		total.lost == 0 || total.fenced == 0 || total.busy == 0 || total.lateLandings == 0 || total.tornReads == 0 {
+	if *simSeeds >= 100 && (total.acquired == 0 || total.handedOver == 0 || total.hoResumed+total.hoLost == 0 || total.released == 0 ||
+		total.lost == 0 || total.fenced == 0 || total.busy == 0 || total.lateLandings == 0 || total.tornReads == 0) {
 		t.Errorf("the schedules do not exercise the protocol: %v", total)
 	}
 }
