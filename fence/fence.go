@@ -96,6 +96,9 @@ type Fencer struct {
 	fencedAt   time.Time
 	reason     string
 	killResult error
+	// reset: the machine must be reset even if the guests are confirmed
+	// gone (a poison pill asking for a reset).
+	reset bool
 }
 
 // New returns a fencer for a pool with timing p and a watchdog that fires
@@ -182,6 +185,16 @@ func (f *Fencer) ArmFailed(now time.Time, reason string) []Action {
 	return f.Order(now, reason)
 }
 
+// OrderReset fences at once and lets the watchdog reset the machine even
+// when the guests are confirmed gone: a poison pill asking for a reset.
+func (f *Fencer) OrderReset(now time.Time, reason string) []Action {
+	if f.state >= Fencing {
+		return nil
+	}
+	f.reset = true
+	return f.fence(now, reason)
+}
+
 // Order fences at once: a poison pill, a slot taken by another host, a
 // broken invariant. It returns what to do now.
 func (f *Fencer) Order(now time.Time, reason string) []Action {
@@ -208,7 +221,7 @@ func (f *Fencer) GuestsKilled(now time.Time, err error) []Action {
 		return nil
 	}
 	f.killResult = err
-	if err != nil || !now.Before(f.lastFeed.Add(f.watchdog)) {
+	if err != nil || f.reset || !now.Before(f.lastFeed.Add(f.watchdog)) {
 		// Not confirmed, or confirmed too late to stop the watchdog:
 		// the machine resets.
 		f.state = Resetting

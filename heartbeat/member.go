@@ -32,6 +32,8 @@ type Config struct {
 	// Observer, if set, receives every liveness event (after it is
 	// logged). It runs on the member's goroutine and must not block.
 	Observer func(liveness.Event)
+	// OnMessage, if set, is told of each new message to this host.
+	OnMessage Handler
 }
 
 // Member is one host's heartbeat: it joins the pool, renews its slot every
@@ -59,6 +61,9 @@ type Member struct {
 	lastErr     string
 
 	abort chan error // Abort's error, for Run
+
+	box     mailbox
+	outArgs map[uint64][24]byte
 }
 
 // SlotLostError: our own slot no longer holds our record.
@@ -92,6 +97,8 @@ func New(st Storage, cfg Config) (*Member, error) {
 		tracker: liveness.New(h.Timing),
 		slot:    -1,
 		abort:   make(chan error, 1),
+		box:     mailbox{handled: map[msgID]time.Time{}},
+		outArgs: map[uint64][24]byte{},
 	}, nil
 }
 
@@ -247,13 +254,21 @@ func (m *Member) Round() error {
 	m.mu.Lock()
 	mine, slot := m.record, m.slot
 	m.mu.Unlock()
+	var after []func()
 	if err := m.Observe(); err != nil {
 		m.mu.Lock()
 		m.lastErr = err.Error()
 		m.mu.Unlock()
 	} else if err := m.checkOwn(m.decoded[slot], mine); err != nil {
 		return err
+	} else {
+		after = m.exchange(time.Now())
 	}
+	defer func() {
+		for _, fn := range after {
+			fn()
+		}
+	}()
 
 	m.mu.Lock()
 	m.record.Sequence++

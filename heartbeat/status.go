@@ -22,7 +22,10 @@ type Status struct {
 	LastRenewalAgeSeconds float64        `json:"last_renewal_age_seconds"`
 	RenewalLatency        LatencySummary `json:"renewal_latency"`
 	LastError             string         `json:"last_error,omitempty"`
-	Hosts                 []HostStatus   `json:"hosts"`
+	// Messages are the messages this host sent that are still in its
+	// slot, with their age and whether they were acknowledged.
+	Messages []Outgoing   `json:"messages"`
+	Hosts    []HostStatus `json:"hosts"`
 }
 
 // TimingJSON is the pool's timing, in seconds.
@@ -91,6 +94,7 @@ func (m *Member) Status(now time.Time) Status {
 		LastError:             m.lastErr,
 		Hosts:                 []HostStatus{},
 	}
+	st.Messages = m.outboxLocked(now)
 	if !m.lastRenewal.IsZero() {
 		st.LastRenewalAgeSeconds = now.Sub(m.lastRenewal).Seconds()
 	}

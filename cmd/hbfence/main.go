@@ -29,6 +29,7 @@ func init() {
 		"dump":    {"show the header and every used slot, without a daemon", cmdDump},
 		"daemon":  {"run the heartbeat daemon", cmdDaemon},
 		"status":  {"show the pool as the local daemon sees it", cmdStatus},
+		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
 		"version": {"print the version", cmdVersion},
 	}
 }

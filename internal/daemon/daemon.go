@@ -108,7 +108,15 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 
 	var mu sync.Mutex
 	var cur *fencing // the current incarnation
+	current := func() *fencing {
+		mu.Lock()
+		defer mu.Unlock()
+		return cur
+	}
 	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
+		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
+			return fenceHost(ctx, current(), h.Timing, args)
+		},
 		"status": func(context.Context, json.RawMessage) (any, error) {
 			mu.Lock()
 			fc := cur
@@ -136,7 +144,25 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	go srv.Serve(srvCtx)
 
 	for incarnation := 1; ; incarnation++ {
-		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog})
+		poison := make(chan poisonPill, 1)
+		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog,
+			OnMessage: func(in heartbeat.Incoming) (bool, func()) {
+				if in.Message.Kind != heartbeat.KindFence {
+					return false, nil // a kind this build does not know: no ack
+				}
+				action := heartbeat.FenceAction(in.Message.Arg[0])
+				if action != heartbeat.FenceOff {
+					action = heartbeat.FenceReset
+				}
+				log.Error().Str("peer", in.FromName).Int("peer_slot", in.FromSlot).Str("action", action.String()).
+					Msg("poison pill received: acknowledging, then fencing")
+				return true, func() {
+					select {
+					case poison <- poisonPill{from: in.FromName, action: action}:
+					default:
+					}
+				}
+			}})
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Path, err)
 		}
@@ -144,7 +170,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		if err != nil {
 			return err
 		}
-		fc := &fencing{m: m, wd: wd, killer: killer, log: log, f: f}
+		fc := &fencing{m: m, wd: wd, killer: killer, log: log, f: f, poison: poison}
 		mu.Lock()
 		cur = fc
 		mu.Unlock()
@@ -160,6 +186,10 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		case leftCleanly:
 			return nil
 		case fenced:
+			if fc.off {
+				log.Warn().Msg("fenced off by a poison pill: HA guests gone, watchdog disarmed; staying out of the pool until restarted")
+				return nil
+			}
 			if fc.armErr != nil {
 				return fmt.Errorf("%s: fenced because %w; fix the [watchdog] configuration", c.Path, fc.armErr)
 			}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/heartbeat"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/rs/zerolog"
 )
 
@@ -66,6 +69,15 @@ type fencing struct {
 
 	// armErr is why the watchdog could not be armed: fatal.
 	armErr error
+	// poison carries a poison pill, acknowledged, to the loop; off is
+	// set when it asked the host to stay out of the pool.
+	poison chan poisonPill
+	off    bool
+}
+
+type poisonPill struct {
+	from   string
+	action heartbeat.FenceAction
 }
 
 func (fc *fencing) status() fence.Status {
@@ -113,6 +125,16 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			runErr = err
 			fc.mu.Lock()
 			actions = fc.f.Order(time.Now(), err.Error())
+			fc.mu.Unlock()
+		case pp := <-fc.poison:
+			reason := fmt.Sprintf("poison pill from %s (action %s)", pp.from, pp.action)
+			fc.mu.Lock()
+			if pp.action == heartbeat.FenceOff {
+				fc.off = true
+				actions = fc.f.Order(time.Now(), reason)
+			} else {
+				actions = fc.f.OrderReset(time.Now(), reason)
+			}
 			fc.mu.Unlock()
 		case err := <-killDone:
 			fc.mu.Lock()
@@ -178,4 +200,94 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 		// watchdog resets the machine in time. Nothing to undo.
 		fc.log.Error().Err(err).Str("action", a.String()).Msg("watchdog")
 	}
+}
+
+// FenceRequest is the argument of the control command "fence".
+type FenceRequest struct {
+	Host   string `json:"host"`
+	Action string `json:"action"` // "reset" (default) or "off"
+}
+
+// FenceResult is its answer.
+type FenceResult struct {
+	Host       string  `json:"host"`
+	Slot       int     `json:"slot"`
+	Generation uint64  `json:"generation"`
+	Action     string  `json:"action"`
+	Acked      bool    `json:"acked"`
+	AckSeconds float64 `json:"ack_seconds,omitempty"`
+	// WaitedSeconds is how long the command waited for the Ack.
+	WaitedSeconds float64 `json:"waited_seconds"`
+	Message       string  `json:"message"`
+}
+
+// fenceHost sends a poison pill to a host through this host's slot and
+// waits, at most renewal_fail, for its acknowledgement.
+func fenceHost(ctx context.Context, fc *fencing, t timing.Params, raw json.RawMessage) (FenceResult, error) {
+	var req FenceRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return FenceResult{}, fmt.Errorf("fence: bad arguments: %v", err)
+	}
+	action := heartbeat.FenceReset
+	switch req.Action {
+	case "", "reset":
+	case "off":
+		action = heartbeat.FenceOff
+	default:
+		return FenceResult{}, fmt.Errorf("fence: --action %q: use reset or off", req.Action)
+	}
+	if fc == nil {
+		return FenceResult{}, errors.New("fence: this host has not joined the pool yet")
+	}
+	st := fc.m.Status(time.Now())
+	if !st.Joined {
+		return FenceResult{}, errors.New("fence: this host has not joined the pool yet")
+	}
+	if req.Host == st.Self {
+		return FenceResult{}, fmt.Errorf("fence: %s is this host; to take it out of the pool, stop its daemon (systemctl stop hbfence)", req.Host)
+	}
+	var target *heartbeat.HostStatus
+	for i := range st.Hosts {
+		if st.Hosts[i].Name == req.Host {
+			target = &st.Hosts[i]
+		}
+	}
+	if target == nil {
+		return FenceResult{}, fmt.Errorf("fence: no host %q in the pool (see hbfence status)", req.Host)
+	}
+	res := FenceResult{Host: req.Host, Slot: target.Slot, Generation: target.Generation, Action: action.String()}
+	switch target.State {
+	case liveness.Dead:
+		return res, fmt.Errorf("fence: %s is dead already: it fenced itself, or its watchdog reset it", req.Host)
+	case liveness.Left:
+		return res, fmt.Errorf("fence: %s has left the pool cleanly: it runs no HA guests", req.Host)
+	}
+	var arg [24]byte
+	arg[0] = byte(action)
+	seq, err := fc.m.Send(target.Slot, target.Generation, heartbeat.KindFence, arg)
+	if err != nil {
+		return res, fmt.Errorf("fence: %w", err)
+	}
+	start := time.Now()
+	deadline := start.Add(t.RenewalFail)
+	for time.Now().Before(deadline) {
+		if at, ok := fc.m.Acked(seq); ok && !at.IsZero() {
+			res.Acked, res.AckSeconds = true, at.Sub(start).Seconds()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(t.Interval / 4):
+		}
+	}
+	res.WaitedSeconds = time.Since(start).Seconds()
+	if res.Acked {
+		res.Message = fmt.Sprintf("%s acknowledged the poison pill after %.2fs and is fencing itself (%s): its HA guests are killed now, and it will be declared dead after host_dead (%v) at the latest",
+			req.Host, res.AckSeconds, action, t.HostDead)
+	} else {
+		res.Message = fmt.Sprintf("no acknowledgement from %s within %v: the pill stays in this host's slot; if %s is alive on the storage it fences itself when it reads it, and if not, it is treated as dead after host_dead (%v) of silence — never earlier",
+			req.Host, t.RenewalFail, req.Host, t.HostDead)
+	}
+	return res, nil
 }

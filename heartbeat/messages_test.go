@@ -1,0 +1,107 @@
+package heartbeat_test
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat"
+	"github.com/hbfence/hbfence/heartbeat/area"
+	"github.com/hbfence/hbfence/heartbeat/join"
+	"github.com/rs/zerolog"
+)
+
+type inbox struct {
+	mu  sync.Mutex
+	got []heartbeat.Incoming
+	ack bool
+}
+
+func (b *inbox) handle(in heartbeat.Incoming) (bool, func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got = append(b.got, in)
+	return b.ack, nil
+}
+
+func (b *inbox) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.got)
+}
+
+func startWithInbox(t *testing.T, mem *area.Mem, name string, id byte, box *inbox) (*heartbeat.Member, context.CancelFunc, chan error) {
+	m, err := heartbeat.New(mem.Handle(name), heartbeat.Config{
+		Self:      join.Identity{Name: name, MachineID: machine(id)},
+		Log:       zerolog.New(io.Discard),
+		OnMessage: box.handle,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		if err := m.Join(ctx); err != nil {
+			done <- err
+			return
+		}
+		done <- m.Run(ctx)
+	}()
+	return m, cancel, done
+}
+
+// A message rides in the sender's slot, is delivered once to its target,
+// and the target's Ack rides back in the target's slot.
+func TestMessageDeliveredOnceAndAcked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		boxA, boxB := &inbox{}, &inbox{ack: true}
+		a, stopA, doneA := startWithInbox(t, mem, "a", 1, boxA)
+		b, stopB, doneB := startWithInbox(t, mem, "b", 2, boxB)
+		time.Sleep(30 * time.Second)
+		sb := b.Status(time.Now())
+		var arg [24]byte
+		arg[0] = 7
+		sent := time.Now()
+		seq, err := a.Send(sb.Slot, sb.Generation, heartbeat.KindFence, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		if n := boxB.count(); n != 1 {
+			t.Fatalf("b got the message %d times, want once", n)
+		}
+		in := boxB.got[0]
+		if in.FromName != "a" || in.Message.Kind != heartbeat.KindFence || in.Message.Seq != seq || in.Message.Arg[0] != 7 {
+			t.Errorf("b got %+v", in)
+		}
+		at, ok := a.Acked(seq)
+		if !ok || at.IsZero() {
+			t.Fatal("a never saw the ack")
+		}
+		p := mem.Handle("").Header().Timing
+		// One round of b to read and ack, one of a to read the ack.
+		if took := at.Sub(sent); took > 2*p.Interval+2*p.IOTimeout {
+			t.Errorf("ack after %v", took)
+		}
+		if boxA.count() != 0 {
+			t.Errorf("a got messages %+v: an Ack is not delivered to the handler", boxA.got)
+		}
+		// A message to an older generation of b is ignored.
+		if _, err := a.Send(sb.Slot, sb.Generation-1, heartbeat.KindFence, arg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		if n := boxB.count(); n != 1 {
+			t.Errorf("b got %d messages; one was to an older generation", n)
+		}
+		stopA()
+		stopB()
+		<-doneA
+		<-doneB
+	})
+}
