@@ -14,7 +14,7 @@ import (
 	"github.com/hbfence/hbfence/internal/lab"
 )
 
-func fence(t *testing.T, p *lab.Pool, from *lab.Host, target, action string) (daemon.FenceResult, error) {
+func poison(t *testing.T, p *lab.Pool, from *lab.Host, target, action string) (daemon.FenceResult, error) {
 	t.Helper()
 	out, err := p.Run(context.Background(), "fence", "--json", "--config", from.Config, "--action", action, target)
 	var res daemon.FenceResult
@@ -58,7 +58,7 @@ func TestPoisonPillReset(t *testing.T) {
 	a, b := hosts[0], hosts[1]
 	waitAllArmed(t, hosts...)
 	sent := time.Now()
-	res, err := fence(t, p, a, b.Name, "reset")
+	res, err := poison(t, p, a, b.Name, "reset")
 	if err != nil || !res.Acked {
 		t.Fatalf("fence: %+v, %v", res, err)
 	}
@@ -90,7 +90,7 @@ func TestPoisonPillOff(t *testing.T) {
 	hosts := startHosts(t, p, "q1", "q2")
 	a, b := hosts[0], hosts[1]
 	waitAllArmed(t, hosts...)
-	res, err := fence(t, p, a, b.Name, "off")
+	res, err := poison(t, p, a, b.Name, "off")
 	if err != nil || !res.Acked {
 		t.Fatalf("fence: %+v, %v", res, err)
 	}
@@ -116,7 +116,7 @@ func TestPoisonPillUnacknowledged(t *testing.T) {
 	if err := b.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := fence(t, p, a, b.Name, "reset")
+	res, err := poison(t, p, a, b.Name, "reset")
 	if err == nil || res.Acked {
 		t.Fatalf("a frozen host acknowledged: %+v", res)
 	}
@@ -131,10 +131,10 @@ func TestPoisonPillUnacknowledged(t *testing.T) {
 		t.Errorf("status shows messages %+v, want one unacknowledged pill to %s", st.Messages, b.Name)
 	}
 	// Refusals: fencing oneself, a host that is not there.
-	if _, err := fence(t, p, a, a.Name, "reset"); err == nil || !strings.Contains(err.Error(), "is this host") {
+	if _, err := poison(t, p, a, a.Name, "reset"); err == nil || !strings.Contains(err.Error(), "is this host") {
 		t.Errorf("self-fence: %v", err)
 	}
-	if _, err := fence(t, p, a, "nosuch", "reset"); err == nil || !strings.Contains(err.Error(), `no host "nosuch"`) {
+	if _, err := poison(t, p, a, "nosuch", "reset"); err == nil || !strings.Contains(err.Error(), `no host "nosuch"`) {
 		t.Errorf("unknown host: %v", err)
 	}
 }
