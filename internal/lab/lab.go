@@ -41,6 +41,9 @@ type Pool struct {
 	// is the pool's watchdog figure, its timeout.
 	Watchdog        bool
 	WatchdogTimeout time.Duration
+	// FaultFS is set when each host reaches the area through its own
+	// hbfence-faultfs mount (storage.go).
+	FaultFS bool
 	// Timing is the pool's timing, from its header.
 	Timing PoolTiming
 
@@ -70,6 +73,11 @@ type Options struct {
 	// process group — when the daemon stops feeding it. Without it,
 	// hosts run with allow_no_watchdog and are unsafe.
 	Watchdog bool
+	// FaultFS gives each host its own hbfence-faultfs mount (found next
+	// to Binary) of the directory holding Area, so that its storage can
+	// be cut, hung or slowed alone (storage.go). Root and /dev/fuse
+	// only: NewPool fails with an error wrapping ErrNoFaultFS otherwise.
+	FaultFS bool
 }
 
 // NewPool formats the area with "hbfence init" (unless NoInit) and returns
@@ -78,9 +86,14 @@ func NewPool(ctx context.Context, o Options) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, hosts: map[string]*Host{}}
+	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, hosts: map[string]*Host{}}
 	if p.Area == "" {
 		p.Area = filepath.Join(o.Dir, ".server_pool_hb")
+	}
+	if p.FaultFS {
+		if err := p.checkFaultFS(); err != nil {
+			return nil, err
+		}
 	}
 	if !o.NoInit {
 		args := append([]string{"init", "--offset", fmt.Sprint(o.Offset)}, o.InitArgs...)
@@ -144,12 +157,16 @@ type Host struct {
 	// of arms, feeds and resets (when the pool runs with Watchdog).
 	FIFO        string
 	WatchdogLog string
+	// HookScript is the host's [fence] kill_guests hook; HookLog records
+	// its runs and HookFailFile, while it exists, makes it fail.
+	HookScript, HookLog, HookFailFile string
 
-	pool   *Pool
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // the process's exit error, once exited
+	pool    *Pool
+	storage *storage // with Options.FaultFS
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	err     error // the process's exit error, once exited
 }
 
 // AddHost writes a configuration for a host named name. Its machine id is
@@ -169,6 +186,16 @@ func (p *Pool) AddHost(name, machineSalt string) (*Host, error) {
 		Socket:    filepath.Join(dir, "hbfence.sock"),
 		LogPath:   filepath.Join(dir, "hbfence.log"),
 		pool:      p,
+	}
+	if err := h.writeHook(dir); err != nil {
+		return nil, err
+	}
+	area := p.Area
+	if p.FaultFS {
+		var err error
+		if area, err = h.mountStorage(dir); err != nil {
+			return nil, err
+		}
 	}
 	watchdogConf := "allow_no_watchdog = true\n"
 	if p.Watchdog {
@@ -192,9 +219,13 @@ socket = %q
 level = "info"
 format = "json"
 
+[fence]
+kill_guests = [%q]
+
 [watchdog]
-%s`, name, h.MachineID, p.Area, p.Offset, h.Socket, watchdogConf)
+%s`, name, h.MachineID, area, p.Offset, h.Socket, h.HookScript, watchdogConf)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
+		h.unmountStorage()
 		return nil, err
 	}
 	p.mu.Lock()
@@ -507,12 +538,16 @@ func (p *Pool) Hosts() []*Host {
 	return out
 }
 
-// Close kills every host still running.
+// Close kills every host still running, then unmounts the hosts'
+// fault-injecting storage (releasing hung I/O first).
 func (p *Pool) Close() {
 	for _, h := range p.Hosts() {
 		if h.PID() != 0 && !h.Exited() {
 			h.Kill()
 		}
+	}
+	for _, h := range p.Hosts() {
+		h.unmountStorage()
 	}
 }
 
