@@ -62,6 +62,10 @@ type Member struct {
 
 	abort chan error // Abort's error, for Run
 
+	// activity is when the member last finished an I/O, successful or
+	// not: proof that its loop runs (for systemd's service watchdog).
+	activity time.Time
+
 	box     mailbox
 	outArgs map[uint64][24]byte
 }
@@ -135,6 +139,7 @@ func (m *Member) Join(ctx context.Context) error {
 			issued := time.Now()
 			err := m.st.ReadSlots(m.raw)
 			done := time.Now()
+			m.touch()
 			if err == nil {
 				m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
 				m.observe(issued, done)
@@ -232,6 +237,7 @@ func (m *Member) Observe() error {
 	issued := time.Now()
 	err := m.st.ReadSlots(m.raw)
 	done := time.Now()
+	m.touch()
 	if err != nil {
 		m.log.Warn().Err(err).Msg("reading the slots failed")
 		m.mu.Lock()
@@ -278,6 +284,7 @@ func (m *Member) Round() error {
 	issued := time.Now()
 	err := m.st.WriteSlot(slot, rec.Encode())
 	done := time.Now()
+	m.touch()
 	if took := done.Sub(issued); err == nil && took > m.header.Timing.IOTimeout {
 		// The storage layer bounds every I/O by io_timeout; a write
 		// reported later than that cannot count as a renewal, whose
@@ -306,6 +313,23 @@ func (m *Member) Abort(err error) {
 	case m.abort <- err:
 	default:
 	}
+}
+
+// Activity is when the member last finished an I/O (a read or a write,
+// successful or not), or started, whichever is later: its loop runs.
+func (m *Member) Activity() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.activity.After(m.started) {
+		return m.activity
+	}
+	return m.started
+}
+
+func (m *Member) touch() {
+	m.mu.Lock()
+	m.activity = time.Now()
+	m.mu.Unlock()
 }
 
 // LastRenewal is when the last successful renewal began (zero before the

@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/hbfence/hbfence/fence"
+	"github.com/hbfence/hbfence/fence/watchdog"
 	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/area"
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/join"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/rs/zerolog"
@@ -142,6 +144,12 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	srvCtx, srvStop := context.WithCancel(context.Background())
 	defer srvStop()
 	go srv.Serve(srvCtx)
+
+	if sd, err := watchdog.NewSystemd(); err == nil {
+		go feedSystemd(ctx, sd, current, h.Timing, log)
+	} else if !errors.Is(err, watchdog.ErrNoSystemdWatchdog) {
+		log.Warn().Err(err).Msg("systemd service watchdog")
+	}
 
 	for incarnation := 1; ; incarnation++ {
 		poison := make(chan poisonPill, 1)
@@ -280,4 +288,36 @@ func dirOf(p string) string {
 		return p[:i]
 	}
 	return "."
+}
+
+// feedSystemd feeds systemd's service watchdog (WatchdogSec=) while the
+// member's loop shows progress: an I/O finished within interval +
+// 2 × io_timeout. It restarts a hung daemon; it is not a fence — the
+// fencing watchdog is what resets the machine.
+func feedSystemd(ctx context.Context, sd *watchdog.Systemd, current func() *fencing, t timing.Params, log zerolog.Logger) {
+	period, err := sd.Arm()
+	if err != nil {
+		log.Warn().Err(err).Msg("systemd service watchdog")
+		return
+	}
+	log.Info().Dur("watchdog_sec_ms", period).Msg("systemd service watchdog fed while the heartbeat loop runs (restarts a hung daemon; not a fence)")
+	started := time.Now()
+	tick := time.NewTicker(period / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		last := started
+		if fc := current(); fc != nil {
+			last = fc.m.Activity()
+		}
+		if time.Since(last) < t.Interval+2*t.IOTimeout {
+			if err := sd.Feed(); err != nil {
+				log.Warn().Err(err).Msg("systemd service watchdog")
+			}
+		}
+	}
 }
