@@ -65,10 +65,14 @@ type HostStatus struct {
 	Unsafe bool `json:"unsafe"`
 	// Fenced: the host is known to have no HA guest running: it was
 	// declared dead, and it has a watchdog (see package fence).
-	Fenced    bool        `json:"fenced"`
-	MachineID ondisk.UUID `json:"machine_id"`
-	Agent     string      `json:"agent"`
-	Self      bool        `json:"self"`
+	Fenced bool `json:"fenced"`
+	// FencedHow says how it was fenced (or is fencing), and
+	// FencedAgeSeconds how long ago that was learnt, here.
+	FencedHow        string      `json:"fenced_how,omitempty"`
+	FencedAgeSeconds float64     `json:"fenced_age_seconds,omitempty"`
+	MachineID        ondisk.UUID `json:"machine_id"`
+	Agent            string      `json:"agent"`
+	Self             bool        `json:"self"`
 }
 
 // Status returns the member's view at now.
@@ -95,6 +99,22 @@ func (m *Member) Status(now time.Time) Status {
 		Hosts:                 []HostStatus{},
 	}
 	st.Messages = m.outboxLocked(now)
+	for i := range st.Hosts {
+		h := &st.Hosts[i]
+		switch {
+		case h.Fenced:
+			h.FencedHow = "declared dead after host_dead of silence: it had fenced itself or its watchdog had reset it"
+			h.FencedAgeSeconds = h.StateAgeSeconds
+		case h.State == liveness.Dead && h.Unsafe:
+			h.FencedHow = "declared dead, but it has no watchdog: NOT known to be fenced"
+		}
+		for _, o := range st.Messages {
+			if o.Kind == KindFence && o.TargetSlot == h.Slot && o.TargetGeneration == h.Generation && o.AckedAfterSeconds >= 0 && !h.Fenced {
+				h.FencedHow = "poison pill acknowledged: fencing itself"
+				h.FencedAgeSeconds = o.AgeSeconds - o.AckedAfterSeconds
+			}
+		}
+	}
 	if !m.lastRenewal.IsZero() {
 		st.LastRenewalAgeSeconds = now.Sub(m.lastRenewal).Seconds()
 	}

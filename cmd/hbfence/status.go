@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
@@ -124,7 +125,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fenced := "no"
 		switch {
 		case h.Fenced:
-			fenced = "yes (dead)"
+			fenced = fmt.Sprintf("yes, dead %.0fs ago", h.FencedAgeSeconds)
+		case h.FencedHow != "" && h.State != liveness.Dead:
+			fenced = fmt.Sprintf("fencing: poison pill acked %.0fs ago", h.FencedAgeSeconds)
 		case h.Unsafe:
 			fenced = "UNSAFE: no watchdog"
 		}
