@@ -63,6 +63,15 @@ func TestPoisonPillReset(t *testing.T) {
 		t.Fatalf("fence: %+v, %v", res, err)
 	}
 	t.Logf("acknowledged after %.3fs: %s", res.AckSeconds, res.Message)
+	st, err := a.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range st.Hosts {
+		if h.Name == b.Name && (h.Fenced || !strings.Contains(h.FencedHow, "poison pill acknowledged")) {
+			t.Errorf("right after the ack, %s's status shows fenced %v, how %q", b.Name, h.Fenced, h.FencedHow)
+		}
+	}
 	exitErr := waitExit(t, b, 3*hostDead)
 	var ee *exec.ExitError
 	if !errors.As(exitErr, &ee) || ee.ExitCode() != 99 {
@@ -77,6 +86,15 @@ func TestPoisonPillReset(t *testing.T) {
 	t.Logf("pill → reset %v, → dead %v", reset.Sub(sent), dead.Sub(sent))
 	if !reset.Before(dead) {
 		t.Errorf("%s declared dead %v before its reset", b.Name, reset.Sub(dead))
+	}
+	st, err = a.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range st.Hosts {
+		if h.Name == b.Name && (!h.Fenced || !strings.Contains(h.FencedHow, "declared dead")) {
+			t.Errorf("once dead, %s's status shows fenced %v, how %q", b.Name, h.Fenced, h.FencedHow)
+		}
 	}
 	if !strings.Contains(b.Log(), "poison pill received") {
 		t.Errorf("%s's log does not show the pill", b.Name)
