@@ -99,25 +99,6 @@ func (m *Member) Status(now time.Time) Status {
 		Hosts:                 []HostStatus{},
 	}
 	st.Messages = m.outboxLocked(now)
-	for i := range st.Hosts {
-		h := &st.Hosts[i]
-		switch {
-		case h.Fenced:
-			h.FencedHow = "declared dead after host_dead of silence: it had fenced itself or its watchdog had reset it"
-			h.FencedAgeSeconds = h.StateAgeSeconds
-		case h.State == liveness.Dead && h.Unsafe:
-			h.FencedHow = "declared dead, but it has no watchdog: NOT known to be fenced"
-		}
-		for _, o := range st.Messages {
-			if o.Kind == KindFence && o.TargetSlot == h.Slot && o.TargetGeneration == h.Generation && o.AckedAfterSeconds >= 0 && !h.Fenced {
-				h.FencedHow = "poison pill acknowledged: fencing itself"
-				h.FencedAgeSeconds = o.AgeSeconds - o.AckedAfterSeconds
-			}
-		}
-	}
-	if !m.lastRenewal.IsZero() {
-		st.LastRenewalAgeSeconds = now.Sub(m.lastRenewal).Seconds()
-	}
 	lo, med, hi, n := m.latencies.summary()
 	st.RenewalLatency = LatencySummary{Samples: n, MinMS: ms(lo), MedianMS: ms(med), MaxMS: ms(hi)}
 	for _, p := range m.tracker.Peers() {
@@ -139,6 +120,25 @@ func (m *Member) Status(now time.Time) Status {
 			Agent:                p.Record.Agent,
 			Self:                 m.joined && p.Slot == m.slot,
 		})
+	}
+	for i := range st.Hosts {
+		h := &st.Hosts[i]
+		switch {
+		case h.Fenced:
+			h.FencedHow = "declared dead after host_dead of silence: it had fenced itself or its watchdog had reset it"
+			h.FencedAgeSeconds = h.StateAgeSeconds
+		case h.State == liveness.Dead && h.Unsafe:
+			h.FencedHow = "declared dead, but it has no watchdog: NOT known to be fenced"
+		}
+		for _, o := range st.Messages {
+			if o.Kind == KindFence && o.TargetSlot == h.Slot && o.TargetGeneration == h.Generation && o.AckedAfterSeconds >= 0 && !h.Fenced {
+				h.FencedHow = "poison pill acknowledged: fencing itself"
+				h.FencedAgeSeconds = o.AgeSeconds - o.AckedAfterSeconds
+			}
+		}
+	}
+	if !m.lastRenewal.IsZero() {
+		st.LastRenewalAgeSeconds = now.Sub(m.lastRenewal).Seconds()
 	}
 	return st
 }
