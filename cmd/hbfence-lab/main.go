@@ -31,6 +31,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	profile := fs.String("profile", "fast", "timing profile of the pool")
 	jsonOut := fs.String("json", "", "also write the measured figures as JSON to this file")
 	detectRuns := fs.Int("bench-detect", 0, "instead of the story, measure kill -9 detection over this many runs")
+	fenceRuns := fs.Int("bench-fence", 0, "instead of the story, measure the fencing margins (watchdog reset → first \"dead\") over this many runs of a frozen host and, as root with /dev/fuse, of a host cut off from its storage; and the largest storage stall survived")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -65,6 +66,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *detectRuns > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: kill -9 detection over %d runs", *detectRuns), func(ctx context.Context, d *demo) error {
 			return benchDetect(ctx, d, *detectRuns)
+		}}}
+	}
+	if *fenceRuns > 0 {
+		story = []scene{{fmt.Sprintf("Benchmark: fencing margins over %d runs", *fenceRuns), func(ctx context.Context, d *demo) error {
+			return benchFence(ctx, d, *fenceRuns)
 		}}}
 	}
 	ok := d.play(ctx, story)
