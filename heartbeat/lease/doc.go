@@ -91,6 +91,15 @@
 // Lost, at once. A torn, scribbled, zeroed or older record: it writes its own
 // again (only it may write the record while it holds the epoch) and goes on.
 //
+// A leader write that fails is checked by reading the record back (after
+// LateWrite if it timed out). A held record of ours is written again
+// whenever the read does not show it. A released one (a release, a hand-over,
+// or an instance finished after Release) is written again only when a valid
+// read shows that it did not land: our record still held, or an older epoch.
+// A torn read may be the next owner writing its record over our landed
+// release, and writing ours over it would send the record back (the
+// simulation found this); the lease reads again instead.
+//
 // Release: the master stops acting, then writes its record again, released.
 // Stop: no more I/O; before the daemon writes "left" into its slot, the I/O
 // under way must have returned and QuiescentAt passed.
@@ -152,7 +161,10 @@
 // the owner gone (dead: reset, its writes landed before; left: written after
 // its lease writes; later generation: its process is gone), or a hand-over by
 // the owner itself (which writes nothing of e after its released record).
-// So every write of record e lands before any record of a later epoch. The
+// A failed write is repeated only as described under "Being master": a held
+// record when nobody else may write, a released one only after a valid read
+// shows it absent. So every write of record e lands before any record of a
+// later epoch. The
 // brief's alternative, any host that learnt a decision writing the same
 // bytes, is not safe: a slow learner's write of epoch e lands after the
 // owner released e (or another host wrote e + 1), and the record goes back;
@@ -222,10 +234,11 @@
 // replaced about host_dead after its last renewal was seen: each host runs
 // its ballot at once when its own view turns the owner dead. When an aborted
 // hand-over left the target's value chosen, the target's own judgment
-// decides, up to an interval later. The simulation: takeover after a kill
-// at most 1.13 × host_dead, at most two intervals after the first host
-// judged the master dead, under host_dead + 2 × interval + 1 s in every
-// schedule.
+// decides, up to an interval later. The simulation (hosts' clocks at
+// independent origins and rates within ±500 ppm): takeover after a kill at
+// most 1.13 × host_dead, at most three intervals after the first host
+// judged the master dead (median 0.01 interval), under host_dead + 2 ×
+// interval + 1 s in every schedule.
 //
 // # What it does not guarantee
 //

@@ -3,4 +3,4 @@
 package lease_test
 
 // The race detector slows the simulation about fivefold.
-const defaultSeeds = 300
+const defaultSeeds = 250

@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	simSeeds = flag.Int("lease.seeds", defaultSeeds, "schedules the lease simulation runs (default: 2000, or 300 under the race detector)")
+	simSeeds = flag.Int("lease.seeds", defaultSeeds, "schedules the lease simulation runs (default: 2000, or 250 under the race detector)")
 	simFirst = flag.Uint64("lease.first", 1, "first seed of the lease simulation")
 	simTrace = flag.Uint64("lease.trace", 0, "print every step of the lease simulation of this seed")
 )
@@ -22,6 +22,8 @@ func TestLeaseSimulation(t *testing.T) {
 	var total simStats
 	var slowest time.Duration
 	var slowSeed uint64
+	var worstRatio, worstAfter float64
+	var worstRatioSeed, worstAfterSeed uint64
 	for seed := *simFirst; seed < *simFirst+uint64(*simSeeds); seed++ {
 		var trace func(string)
 		if seed == *simTrace {
@@ -35,6 +37,16 @@ func TestLeaseSimulation(t *testing.T) {
 		if st.simTime > total.longest {
 			total.longest, total.longestSeed = st.simTime, seed
 		}
+		for _, x := range st.ratios {
+			if x > worstRatio {
+				worstRatio, worstRatioSeed = x, seed
+			}
+		}
+		for _, x := range st.afterDead {
+			if x > worstAfter {
+				worstAfter, worstAfterSeed = x, seed
+			}
+		}
 		total.add(st)
 		for _, e := range errs {
 			t.Errorf("seed %d: %s", seed, e)
@@ -44,7 +56,9 @@ func TestLeaseSimulation(t *testing.T) {
 		}
 	}
 	t.Logf("%v", total)
-	t.Logf("%d schedules in %v; slowest seed %d took %v", *simSeeds, time.Since(start).Round(time.Millisecond), slowSeed, slowest.Round(time.Millisecond))
+	t.Logf("%d schedules in %v; slowest seed %d took %v; slowest takeover %.3f × host_dead (seed %d), %.3f intervals after the first dead judgment (seed %d)",
+		*simSeeds, time.Since(start).Round(time.Millisecond), slowSeed, slowest.Round(time.Millisecond),
+		worstRatio, worstRatioSeed, worstAfter, worstAfterSeed)
 	if *simSeeds >= 100 && (total.acquired == 0 || total.handedOver == 0 || total.hoResumed+total.hoLost == 0 || total.released == 0 ||
 		total.lost == 0 || total.fenced == 0 || total.busy == 0 || total.lateLandings == 0 || total.tornReads == 0) {
 		t.Errorf("the schedules do not exercise the protocol: %v", total)
