@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"time"
@@ -238,7 +239,7 @@ func stats(v []float64) (lo, med, hi float64) {
 }
 
 // benchStalls hangs h's storage for growing fractions of renewal_fail,
-// three times each, and reports the largest fraction no stall of which
+// five times each at random phases of the renewal schedule, and reports the largest fraction no stall of which
 // fenced h (with all smaller ones survived too). h's hook confirms, so a
 // stall that fences it leaves it to rejoin once the storage is back.
 func benchStalls(ctx context.Context, d *demo, h *lab.Host, observers []*lab.Host) error {
@@ -246,7 +247,7 @@ func benchStalls(ctx context.Context, d *demo, h *lab.Host, observers []*lab.Hos
 		return err
 	}
 	rf := time.Duration(d.timing.RenewalFail * float64(time.Second))
-	const tries = 3
+	const tries = 5
 	largest := 0.0
 	broken := false
 	var results []map[string]any
@@ -257,7 +258,7 @@ func benchStalls(ctx context.Context, d *demo, h *lab.Host, observers []*lab.Hos
 			if err := waitArmed(ctx, h); err != nil {
 				return err
 			}
-			fenced, gap, err := stallHost(ctx, h, observers, stall, rf)
+			fenced, gap, err := stallHost(ctx, d, h, observers, stall, rf)
 			if err != nil {
 				return err
 			}
@@ -288,7 +289,7 @@ func benchStalls(ctx context.Context, d *demo, h *lab.Host, observers []*lab.Hos
 // h ran its kill_guests hook (then it waits until h has rejoined). An
 // observer declaring h dead is an error: a stall this short never lets
 // host_dead pass.
-func stallHost(ctx context.Context, h *lab.Host, observers []*lab.Host, stall, rf time.Duration) (fenced bool, gap time.Duration, err error) {
+func stallHost(ctx context.Context, d *demo, h *lab.Host, observers []*lab.Host, stall, rf time.Duration) (fenced bool, gap time.Duration, err error) {
 	hooks := len(h.HookRuns())
 	last, err := h.LastRenewal(ctx)
 	if err != nil {
@@ -306,6 +307,19 @@ func stallHost(ctx context.Context, h *lab.Host, observers []*lab.Host, stall, r
 			}
 		}
 	}
+	// Start at a random phase of the renewal schedule: just after a
+	// renewal began, plus a random part of an interval. (Tries spaced by
+	// whole intervals would otherwise all hit the same phase.)
+	err = lab.WaitUntil(ctx, 5*time.Second, time.Millisecond, h.Name+" renews", func() (bool, error) {
+		lr, err := h.LastRenewal(ctx)
+		return err == nil && lr.After(last.Add(time.Millisecond)), err
+	})
+	if err != nil {
+		return false, 0, err
+	}
+	interval := time.Duration(d.timing.Interval * float64(time.Second))
+	time.Sleep(rand.N(interval))
+	last, _ = h.LastRenewal(ctx)
 	start := time.Now()
 	if err := h.HangStorage(); err != nil {
 		return false, 0, err
