@@ -162,7 +162,10 @@ func (m *Member) Join(ctx context.Context) error {
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).Err(err).Msg("claim written")
 			j.WriteDone(issued, done, err)
 		case join.Joined:
-			if now := time.Now(); !a.Deadline.IsZero() && now.After(a.Deadline) {
+			// The first round reads (up to io_timeout) before it
+			// writes the first renewal, which must be issued by the
+			// deadline.
+			if now := time.Now(); !a.Deadline.IsZero() && now.Add(m.header.Timing.IOTimeout).After(a.Deadline) {
 				// Too late for the first renewal: a watcher of our
 				// name may already judge the claim dead.
 				return fmt.Errorf("join of slot %d proven %v after the latest moment for its first renewal; start again",
