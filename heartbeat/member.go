@@ -62,6 +62,10 @@ type Member struct {
 
 	abort chan error // Abort's error, for Run
 
+	// justJoined makes the first round skip its read: the join's
+	// read-back just checked the slot.
+	justJoined bool
+
 	// activity is when the member last finished an I/O, successful or
 	// not: proof that its loop runs (for systemd's service watchdog).
 	activity time.Time
@@ -162,10 +166,7 @@ func (m *Member) Join(ctx context.Context) error {
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).Err(err).Msg("claim written")
 			j.WriteDone(issued, done, err)
 		case join.Joined:
-			// The first round reads (up to io_timeout) before it
-			// writes the first renewal, which must be issued by the
-			// deadline.
-			if now := time.Now(); !a.Deadline.IsZero() && now.Add(m.header.Timing.IOTimeout).After(a.Deadline) {
+			if now := time.Now(); !a.Deadline.IsZero() && now.After(a.Deadline) {
 				// Too late for the first renewal: a watcher of our
 				// name may already judge the claim dead.
 				return fmt.Errorf("join of slot %d proven %v after the latest moment for its first renewal; start again",
@@ -175,6 +176,10 @@ func (m *Member) Join(ctx context.Context) error {
 			rec.State = ondisk.StateLive
 			m.mu.Lock()
 			m.joined, m.joinedAt, m.slot, m.record = true, time.Now(), a.Slot, rec
+			// The read that proved the claim stands for the first
+			// round's read: its write, the first renewal, goes out
+			// at once, before the deadline.
+			m.justJoined = true
 			// The proven claim was a successful write of this
 			// incarnation: the fencer's deadlines start from it.
 			m.lastRenewal = claimIssued
@@ -264,7 +269,13 @@ func (m *Member) Round() error {
 	mine, slot := m.record, m.slot
 	m.mu.Unlock()
 	var after []func()
-	if err := m.Observe(); err != nil {
+	m.mu.Lock()
+	first := m.justJoined
+	m.justJoined = false
+	m.mu.Unlock()
+	if first {
+		// The join's read-back was this round's read.
+	} else if err := m.Observe(); err != nil {
 		m.mu.Lock()
 		m.lastErr = err.Error()
 		m.mu.Unlock()
