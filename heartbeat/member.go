@@ -273,16 +273,17 @@ func (m *Member) Round() error {
 	first := m.justJoined
 	m.justJoined = false
 	m.mu.Unlock()
-	if first {
-		// The join's read-back was this round's read.
-	} else if err := m.Observe(); err != nil {
-		m.mu.Lock()
-		m.lastErr = err.Error()
-		m.mu.Unlock()
-	} else if err := m.checkOwn(m.decoded[slot], mine); err != nil {
-		return err
-	} else {
-		after = m.exchange(time.Now())
+	// After a join, the join's read-back was this round's read.
+	if !first {
+		if err := m.Observe(); err != nil {
+			m.mu.Lock()
+			m.lastErr = err.Error()
+			m.mu.Unlock()
+		} else if err := m.checkOwn(m.decoded[slot], mine); err != nil {
+			return err
+		} else {
+			after = m.exchange(time.Now())
+		}
 	}
 	defer func() {
 		for _, fn := range after {
