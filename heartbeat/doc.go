@@ -53,6 +53,9 @@
 //     before it was issued becomes the last renewal (LastRenewal); the
 //     join's proven claim write is the first.
 //
+// The first round after Join skips steps 1 and 2: the join's read-back was
+// its read, and its write must be issued before the join's deadline.
+//
 // Between rounds, when the baseline + host_dead of a host that is neither
 // dead nor left falls before the next round, Run wakes at that instant and
 // reads all slots without writing (Observe), so that a silent host is
