@@ -236,9 +236,11 @@
 // hand-over left the target's value chosen, the target's own judgment
 // decides, up to an interval later. The simulation (hosts' clocks at
 // independent origins and rates within ±500 ppm): takeover after a kill at
-// most 1.13 × host_dead, at most three intervals after the first host
-// judged the master dead (median 0.01 interval), under host_dead + 2 ×
-// interval + 1 s in every schedule.
+// most 1.23 × host_dead (a survivor that had just restarted, watching the
+// dead master for host_dead from its first sight), at most about three
+// intervals after the first host judged the master dead (median 0.01
+// interval), under host_dead + 2 × interval + 1 s in every one of 100 000
+// schedules.
 //
 // # What it does not guarantee
 //

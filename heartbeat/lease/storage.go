@@ -26,10 +26,13 @@ type Storage interface {
 
 // AreaStorage reads and writes the lease's sectors of an area opened with
 // heartbeat/area, through its O_DIRECT device, each I/O bounded by the
-// pool's io_timeout. It shares the device, and so its one-I/O-at-a-time
-// worker, with the heartbeat: a stuck I/O of either makes the other fail
-// with directio.ErrBusy until it returns, which also keeps this host's
-// writes in order.
+// pool's io_timeout. The device does one I/O at a time: an I/O issued while
+// another is under way (or stuck after a timeout) fails at once with
+// directio.ErrBusy, which keeps this host's writes in order. So either
+// drive the lease from the goroutine that does the heartbeat's I/O on the
+// same area (between its rounds), or give the lease an area of its own
+// (area.Open again): the lease itself waits LateWrite after a write of its
+// own that timed out.
 type AreaStorage struct {
 	a      *area.Area
 	h      ondisk.Header
