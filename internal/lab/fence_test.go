@@ -104,8 +104,9 @@ func generationSeen(t *testing.T, observer *lab.Host, peer string) uint64 {
 // storageFault runs one storage failure of victim: the fault is set, the
 // victim must run its kill_guests hook about renewal_fail after its last
 // renewal and before any observer declares it dead; then, if the hook
-// confirms, its watchdog is disarmed, nothing is reset and it rejoins as a
-// new generation once the storage is restored; if the hook fails, the
+// confirms, its watchdog is disarmed, nothing is reset and, the storage
+// restored right after, it rejoins as a new generation without ever being
+// seen dead; if the hook fails, the
 // watchdog stand-in resets it before any observer declares it dead.
 func storageFault(t *testing.T, p *lab.Pool, victim *lab.Host, observers []*lab.Host, kind string, set func() error, hookFails bool) {
 	ctx := context.Background()
@@ -162,19 +163,10 @@ func storageFault(t *testing.T, p *lab.Pool, victim *lab.Host, observers []*lab.
 		t.Errorf("%s: hook's HBFENCE_REASON %q does not say renewals failed", kind, run.Reason)
 	}
 
-	firstDead := time.Time{}
-	for _, o := range observers {
-		d := waitState(t, o, victim.Name, liveness.Dead, 3*hostDead)
-		if firstDead.IsZero() || d.Before(firstDead) {
-			firstDead = d
-		}
-	}
-	hookMargin := firstDead.Sub(run.At)
-	if hookMargin <= 0 {
-		t.Errorf("%s: the first observer declared %s dead %v before its hook ran", kind, victim.Name, -hookMargin)
-	}
-
 	if !hookFails {
+		// The storage comes back soon after the fence (within
+		// renewal_fail: a fenced daemon whose storage stays unreadable
+		// longer gives up joining and exits).
 		err := lab.WaitUntil(ctx, 5*time.Second, 20*time.Millisecond, victim.Name+"'s watchdog disarmed", func() (bool, error) {
 			return len(victim.WatchdogEvents("disarmed")) > disarmsBefore, nil
 		})
@@ -188,14 +180,17 @@ func storageFault(t *testing.T, p *lab.Pool, victim *lab.Host, observers []*lab.
 		if err := victim.RestoreStorage(); err != nil {
 			t.Fatal(err)
 		}
-		err = lab.WaitUntil(ctx, 30*time.Second, 20*time.Millisecond, victim.Name+" live again in a new generation", func() (bool, error) {
+		err = waitStrict(ctx, 30*time.Second, 20*time.Millisecond, victim.Name+" live again in a new generation", func() (bool, error) {
 			if victim.Exited() {
 				return false, errors.New(victim.Name + " exited")
 			}
 			for _, o := range observers {
 				s, _, st, err := o.PeerState(ctx, victim.Name)
+				if err == nil && s == liveness.Dead {
+					return false, fmt.Errorf("%s declared %s dead", o.Name, victim.Name)
+				}
 				if err != nil || s != liveness.Live {
-					return false, err
+					return false, nil
 				}
 				for _, h := range st.Hosts {
 					if h.Name == victim.Name && h.Generation <= oldGen {
@@ -211,12 +206,23 @@ func storageFault(t *testing.T, p *lab.Pool, victim *lab.Host, observers []*lab.
 		if r := victim.Resets(); len(r) != 0 {
 			t.Fatalf("%s: %s was reset after rejoining", kind, victim.Name)
 		}
-		t.Logf("%s, hook confirms: cut → hook %v (last renewal → hook %v, renewal_fail %v); hook → first dead %v; restored → live again (generation %d → %d) %v",
-			kind, run.At.Sub(cut).Round(time.Millisecond), sinceRenewal.Round(time.Millisecond), tm.RenewalFail, hookMargin.Round(time.Millisecond),
+		t.Logf("%s, hook confirms: cut → hook %v (last renewal → hook %v, renewal_fail %v); restored %v after the hook → live again (generation %d → %d, never seen dead) %v later",
+			kind, run.At.Sub(cut).Round(time.Millisecond), sinceRenewal.Round(time.Millisecond), tm.RenewalFail, restored.Sub(run.At).Round(time.Millisecond),
 			oldGen, generationSeen(t, observers[0], victim.Name), time.Since(restored).Round(time.Millisecond))
 		return
 	}
 
+	firstDead := time.Time{}
+	for _, o := range observers {
+		d := waitState(t, o, victim.Name, liveness.Dead, 3*hostDead)
+		if firstDead.IsZero() || d.Before(firstDead) {
+			firstDead = d
+		}
+	}
+	hookMargin := firstDead.Sub(run.At)
+	if hookMargin <= 0 {
+		t.Errorf("%s: the first observer declared %s dead %v before its hook ran", kind, victim.Name, -hookMargin)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 3*hostDead)
 	defer cancel()
 	exitErr, err := victim.Wait(wctx)
@@ -238,9 +244,9 @@ func storageFault(t *testing.T, p *lab.Pool, victim *lab.Host, observers []*lab.
 	if reset.Before(run.At) {
 		t.Errorf("%s: reset %v before the hook ran", kind, run.At.Sub(reset))
 	}
-	t.Logf("%s, hook fails: cut → hook %v (last renewal → hook %v, renewal_fail %v); last renewal → reset %v (renewal_fail + watchdog %v); reset → first dead %v (host_dead %v)",
+	t.Logf("%s, hook fails: cut → hook %v (last renewal → hook %v, renewal_fail %v); last renewal → reset %v (renewal_fail + watchdog %v); reset → first dead %v (host_dead %v); hook → first dead %v",
 		kind, run.At.Sub(cut).Round(time.Millisecond), sinceRenewal.Round(time.Millisecond), tm.RenewalFail,
-		reset.Sub(lastRenewal).Round(time.Millisecond), tm.RenewalFail+tm.Watchdog, margin.Round(time.Millisecond), tm.HostDead)
+		reset.Sub(lastRenewal).Round(time.Millisecond), tm.RenewalFail+tm.Watchdog, margin.Round(time.Millisecond), tm.HostDead, hookMargin.Round(time.Millisecond))
 	if err := victim.RestoreStorage(); err != nil {
 		t.Fatal(err)
 	}
