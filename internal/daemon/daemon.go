@@ -187,6 +187,18 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 				log.Info().Msg("stopped while joining")
 				return nil
 			}
+			if incarnation > 1 {
+				// Fenced earlier, guests gone, watchdog disarmed:
+				// nothing is at risk; keep trying until the storage
+				// comes back.
+				log.Warn().Err(err).Dur("retry_in_ms", h.Timing.HostDead).Msg("joining again after a fence failed; retrying")
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(h.Timing.HostDead):
+				}
+				continue
+			}
 			return fmt.Errorf("joining the pool at %s: %w", c.Heartbeat.Path, err)
 		}
 		o, runErr := fc.run(ctx)
