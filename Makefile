@@ -15,9 +15,16 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
+# The full verbose log goes to test.out; the summary, and every skipped
+# test with its reason (a missing facility), is printed.
 test:
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
+	@$(GO) test $(TESTFLAGS) -v ./... > test.out 2>&1; rc=$$?; \
+	if [ $$rc -ne 0 ]; then cat test.out; fi; \
+	grep -E '^(ok|FAIL|\?)' test.out; \
+	echo "skipped tests, with their reasons:"; \
+	awk '/^=== RUN/ {n=0; delete buf} {buf[++n]=$$0} /--- SKIP/ {for (i=2; i<=n; i++) print buf[i]}' test.out | grep . || echo "  (none)"; \
+	exit $$rc
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
@@ -37,4 +44,4 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf $(BIN) bench.out
+	rm -rf $(BIN) bench.out test.out
