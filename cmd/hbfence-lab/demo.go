@@ -32,6 +32,10 @@ type demo struct {
 
 	figures map[string]any
 	failed  []string
+
+	// faultErr says why per-host fault-injecting storage is not used
+	// (nil when it is: root with /dev/fuse).
+	faultErr error
 }
 
 type timingSeconds struct {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hbfence/hbfence/internal/lab"
 )
 
 // The demonstration pool runs end to end and its verdict is OK; the
@@ -15,7 +17,7 @@ import (
 func TestDemoStory(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hbfence")
-	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/hbfence/hbfence/cmd/hbfence", "github.com/hbfence/hbfence/cmd/hbfence-wdsim").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/hbfence/hbfence/cmd/hbfence", "github.com/hbfence/hbfence/cmd/hbfence-wdsim", "github.com/hbfence/hbfence/cmd/hbfence-faultfs").CombinedOutput(); err != nil {
 		t.Fatalf("building hbfence: %v\n%s", err, out)
 	}
 	figures := filepath.Join(dir, "figures.json")
@@ -28,6 +30,13 @@ func TestDemoStory(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the story does not say %q:\n%s", want, out.String())
 		}
+	}
+	if err := lab.FaultFSAvailable(); err == nil {
+		if !strings.Contains(out.String(), "node2 killed its guests before node1 declared it dead") {
+			t.Errorf("the storage-cut scene did not run:\n%s", out.String())
+		}
+	} else {
+		t.Logf("storage-cut scene skipped: %v", err)
 	}
 	b, err := os.ReadFile(figures)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -20,11 +21,18 @@ var scenes = []scene{
 	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
 	{"A second machine calling itself node1 is refused", sceneDuplicate},
 	{"A frozen daemon: SIGSTOP node3, whose watchdog resets it", sceneFreeze},
+	{"Storage cut: node2's path to the heartbeat file fails", sceneStorageCut},
 	{"The heartbeat area, read without a daemon", sceneDump},
 }
 
 func sceneStart(ctx context.Context, d *demo) error {
-	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir, Watchdog: true,
+	d.faultErr = lab.FaultFSAvailable()
+	if d.faultErr == nil {
+		if _, err := os.Stat(lab.FaultFSBinary(d.binary)); err != nil {
+			d.faultErr = fmt.Errorf("%w: %v (make build puts it next to hbfence)", lab.ErrNoFaultFS, err)
+		}
+	}
+	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir, Watchdog: true, FaultFS: d.faultErr == nil,
 		InitArgs: []string{"--profile", d.profile, "--slots", "8"}})
 	if err != nil {
 		return err
@@ -280,4 +288,58 @@ func sceneFreeze(ctx context.Context, d *demo) error {
 	d.figure("freeze_reset_seconds", reset.Sub(frozen).Seconds())
 	d.figure("freeze_reset_to_dead_margin_seconds", dead.Sub(reset).Seconds())
 	return nil
+}
+
+// sceneStorageCut cuts one host off from the storage (its own
+// fault-injecting mount starts failing every I/O with EIO). At
+// renewal_fail it stops feeding its watchdog and runs its kill_guests
+// hook; here the hook cannot confirm the guests gone, so the watchdog
+// resets the machine — before the others declare it dead.
+func sceneStorageCut(ctx context.Context, d *demo) error {
+	if d.faultErr != nil {
+		d.say("skipped: %v", d.faultErr)
+		return nil
+	}
+	h := d.hosts["node2"]
+	if err := h.SetHookFails(true); err != nil {
+		return err
+	}
+	err := lab.WaitUntil(ctx, 10*time.Second, 20*time.Millisecond, "node2's watchdog armed", func() (bool, error) {
+		st, err := h.Status(ctx)
+		return err == nil && st.Watchdog.Armed, err
+	})
+	if err != nil {
+		return err
+	}
+	hooks := len(h.HookRuns())
+	cut := time.Now()
+	if err := h.CutStorage(); err != nil {
+		return err
+	}
+	d.say("node2's storage now fails every read and write with EIO (its own hbfence-faultfs mount); its kill_guests hook is told to fail")
+	seen, err := d.watch(ctx, "node2", []*lab.Host{d.hosts["node1"]}, []liveness.State{liveness.Suspect, liveness.Dead}, time.Duration(3*d.timing.HostDead*float64(time.Second)))
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := h.Wait(wctx); err != nil {
+		return err
+	}
+	runs := h.HookRuns()
+	resets := h.Resets()
+	if len(runs) <= hooks || len(resets) != 1 {
+		return fmt.Errorf("node2: %d hook runs and %d resets after the cut, want a hook run and one reset", len(runs)-hooks, len(resets))
+	}
+	hook := runs[len(runs)-1].At
+	reset := lab.MonoTime(resets[0].MonoNS)
+	dead := seen[liveness.Dead][0].at
+	t := d.timing
+	d.say("node2 ran its kill_guests hook %.2fs after the cut (renewal_fail %gs after its last renewal); the hook failed, so it stopped feeding", hook.Sub(cut).Seconds(), t.RenewalFail)
+	d.say("node2's watchdog reset the machine %.2fs after the cut; node1 declared it DEAD %.2fs after the cut", reset.Sub(cut).Seconds(), dead.Sub(cut).Seconds())
+	d.check(hook.Before(dead), "node2 killed its guests before node1 declared it dead (margin %.2fs)", dead.Sub(hook).Seconds())
+	d.check(reset.Before(dead), "node2 was reset before node1 declared it dead (margin %.2fs; the design's floor is host_dead − renewal_fail − watchdog = %.2fs)",
+		dead.Sub(reset).Seconds(), t.HostDead-t.RenewalFail-t.Watchdog)
+	d.figure("storage_cut_reset_to_dead_margin_seconds", dead.Sub(reset).Seconds())
+	return h.RestoreStorage()
 }
