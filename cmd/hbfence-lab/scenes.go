@@ -251,11 +251,7 @@ func sceneFreeze(ctx context.Context, d *demo) error {
 	if err := d.pool.WaitJoined(ctx, 30*time.Second, d.hosts["node1"], h); err != nil {
 		return err
 	}
-	err := lab.WaitUntil(ctx, 10*time.Second, 20*time.Millisecond, "node3's watchdog armed", func() (bool, error) {
-		st, err := h.Status(ctx)
-		return err == nil && st.Watchdog.Armed, err
-	})
-	if err != nil {
+	if err := h.WaitArmed(ctx, 10*time.Second); err != nil {
 		return err
 	}
 	d.say("node3 is back (a new incarnation) and feeds its watchdog")
@@ -304,11 +300,7 @@ func sceneStorageCut(ctx context.Context, d *demo) error {
 	if err := h.SetHookFails(true); err != nil {
 		return err
 	}
-	err := lab.WaitUntil(ctx, 10*time.Second, 20*time.Millisecond, "node2's watchdog armed", func() (bool, error) {
-		st, err := h.Status(ctx)
-		return err == nil && st.Watchdog.Armed, err
-	})
-	if err != nil {
+	if err := h.WaitArmed(ctx, 10*time.Second); err != nil {
 		return err
 	}
 	hooks := len(h.HookRuns())

@@ -463,6 +463,21 @@ func (h *Host) PeerState(ctx context.Context, peer string) (liveness.State, time
 	return 0, time.Time{}, st, fmt.Errorf("%s does not see %s", h.Name, peer)
 }
 
+// WaitArmed waits until the host has joined and its daemon feeds its
+// watchdog (and, under hbfence-wdsim, that it is the FIFO stand-in).
+func (h *Host) WaitArmed(ctx context.Context, timeout time.Duration) error {
+	return WaitUntil(ctx, timeout, 20*time.Millisecond, h.Name+"'s watchdog armed", func() (bool, error) {
+		st, err := h.Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		if h.pool.Watchdog && (st.Watchdog.Backend != "fifo" || st.Watchdog.Unsafe) {
+			return false, fmt.Errorf("%s's watchdog is %+v, want the FIFO stand-in", h.Name, st.Watchdog)
+		}
+		return st.Joined && st.Watchdog.Armed, nil
+	})
+}
+
 // ErrTimeout is returned by WaitUntil when the condition did not hold in
 // time.
 var ErrTimeout = errors.New("condition not met in time")

@@ -348,17 +348,7 @@ func TestWatchdogResetsFrozenHost(t *testing.T) {
 	p := newPool(t, lab.Options{Watchdog: true})
 	hosts := startHosts(t, p, "w1", "w2", "w3")
 	a, b := hosts[0], hosts[1]
-	err := lab.WaitUntil(context.Background(), 10*time.Second, 20*time.Millisecond, "b's watchdog armed", func() (bool, error) {
-		st, err := b.Status(context.Background())
-		if err != nil {
-			return false, err
-		}
-		if st.Watchdog.Backend != "fifo" || st.Watchdog.Unsafe {
-			return false, fmt.Errorf("b's watchdog is %+v, want the FIFO stand-in", st.Watchdog)
-		}
-		return st.Watchdog.Armed, nil
-	})
-	if err != nil {
+	if err := b.WaitArmed(context.Background(), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	frozen := time.Now()

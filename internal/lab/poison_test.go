@@ -39,11 +39,7 @@ func waitExit(t *testing.T, h *lab.Host, within time.Duration) error {
 func waitAllArmed(t *testing.T, hosts ...*lab.Host) {
 	t.Helper()
 	for _, h := range hosts {
-		err := lab.WaitUntil(context.Background(), 10*time.Second, 20*time.Millisecond, h.Name+"'s watchdog armed", func() (bool, error) {
-			st, err := h.Status(context.Background())
-			return err == nil && st.Watchdog.Armed, err
-		})
-		if err != nil {
+		if err := h.WaitArmed(context.Background(), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
