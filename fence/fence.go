@@ -234,6 +234,13 @@ func (f *Fencer) GuestsKilled(now time.Time, err error) []Action {
 	return []Action{Disarm}
 }
 
+// StopWithin bounds how long a heartbeat loop told to stop may take: the
+// rest of a round, one read and one write of io_timeout each, and the wait
+// for its next wake-up.
+func (f *Fencer) StopWithin() time.Duration {
+	return f.p.Interval + 2*f.p.IOTimeout
+}
+
 // FeedPeriod is how often Tick must be called: often enough that a feed
 // is never more than a quarter of the watchdog's firing time late.
 func (f *Fencer) FeedPeriod() time.Duration {

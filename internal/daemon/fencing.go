@@ -147,7 +147,20 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 		for _, a := range actions {
 			fc.do(ctx, a, killDone, running)
 		}
-		switch st := fc.status(); st.State {
+		st := fc.status()
+		if running && (st.State == fence.Fenced || st.State == fence.Resetting) {
+			// The member was told to stop when fencing began; wait for
+			// its round to end, so that a new incarnation never shares
+			// the area with it.
+			fc.m.Abort(errFencing)
+			select {
+			case <-runDone:
+				running = false
+			case <-time.After(fc.f.StopWithin()):
+				fc.log.Error().Msg("the heartbeat did not stop after fencing began")
+			}
+		}
+		switch st.State {
 		case fence.Fenced:
 			if fc.armErr != nil {
 				return fenced, fc.armErr
