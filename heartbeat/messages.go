@@ -99,7 +99,13 @@ func (m *Member) Send(target int, gen uint64, kind ondisk.MessageKind, arg [24]b
 	if !m.joined {
 		return 0, errors.New("not joined yet")
 	}
-	if len(m.box.out)+len(m.box.ackCells) >= ondisk.MessageCells {
+	inCells := len(m.box.ackCells)
+	for _, o := range m.box.out {
+		if o.acked.IsZero() {
+			inCells++ // an acknowledged message no longer takes a cell
+		}
+	}
+	if inCells >= ondisk.MessageCells {
 		return 0, ErrNoFreeCell
 	}
 	m.box.seq++

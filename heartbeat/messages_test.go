@@ -99,6 +99,18 @@ func TestMessageDeliveredOnceAndAcked(t *testing.T) {
 		if n := boxB.count(); n != 1 {
 			t.Errorf("b got %d messages; one was to an older generation", n)
 		}
+		// Acknowledged messages free their cells: more can be sent
+		// than there are cells.
+		for i := 0; i < 6; i++ {
+			seq, err := a.Send(sb.Slot, sb.Generation, heartbeat.KindFence, arg)
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			time.Sleep(5 * time.Second)
+			if at, _ := a.Acked(seq); at.IsZero() {
+				t.Fatalf("message %d not acknowledged", i)
+			}
+		}
 		stopA()
 		stopB()
 		<-doneA
