@@ -16,7 +16,9 @@ import (
 // drivers implement it; until then the daemon uses ExecKiller, or
 // NoGuests when no hook is configured.
 type GuestKiller interface {
-	KillHAGuests(ctx context.Context) error
+	// KillHAGuests is told why the host is fencing (for the logs of
+	// whatever it drives).
+	KillHAGuests(ctx context.Context, reason string) error
 }
 
 // NoGuests is the killer of a host that runs no HA guests: there is
@@ -24,7 +26,7 @@ type GuestKiller interface {
 type NoGuests struct{}
 
 // KillHAGuests confirms at once.
-func (NoGuests) KillHAGuests(context.Context) error { return nil }
+func (NoGuests) KillHAGuests(context.Context, string) error { return nil }
 
 // ExecKiller runs an operator's hook to destroy the HA guests.
 //
@@ -37,19 +39,17 @@ func (NoGuests) KillHAGuests(context.Context) error { return nil }
 type ExecKiller struct {
 	Argv    []string
 	Timeout time.Duration
-	// Reason is set by the daemon before each kill.
-	Reason string
 }
 
 // KillHAGuests runs the hook.
-func (k *ExecKiller) KillHAGuests(ctx context.Context) error {
+func (k *ExecKiller) KillHAGuests(ctx context.Context, reason string) error {
 	if len(k.Argv) == 0 {
 		return errors.New("no kill_guests hook configured")
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, k.Argv[0], k.Argv[1:]...)
-	cmd.Env = append(cmd.Environ(), "HBFENCE_REASON="+k.Reason)
+	cmd.Env = append(cmd.Environ(), "HBFENCE_REASON="+reason)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -23,17 +23,24 @@ func DecodeSlotsInto(dst []Decoded, raw []byte, h Header) []Decoded {
 	}
 	dst = dst[:n]
 	for i := 0; i < n; i++ {
-		off := i * ss
-		var rec []byte
-		if off+RecordSize <= len(raw) {
-			rec = raw[off : off+RecordSize]
-		} else if off < len(raw) {
-			rec = raw[off:]
-		}
-		s, st, why := DecodeSlot(rec, h.PoolUUID, i)
+		s, st, why := DecodeSlot(sectorRecord(raw, i, ss), h.PoolUUID, i)
 		dst[i] = Decoded{Index: i, Slot: s, Status: st, Reason: why}
 	}
 	return dst
+}
+
+// sectorRecord is the record at the start of sector i of a region as one
+// read returned it: RecordSize bytes, fewer if the region was cut short
+// (the decoders then report it corrupt), none past its end.
+func sectorRecord(raw []byte, i, sectorSize int) []byte {
+	off := i * sectorSize
+	switch {
+	case off+RecordSize <= len(raw):
+		return raw[off : off+RecordSize]
+	case off < len(raw):
+		return raw[off:]
+	}
+	return nil
 }
 
 // Changed reports whether two valid records of one slot differ in a way

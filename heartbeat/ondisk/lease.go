@@ -291,14 +291,7 @@ func DecodeBallotsInto(dst []BallotDecoded, raw []byte, h Header) []BallotDecode
 	}
 	dst = dst[:n]
 	for i := 0; i < n; i++ {
-		off := i * ss
-		var rec []byte
-		if off+RecordSize <= len(raw) {
-			rec = raw[off : off+RecordSize]
-		} else if off < len(raw) {
-			rec = raw[off:]
-		}
-		x, st, why := DecodeBallot(rec, h.PoolUUID, i)
+		x, st, why := DecodeBallot(sectorRecord(raw, i, ss), h.PoolUUID, i)
 		dst[i] = BallotDecoded{Index: i, Ballot: x, Status: st, Reason: why}
 	}
 	return dst

@@ -200,10 +200,7 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 		if running {
 			fc.m.Abort(errFencing)
 		}
-		if k, ok := fc.killer.(*fence.ExecKiller); ok {
-			k.Reason = st.Reason
-		}
-		go func() { killDone <- fc.killer.KillHAGuests(context.WithoutCancel(ctx)) }()
+		go func() { killDone <- fc.killer.KillHAGuests(context.WithoutCancel(ctx), st.Reason) }()
 	case fence.Disarm:
 		err = fc.wd.Disarm()
 		fc.log.Info().Err(err).Msg("watchdog disarmed")

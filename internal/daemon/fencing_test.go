@@ -70,7 +70,7 @@ type recordingKiller struct {
 	err    error
 }
 
-func (k *recordingKiller) KillHAGuests(context.Context) error {
+func (k *recordingKiller) KillHAGuests(context.Context, string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.called = time.Now()
