@@ -2,6 +2,7 @@ package liveness
 
 import (
 	"fmt"
+	"github.com/hbfence/hbfence/internal/textenum"
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
@@ -30,27 +31,21 @@ const (
 	Left
 )
 
-var stateNames = [...]string{"unknown", "live", "suspect", "dead", "left"}
+var stateNames = []string{"unknown", "live", "suspect", "dead", "left"}
 
-func (s State) String() string {
-	if s >= 0 && int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("state(%d)", int(s))
-}
+func (s State) String() string { return textenum.Name(stateNames, int(s), "state") }
 
 // MarshalText renders the state for JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText parses a state rendered by MarshalText.
 func (s *State) UnmarshalText(b []byte) error {
-	for i, n := range stateNames {
-		if n == string(b) {
-			*s = State(i)
-			return nil
-		}
+	i, err := textenum.Parse(stateNames, b, "liveness state")
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown liveness state %q", b)
+	*s = State(i)
+	return nil
 }
 
 // Peer is what the observer knows of one slot.
