@@ -101,14 +101,24 @@ func TestMessageDeliveredOnceAndAcked(t *testing.T) {
 		}
 		// Acknowledged messages free their cells: more can be sent
 		// than there are cells.
+		// A message goes out with the sender's next write, is read at
+		// the target's next round and acknowledged in its write, and
+		// the ack is read at the sender's next round: three intervals
+		// at most.
 		for i := 0; i < 6; i++ {
 			seq, err := a.Send(sb.Slot, sb.Generation, heartbeat.KindFence, arg)
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
-			time.Sleep(5 * time.Second)
-			if at, _ := a.Acked(seq); at.IsZero() {
-				t.Fatalf("message %d not acknowledged", i)
+			deadline := time.Now().Add(3*p.Interval + 100*time.Millisecond)
+			for {
+				if at, _ := a.Acked(seq); !at.IsZero() {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("message %d not acknowledged within three intervals", i)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 		stopA()
