@@ -82,8 +82,7 @@ func TestJoinThreeHostsConcurrently(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mem := memPool(t, 8)
 		hosts := []*host{startHost(t, mem, "a", 1), startHost(t, mem, "b", 2), startHost(t, mem, "c", 3)}
-		// Join takes JoinWait (10 s) per attempt; lost races retry.
-		time.Sleep(2 * time.Minute)
+		waitAllLive(t, []*heartbeat.Member{hosts[0].member, hosts[1].member, hosts[2].member}, "a", "b", "c")
 		slots := map[int]string{}
 		for _, h := range hosts {
 			st := h.member.Status(time.Now())
@@ -117,7 +116,7 @@ func TestSilentHostGoesSuspectThenDead(t *testing.T) {
 		mem := memPool(t, 8)
 		a := startHost(t, mem, "a", 1)
 		b := startHost(t, mem, "b", 2)
-		time.Sleep(time.Minute)
+		waitAllLive(t, []*heartbeat.Member{a.member, b.member}, "a", "b")
 		if s := a.stateOf("b"); s != liveness.Live {
 			t.Fatalf("b is %v, want live", s)
 		}
@@ -193,4 +192,34 @@ func TestDuplicateNameRefused(t *testing.T) {
 		a.cancel()
 		<-a.done
 	})
+}
+
+// waitAllLive waits, on the bubble's clock, until every member has joined
+// and sees every named host live. Hosts joining at once race for slots and
+// retry; ten minutes covers every attempt a join may make.
+func waitAllLive(t *testing.T, members []*heartbeat.Member, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		all := true
+		for _, m := range members {
+			st := m.Status(time.Now())
+			live := 0
+			for _, h := range st.Hosts {
+				for _, n := range names {
+					if h.Name == n && h.State == liveness.Live {
+						live++
+					}
+				}
+			}
+			all = all && st.Joined && live == len(names)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not all joined and live after ten minutes", names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

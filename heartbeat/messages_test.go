@@ -62,7 +62,7 @@ func TestMessageDeliveredOnceAndAcked(t *testing.T) {
 		boxA, boxB := &inbox{}, &inbox{ack: true}
 		a, stopA, doneA := startWithInbox(t, mem, "a", 1, boxA)
 		b, stopB, doneB := startWithInbox(t, mem, "b", 2, boxB)
-		time.Sleep(30 * time.Second)
+		waitAllLive(t, []*heartbeat.Member{a, b}, "a", "b")
 		sb := b.Status(time.Now())
 		var arg [24]byte
 		arg[0] = 7

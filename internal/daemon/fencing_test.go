@@ -153,7 +153,7 @@ func TestStorageLossTimeline(t *testing.T) {
 			p := mem.Handle("").Header().Timing
 			a := startFenced(t, mem, "a", 1, nil)
 			b := startFenced(t, mem, "b", 2, killErr)
-			time.Sleep(time.Minute)
+			waitAllLive(t, []*heartbeat.Member{a.member, b.member}, "a", "b")
 			if s, _ := stateOf(a.member, "b"); s != liveness.Live {
 				t.Fatalf("b is %v before the fault", s)
 			}
@@ -280,4 +280,34 @@ func TestSlotLostFences(t *testing.T) {
 			t.Error("no reason")
 		}
 	})
+}
+
+// waitAllLive waits, on the bubble's clock, until every member has joined
+// and sees every named host live. Hosts joining at once race for slots and
+// retry; ten minutes covers every attempt a join may make.
+func waitAllLive(t *testing.T, members []*heartbeat.Member, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		all := true
+		for _, m := range members {
+			st := m.Status(time.Now())
+			live := 0
+			for _, h := range st.Hosts {
+				for _, n := range names {
+					if h.Name == n && h.State == liveness.Live {
+						live++
+					}
+				}
+			}
+			all = all && st.Joined && live == len(names)
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not all joined and live after ten minutes", names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
