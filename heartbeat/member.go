@@ -34,6 +34,20 @@ type Config struct {
 	Observer func(liveness.Event)
 	// OnMessage, if set, is told of each new message to this host.
 	OnMessage Handler
+	// OnRenewal, if set, is told of every successful renewal of this
+	// host's slot: the write was issued at issued and returned at done
+	// (the master lease's freshness counts from it). It runs on the
+	// member's goroutine and must not block.
+	OnRenewal func(issued, done time.Time)
+	// OnRead, if set, is given the liveness view after every successful
+	// read of the slots (issued and returned at those times). It runs on
+	// the member's goroutine and must not block; peers is its own copy.
+	OnRead func(issued, done time.Time, peers []liveness.Peer)
+	// BeforeLeave, if set, runs when Run is stopped, before "left" is
+	// written: whatever this incarnation wrote elsewhere in the area (the
+	// master lease) must have landed before the pool may treat it as
+	// gone.
+	BeforeLeave func()
 }
 
 // Member is one host's heartbeat: it joins the pool, renews its slot every
@@ -57,8 +71,10 @@ type Member struct {
 	slot        int
 	tracker     *liveness.Tracker
 	lastRenewal time.Time // issue time of the last successful write
-	latencies   latencyRing
-	lastErr     string
+	// firstRenewalBy is the join's deadline for the first renewal.
+	firstRenewalBy time.Time
+	latencies      latencyRing
+	lastErr        string
 
 	abort chan error // Abort's error, for Run
 
@@ -105,7 +121,7 @@ func New(st Storage, cfg Config) (*Member, error) {
 		tracker: liveness.New(h.Timing),
 		slot:    -1,
 		abort:   make(chan error, 1),
-		box:     mailbox{handled: map[msgID]time.Time{}},
+		box:     mailbox{handled: map[msgID]handled{}},
 		outArgs: map[uint64][24]byte{},
 	}, nil
 }
@@ -176,6 +192,7 @@ func (m *Member) Join(ctx context.Context) error {
 			rec.State = ondisk.StateLive
 			m.mu.Lock()
 			m.joined, m.joinedAt, m.slot, m.record = true, time.Now(), a.Slot, rec
+			m.firstRenewalBy = a.Deadline
 			// The read that proved the claim stands for the first
 			// round's read: its write, the first renewal, goes out
 			// at once, before the deadline.
@@ -226,6 +243,9 @@ func (m *Member) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			if m.cfg.BeforeLeave != nil {
+				m.cfg.BeforeLeave()
+			}
 			return m.Leave()
 		case err := <-m.abort:
 			timer.Stop()
@@ -317,6 +337,8 @@ func (m *Member) Round() error {
 	m.mu.Unlock()
 	if err != nil {
 		m.log.Warn().Err(err).Int("slot", slot).Dur("since_last_renewal_ms", done.Sub(lastRenewal)).Msg("renewal failed")
+	} else if m.cfg.OnRenewal != nil {
+		m.cfg.OnRenewal(issued, done)
 	}
 	return nil
 }
@@ -345,6 +367,25 @@ func (m *Member) touch() {
 	m.mu.Lock()
 	m.activity = time.Now()
 	m.mu.Unlock()
+}
+
+// Self is this incarnation as the master lease names it: its slot,
+// generation and name (the zero Owner before it joined).
+func (m *Member) Self() ondisk.Owner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.joined {
+		return ondisk.Owner{}
+	}
+	return ondisk.Owner{Slot: uint32(m.slot), Generation: m.record.Generation, Name: m.record.HostName}
+}
+
+// FirstRenewalBy is the latest issue time of this incarnation's first
+// renewal, as its join set it (zero before it joined).
+func (m *Member) FirstRenewalBy() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.firstRenewalBy
 }
 
 // LastRenewal is when the last successful renewal began (zero before the
@@ -391,8 +432,15 @@ func (m *Member) Leave() error {
 func (m *Member) observe(issued, done time.Time) {
 	m.mu.Lock()
 	events := m.tracker.Observe(issued, done, m.decoded)
+	var peers []liveness.Peer
+	if m.cfg.OnRead != nil {
+		peers = m.tracker.Peers()
+	}
 	m.mu.Unlock()
 	m.report(events)
+	if m.cfg.OnRead != nil {
+		m.cfg.OnRead(issued, done, peers)
+	}
 }
 
 func (m *Member) report(events []liveness.Event) {

@@ -15,14 +15,44 @@ import (
 // answers from its own slot with an Ack cell.
 const (
 	// KindAck acknowledges a message: its target is the original sender,
-	// Arg holds the acknowledged sequence (bytes 0..7) and kind (8..9).
+	// Arg holds the acknowledged sequence (bytes 0..7), kind (8..9) and
+	// the answer (10): 0 accepted, anything else a refusal whose meaning
+	// depends on the kind.
 	KindAck ondisk.MessageKind = 1
 	// KindFence orders the target to fence itself (a poison pill); Arg[0]
 	// is the FenceAction.
 	KindFence ondisk.MessageKind = 2
-	// Kinds 3 and up are kept for the master hand-over, evacuation and
-	// restart requests.
+	// KindHandOver asks the target to take the master lease over from
+	// the sender: Arg bytes 0..7 hold the sender's epoch. The target
+	// accepts (answer 0) only if it can take the lease and its own view
+	// of the leader record shows the sender as the owner of that epoch.
+	KindHandOver ondisk.MessageKind = 3
+	// Kinds 4 and up are kept for evacuation and restart requests.
 )
+
+// Answers in an Ack (Arg[10]) to a hand-over request.
+const (
+	AnswerAccepted byte = 0
+	// AnswerCannotTake: the target cannot take the lease now (it is
+	// fencing, stopping, or already master).
+	AnswerCannotTake byte = 1
+	// AnswerNotMaster: the target's leader record does not show the
+	// sender as the owner of the epoch it claims.
+	AnswerNotMaster byte = 2
+)
+
+// Reply is a handler's answer to a message.
+type Reply struct {
+	// Ack: acknowledge the message (the Ack goes out with this round's
+	// write). A message not acknowledged is delivered again when its
+	// sender still carries it and this host restarts; otherwise it is
+	// left unanswered and its sender reports it as such.
+	Ack bool
+	// Answer goes into the Ack (0 accepted; see the kind's answers).
+	Answer byte
+	// After, if set, runs once this round's write has been attempted.
+	After func()
+}
 
 // FenceAction is what a poison pill asks.
 type FenceAction byte
@@ -54,11 +84,9 @@ type Incoming struct {
 	Message        ondisk.Message
 }
 
-// Handler is told of each new message to this host, during a round, after
-// the read and before the write. It returns whether to acknowledge it
-// (the Ack goes out with this round's write) and, optionally, what to do
-// once that write has been attempted.
-type Handler func(in Incoming) (ack bool, afterWrite func())
+// Handler is told of each new message to this host, once, during a round,
+// after the read and before the write.
+type Handler func(in Incoming) Reply
 
 // Outgoing is a message this host sent, as status reports it.
 type Outgoing struct {
@@ -71,7 +99,9 @@ type Outgoing struct {
 	// after sending the Ack was seen (-1 while none has been).
 	AgeSeconds        float64 `json:"age_seconds"`
 	AckedAfterSeconds float64 `json:"acked_after_seconds"`
-	sent, acked       time.Time
+	// Answer is the target's answer in its Ack (0: accepted).
+	Answer      byte `json:"answer"`
+	sent, acked time.Time
 }
 
 // ErrNoFreeCell: every message cell of this host's slot is in use.
@@ -80,9 +110,17 @@ var ErrNoFreeCell = errors.New("every message cell of this host's slot is in use
 // mailbox is the member's message state, guarded by Member.mu.
 type mailbox struct {
 	seq      uint64
-	out      []*Outgoing         // sent, in cells until acked or expired
-	handled  map[msgID]time.Time // messages to us already delivered
-	ackCells []ondisk.Message    // acks we are publishing
+	out      []*Outgoing       // sent, in cells until acked or expired
+	handled  map[msgID]handled // messages to us already delivered
+	ackCells []ondisk.Message  // acks we are publishing
+}
+
+// handled is a message delivered to the handler: whether, and with which
+// answer, it is acknowledged while its sender carries it.
+type handled struct {
+	at     time.Time
+	ack    bool
+	answer byte
 }
 
 type msgID struct {
@@ -123,14 +161,20 @@ func (m *Member) Send(target int, gen uint64, kind ondisk.MessageKind, arg [24]b
 // Acked reports when the message seq was acknowledged (zero if not yet)
 // and whether it is still known.
 func (m *Member) Acked(seq uint64) (time.Time, bool) {
+	at, _, ok := m.Answered(seq)
+	return at, ok
+}
+
+// Answered is Acked with the answer the Ack carried.
+func (m *Member) Answered(seq uint64) (at time.Time, answer byte, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, o := range m.box.out {
 		if o.Seq == seq {
-			return o.acked, true
+			return o.acked, o.Answer, true
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, 0, false
 }
 
 // Outbox returns the messages this host has sent and not yet dropped.
@@ -199,7 +243,7 @@ func (m *Member) exchange(now time.Time) []func() {
 				ackedSeq := binary.LittleEndian.Uint64(c.Arg[0:8])
 				for _, o := range m.box.out {
 					if o.Seq == ackedSeq && o.acked.IsZero() && d.Index == o.TargetSlot && d.Slot.Generation == o.TargetGeneration {
-						o.acked = now
+						o.acked, o.Answer = now, c.Arg[10]
 						m.log.Info().Int("peer_slot", d.Index).Str("peer", d.Slot.HostName).Uint64("seq", o.Seq).
 							Dur("after_ms", now.Sub(o.sent)).Msg("message acknowledged")
 					}
@@ -213,26 +257,32 @@ func (m *Member) exchange(now time.Time) []func() {
 			binary.LittleEndian.PutUint64(ack.Arg[0:8], c.Seq)
 			binary.LittleEndian.PutUint16(ack.Arg[8:10], uint16(c.Kind))
 			m.mu.Lock()
-			_, done := m.box.handled[id]
+			h, done := m.box.handled[id]
 			m.mu.Unlock()
 			if done {
-				acks = append(acks, ack) // keep acknowledging while it is there
+				if h.ack {
+					// Keep acknowledging, with the same answer, while
+					// the sender carries it.
+					ack.Arg[10] = h.answer
+					acks = append(acks, ack)
+				}
 				continue
 			}
-			m.mu.Lock()
-			m.box.handled[id] = now
-			m.mu.Unlock()
 			m.log.Info().Int("peer_slot", d.Index).Str("peer", d.Slot.HostName).Uint64("seq", c.Seq).
 				Uint16("kind", uint16(c.Kind)).Msg("message received")
-			if m.cfg.OnMessage == nil {
-				continue
+			var r Reply
+			if m.cfg.OnMessage != nil {
+				r = m.cfg.OnMessage(Incoming{FromSlot: d.Index, FromName: d.Slot.HostName, FromGeneration: d.Slot.Generation, Message: c})
 			}
-			ok, fn := m.cfg.OnMessage(Incoming{FromSlot: d.Index, FromName: d.Slot.HostName, FromGeneration: d.Slot.Generation, Message: c})
-			if ok {
+			m.mu.Lock()
+			m.box.handled[id] = handled{at: now, ack: r.Ack, answer: r.Answer}
+			m.mu.Unlock()
+			if r.Ack {
+				ack.Arg[10] = r.Answer
 				acks = append(acks, ack)
 			}
-			if fn != nil {
-				after = append(after, fn)
+			if r.After != nil {
+				after = append(after, r.After)
 			}
 		}
 	}

@@ -15,16 +15,17 @@ import (
 )
 
 type inbox struct {
-	mu  sync.Mutex
-	got []heartbeat.Incoming
-	ack bool
+	mu     sync.Mutex
+	got    []heartbeat.Incoming
+	ack    bool
+	answer byte
 }
 
-func (b *inbox) handle(in heartbeat.Incoming) (bool, func()) {
+func (b *inbox) handle(in heartbeat.Incoming) heartbeat.Reply {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.got = append(b.got, in)
-	return b.ack, nil
+	return heartbeat.Reply{Ack: b.ack, Answer: b.answer}
 }
 
 func (b *inbox) count() int {
@@ -125,5 +126,47 @@ func TestMessageDeliveredOnceAndAcked(t *testing.T) {
 		stopB()
 		<-doneA
 		<-doneB
+	})
+}
+
+// A message the target does not acknowledge stays unacknowledged for as
+// long as its sender carries it (it is not acknowledged at the next round
+// because it was handled once), and an answer rides in the Ack.
+func TestMessageRefusedStaysUnacknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		boxA, boxB, boxC := &inbox{}, &inbox{ack: false}, &inbox{ack: true, answer: heartbeat.AnswerNotMaster}
+		a, stopA, doneA := startWithInbox(t, mem, "a", 1, boxA)
+		b, stopB, doneB := startWithInbox(t, mem, "b", 2, boxB)
+		c, stopC, doneC := startWithInbox(t, mem, "c", 3, boxC)
+		waitAllLive(t, []*heartbeat.Member{a, b, c}, "a", "b", "c")
+		p := mem.Handle("").Header().Timing
+		sb, sc := b.Status(time.Now()), c.Status(time.Now())
+		var arg [24]byte
+		toB, err := a.Send(sb.Slot, sb.Generation, heartbeat.KindHandOver, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toC, err := a.Send(sc.Slot, sc.Generation, heartbeat.KindHandOver, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * p.Interval)
+		if n := boxB.count(); n != 1 {
+			t.Fatalf("b got the message %d times, want once", n)
+		}
+		if at, ok := a.Acked(toB); !ok || !at.IsZero() {
+			t.Fatalf("message refused by b: known %v, acknowledged at %v; want known and never acknowledged", ok, at)
+		}
+		at, answer, ok := a.Answered(toC)
+		if !ok || at.IsZero() || answer != heartbeat.AnswerNotMaster {
+			t.Fatalf("message to c: acknowledged at %v with answer %d (known %v); want acknowledged with answer %d", at, answer, ok, heartbeat.AnswerNotMaster)
+		}
+		stopA()
+		stopB()
+		stopC()
+		<-doneA
+		<-doneB
+		<-doneC
 	})
 }

@@ -385,6 +385,19 @@ func (l *Lease) SetView(now time.Time, v View) {
 	}
 }
 
+// ReadSoon makes an acquisition that waits for the leader record to
+// change read it again no later than at: a host that acknowledged a
+// hand-over request expects the master's released record within an
+// interval and need not wait a whole interval more to see it. Reads are
+// always safe; this changes nothing but when the next one is issued.
+func (l *Lease) ReadSoon(now, at time.Time) {
+	l.clock(now)
+	if l.dead() || l.role != Acquiring || l.step != stepLeader || l.next.Kind != ReadLeader || !l.next.NotBefore.After(at) {
+		return
+	}
+	l.read(ReadLeader, stepLeader, at)
+}
+
 // ------------------------------------------------------------ commands
 
 // Acquire asks for the lease and keeps trying until this host holds it:
@@ -636,17 +649,20 @@ func (l *Lease) ReadBallotsDone(issued, done time.Time, blocks []ondisk.BallotDe
 // WriteDone reports the write that Next asked for. A write that failed
 // may or may not have landed; one that timed out may still land later.
 func (l *Lease) WriteDone(issued, done time.Time, err error) {
+	// A write that timed out may land up to LateWrite after its issue,
+	// even when the lease stopped or fenced while it was under way:
+	// QuiescentAt must cover it.
+	if errors.Is(err, directio.ErrTimeout) {
+		if t := issued.Add(l.lateWrite); t.After(l.lateUntil) {
+			l.lateUntil = t
+		}
+	}
 	if (l.next.Kind != WriteBallot && l.next.Kind != WriteLeader) || l.dead() {
 		return
 	}
 	wrote := l.next
 	if err != nil && !errors.Is(err, ErrDeadline) {
 		l.ownKnownAfterFailure(wrote)
-		if errors.Is(err, directio.ErrTimeout) {
-			if t := issued.Add(l.lateWrite); t.After(l.lateUntil) {
-				l.lateUntil = t
-			}
-		}
 	}
 	l.clock(done)
 	if l.dead() {

@@ -220,54 +220,77 @@ func NewDriver(l *Lease, st Storage, now func() time.Time) *Driver {
 		sector: make([]byte, h.SectorSize), region: make([]byte, h.BallotsLen()), rec: make([]byte, ondisk.RecordSize)}
 }
 
+// Done is the result of one I/O of the lease, performed by Perform and not
+// yet reported: the driver of a lease shared between goroutines performs
+// the I/O without holding the lease's lock and reports it with it.
+type Done struct {
+	Action         Action
+	Issued, Return time.Time
+	Err            error
+	leader         ondisk.LeaderDecoded
+}
+
 // Do performs action a (normally l.Next(), once its NotBefore has passed)
 // and reports the result to the lease. It returns the I/O error, if any.
 func (d *Driver) Do(a Action) error {
+	r := d.Perform(a)
+	d.Report(r)
+	return r.Err
+}
+
+// Perform does the I/O of action a without touching the lease. The ballot
+// region it read stays in the driver until Report.
+func (d *Driver) Perform(a Action) Done {
 	wall := d.Wall
 	if wall == nil {
 		wall = time.Now
 	}
+	r := Done{Action: a}
 	switch a.Kind {
 	case ReadLeader:
-		issued := d.Now()
-		err := d.St.ReadLeader(d.sector)
-		done := d.Now()
-		var dec ondisk.LeaderDecoded
-		if err == nil {
-			dec = ondisk.DecodeLeaderSector(d.sector, d.h.PoolUUID)
+		r.Issued = d.Now()
+		r.Err = d.St.ReadLeader(d.sector)
+		r.Return = d.Now()
+		if r.Err == nil {
+			r.leader = ondisk.DecodeLeaderSector(d.sector, d.h.PoolUUID)
 		}
-		d.L.ReadLeaderDone(issued, done, dec, err)
-		return err
 	case ReadBallots:
-		issued := d.Now()
-		err := d.St.ReadBallots(d.region)
-		done := d.Now()
-		if err == nil {
+		r.Issued = d.Now()
+		r.Err = d.St.ReadBallots(d.region)
+		r.Return = d.Now()
+		if r.Err == nil {
 			d.decoded = ondisk.DecodeBallotsInto(d.decoded, d.region, d.h)
 		}
-		d.L.ReadBallotsDone(issued, done, d.decoded, err)
-		return err
 	case WriteBallot:
 		b := a.Ballot
 		b.Wall = wall()
 		b.EncodeInto(d.rec)
-		issued := d.Now()
-		err := d.St.WriteBallot(int(b.Index), d.rec)
-		d.L.WriteDone(issued, d.Now(), err)
-		return err
+		r.Issued = d.Now()
+		r.Err = d.St.WriteBallot(int(b.Index), d.rec)
+		r.Return = d.Now()
 	case WriteLeader:
-		r := a.Leader
-		r.Wall = wall()
-		r.EncodeInto(d.rec)
-		issued := d.Now()
-		var err error
-		if issued.After(a.Deadline) {
-			err = ErrDeadline
+		l := a.Leader
+		l.Wall = wall()
+		l.EncodeInto(d.rec)
+		r.Issued = d.Now()
+		if r.Issued.After(a.Deadline) {
+			r.Err = ErrDeadline
 		} else {
-			err = d.St.WriteLeader(d.rec)
+			r.Err = d.St.WriteLeader(d.rec)
 		}
-		d.L.WriteDone(issued, d.Now(), err)
-		return err
+		r.Return = d.Now()
 	}
-	return nil
+	return r
+}
+
+// Report tells the lease the result of Perform.
+func (d *Driver) Report(r Done) {
+	switch r.Action.Kind {
+	case ReadLeader:
+		d.L.ReadLeaderDone(r.Issued, r.Return, r.leader, r.Err)
+	case ReadBallots:
+		d.L.ReadBallotsDone(r.Issued, r.Return, d.decoded, r.Err)
+	case WriteBallot, WriteLeader:
+		d.L.WriteDone(r.Issued, r.Return, r.Err)
+	}
 }

@@ -1,0 +1,416 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/lease"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/rs/zerolog"
+)
+
+// Config configures the runner of one incarnation.
+type Config struct {
+	// Self is this incarnation (heartbeat.Member.Self).
+	Self ondisk.Owner
+	// Header is the pool's header (timing, slots, pool UUID).
+	Header ondisk.Header
+	// FirstRenewalBy is the join's deadline for the first renewal
+	// (heartbeat.Member.FirstRenewalBy).
+	FirstRenewalBy time.Time
+	// Storage holds the leader sector and ballot region. On a real area,
+	// lease.NewAreaStorage over an area opened for the lease alone: its
+	// device does one I/O at a time, and the heartbeat's rounds must not
+	// wait behind a ballot.
+	Storage lease.Storage
+	Log     zerolog.Logger
+	// OnEvent, if set, is told of every lease event after it is logged.
+	// It runs on the runner's goroutine, without the runner's lock, and
+	// must not block.
+	OnEvent func(lease.Event)
+	// Jitter, Now: for tests; nil uses the lease's default and time.Now.
+	Jitter func(time.Duration) time.Duration
+	Now    func() time.Time
+}
+
+// Runner drives the master lease of one incarnation: it owns the pure
+// lease.Lease on a goroutine of its own, performs its I/O, feeds it the
+// member's renewals and liveness view, keeps it acquiring for as long as
+// it runs, and answers the questions of the daemon: is this host master
+// now, who is, what happened. Commands that change what the lease does
+// (hand over, release, stop) are applied between two of its I/Os.
+type Runner struct {
+	cfg    Config
+	now    func() time.Time
+	log    zerolog.Logger
+	timing struct{ interval, ioTimeout time.Duration }
+
+	mu     sync.Mutex // guards the lease, the history and soonTo
+	l      *lease.Lease
+	drv    *lease.Driver
+	hist   history
+	soonTo time.Time // read the leader record often until then (ExpectHandOver)
+
+	subsMu sync.Mutex
+	subs   map[int]chan lease.Event
+	nsub   int
+
+	wake  chan struct{}
+	cmds  chan command
+	stop  chan struct{}
+	done  chan struct{}
+	quiet time.Time // QuiescentAt when the loop ended
+}
+
+type command struct {
+	apply func(l *lease.Lease, now time.Time) error
+	reply chan error
+}
+
+// ErrStopped: the runner has been stopped.
+var ErrStopped = errors.New("the master lease runner is stopped")
+
+// Start creates the lease of this incarnation and starts acquiring: the
+// lease is taken as soon as it is free, released, or its owner is gone in
+// the liveness view, and kept until this incarnation stops, fences or
+// hands it over (it then acquires again: every member keeps trying).
+func Start(cfg Config) (*Runner, error) {
+	h := cfg.Header
+	l, err := lease.New(lease.Config{
+		Self: cfg.Self, Pool: h.PoolUUID, Slots: int(h.SlotCount), Timing: h.Timing,
+		FirstRenewalBy: cfg.FirstRenewalBy, Jitter: cfg.Jitter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	r := &Runner{
+		cfg: cfg, now: now,
+		log:  cfg.Log.With().Str("component", "master").Logger(),
+		l:    l,
+		drv:  lease.NewDriver(l, cfg.Storage, now),
+		subs: map[int]chan lease.Event{},
+		wake: make(chan struct{}, 1),
+		cmds: make(chan command),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	r.timing.interval, r.timing.ioTimeout = h.Timing.Interval, h.Timing.IOTimeout
+	if err := l.Acquire(now()); err != nil {
+		return nil, err
+	}
+	go r.loop()
+	return r, nil
+}
+
+// Renewed reports a successful renewal of this host's slot
+// (heartbeat.Config.OnRenewal). Safe to call while an I/O of the lease is
+// under way: it only refreshes the acting window or latches the fence.
+func (r *Runner) Renewed(issued, done time.Time) {
+	r.mu.Lock()
+	r.l.Renewed(issued, done)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// Observed gives the lease the liveness view after a read of the slots
+// (heartbeat.Config.OnRead). An acquisition that waits for a dead owner
+// reads the leader record at once when the view allows it.
+func (r *Runner) Observed(_, done time.Time, peers []liveness.Peer) {
+	v := lease.ViewOf(peers)
+	r.mu.Lock()
+	r.l.SetView(done, v)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// Master reports whether this host may act as master now, and until when
+// without asking again. Every duty of the master asks it right before
+// acting and stamps what it writes with the epoch.
+func (r *Runner) Master(now time.Time) (lease.Mastership, bool) {
+	r.mu.Lock()
+	ms, ok := r.l.Master(now)
+	r.mu.Unlock()
+	r.poke() // asking may have latched the fence: publish it
+	return ms, ok
+}
+
+// Holder is the leader record as this host last read it.
+func (r *Runner) Holder() lease.Holder {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.l.Holder()
+}
+
+// CanTake reports whether this incarnation could take the lease if it
+// were handed over now: it is acquiring (not fenced, stopped, or master).
+func (r *Runner) CanTake() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.l.Role() == lease.Acquiring || r.l.Role() == lease.Follower
+}
+
+// ExpectHandOver makes the lease read the leader record every quarter
+// interval until until, instead of every interval: this host has
+// accepted a hand-over and the released record is due.
+func (r *Runner) ExpectHandOver(until time.Time) {
+	r.mu.Lock()
+	r.soonTo = until
+	r.mu.Unlock()
+	r.poke()
+}
+
+// HandOver asks the lease to hand the master role to target (which has
+// acknowledged the request) and waits for the outcome: the HandedOver
+// event, or HandOverFailed (Resumed tells whether this host is master
+// again), or Lost. The ballot gives up at deadline.
+func (r *Runner) HandOver(ctx context.Context, target ondisk.Owner, deadline time.Time) (lease.Event, error) {
+	events, cancel := r.watch()
+	defer cancel()
+	if err := r.do(ctx, func(l *lease.Lease, now time.Time) error {
+		return l.ProposeSuccessor(now, target, deadline)
+	}); err != nil {
+		return lease.Event{}, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return lease.Event{}, ctx.Err()
+		case <-r.done:
+			return lease.Event{}, ErrStopped
+		case e := <-events:
+			switch e.Kind {
+			case lease.HandedOver, lease.HandOverFailed:
+				return e, nil
+			case lease.Lost:
+				return e, fmt.Errorf("the lease was lost during the hand-over: %s", e.Detail)
+			}
+		}
+	}
+}
+
+// Release gives the role up, if this host holds it, and waits until the
+// released record is on storage (or the lease is lost, or ctx ends).
+func (r *Runner) Release(ctx context.Context) error {
+	events, cancel := r.watch()
+	defer cancel()
+	var held bool
+	if err := r.do(ctx, func(l *lease.Lease, now time.Time) error {
+		held = l.Role() == lease.Master || l.Role() == lease.Releasing
+		return l.Release(now)
+	}); err != nil {
+		return err
+	}
+	if !held {
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.done:
+			return ErrStopped
+		case e := <-events:
+			switch e.Kind {
+			case lease.Released:
+				return nil
+			case lease.Lost, lease.FencedEvent:
+				return fmt.Errorf("lease %s: %s", e.Kind, e.Detail)
+			}
+		}
+	}
+}
+
+// Stop ends the lease (a master stops acting at once), waits for the I/O
+// under way to return, then until no write of the lease that timed out
+// can still land (QuiescentAt). Only then may the incarnation write
+// "left" or a new incarnation join. Stop is idempotent.
+func (r *Runner) Stop() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+	if d := time.Until(r.quiet); d > 0 {
+		r.log.Info().Dur("wait_ms", d).Msg("waiting until a lease write that timed out can no longer land")
+		time.Sleep(d)
+	}
+}
+
+// do applies a command between two I/Os of the lease.
+func (r *Runner) do(ctx context.Context, f func(l *lease.Lease, now time.Time) error) error {
+	c := command{apply: f, reply: make(chan error, 1)}
+	select {
+	case r.cmds <- c:
+	case <-r.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-c.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Runner) watch() (<-chan lease.Event, func()) {
+	ch := make(chan lease.Event, 64)
+	r.subsMu.Lock()
+	id := r.nsub
+	r.nsub++
+	r.subs[id] = ch
+	r.subsMu.Unlock()
+	return ch, func() {
+		r.subsMu.Lock()
+		delete(r.subs, id)
+		r.subsMu.Unlock()
+	}
+}
+
+// loop is the lease's goroutine: wait for the next action's time (or a
+// command, or a change from the member), perform the I/O without the
+// lock, report it with the lock.
+func (r *Runner) loop() {
+	defer close(r.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		evs := r.takeEvents()
+		r.mu.Unlock()
+		r.publish(evs)
+		r.mu.Lock()
+		now := r.now()
+		if !r.soonTo.IsZero() {
+			if now.Before(r.soonTo) {
+				r.l.ReadSoon(now, now.Add(r.timing.interval/4))
+			} else {
+				r.soonTo = time.Time{}
+			}
+		}
+		a := r.l.Next()
+		r.mu.Unlock()
+
+		var due <-chan time.Time
+		if a.Kind != lease.None {
+			if wait := a.NotBefore.Sub(now); wait > 0 {
+				timer.Reset(wait)
+				due = timer.C
+			} else {
+				due = closed
+			}
+		}
+		select {
+		case <-r.stop:
+			r.mu.Lock()
+			r.l.Stop(r.now())
+			evs := r.takeEvents()
+			r.quiet = r.l.QuiescentAt()
+			r.mu.Unlock()
+			r.publish(evs)
+			return
+		case c := <-r.cmds:
+			r.mu.Lock()
+			err := c.apply(r.l, r.now())
+			r.mu.Unlock()
+			c.reply <- err
+			stopTimer(timer, due)
+			continue
+		case <-r.wake:
+			stopTimer(timer, due)
+			continue
+		case <-due:
+		}
+		// The action may have changed since (a renewal fenced the
+		// lease, the view allowed an earlier read): perform only what
+		// is asked now.
+		r.mu.Lock()
+		cur := r.l.Next()
+		r.mu.Unlock()
+		if cur.Kind != a.Kind || !cur.NotBefore.Equal(a.NotBefore) {
+			continue
+		}
+		res := r.drv.Perform(a)
+		r.mu.Lock()
+		r.drv.Report(res)
+		r.mu.Unlock()
+		if res.Err != nil {
+			r.log.Warn().Err(res.Err).Str("io", a.Kind.String()).Msg("lease I/O failed")
+		}
+	}
+}
+
+var closed = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+func stopTimer(t *time.Timer, due <-chan time.Time) {
+	if due != nil && due != closed {
+		t.Stop()
+	}
+}
+
+// noted is an event with the owner the leader record named before it (for
+// HolderChanged).
+type noted struct {
+	lease.Event
+	prev ondisk.Owner
+	rec  lease.Holder
+}
+
+// takeEvents takes the lease's new events into the history. Called with
+// r.mu held. Each loop reports at most one read, so a HolderChanged is
+// about the record Holder shows now.
+func (r *Runner) takeEvents() []noted {
+	evs := r.l.Events()
+	if len(evs) == 0 {
+		return nil
+	}
+	out := make([]noted, len(evs))
+	for i, e := range evs {
+		out[i] = noted{Event: e, prev: r.hist.add(e, r.cfg.Self)}
+		if e.Kind == lease.HolderChanged {
+			out[i].rec = r.l.Holder()
+			r.hist.noteRecord(out[i].rec)
+		}
+	}
+	return out
+}
+
+// publish logs events and tells watchers. Called without r.mu.
+func (r *Runner) publish(evs []noted) {
+	for _, n := range evs {
+		e := n.Event
+		r.logEvent(n)
+		r.subsMu.Lock()
+		for _, ch := range r.subs {
+			select {
+			case ch <- e:
+			default:
+			}
+		}
+		r.subsMu.Unlock()
+		if r.cfg.OnEvent != nil {
+			r.cfg.OnEvent(e)
+		}
+	}
+}
