@@ -30,6 +30,7 @@ func init() {
 		"daemon":  {"run the heartbeat daemon", cmdDaemon},
 		"status":  {"show the pool as the local daemon sees it", cmdStatus},
 		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
+		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
 		"version": {"print the version", cmdVersion},
 	}
 }

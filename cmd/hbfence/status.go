@@ -100,6 +100,21 @@ func printStatus(w io.Writer, st daemon.Status) {
 		}
 		fmt.Fprintf(w, "fence    %s\n", line)
 	}
+	if m := st.Master; m != nil {
+		line := "unknown (leader record not read yet)"
+		switch {
+		case m.Known && m.Name != "":
+			line = fmt.Sprintf("%s, epoch %d", m.Name, m.Epoch)
+		case m.Known && m.Epoch == 0:
+			line = "none yet (the lease was never held)"
+		case m.Known:
+			line = fmt.Sprintf("none: epoch %d released", m.Epoch)
+		}
+		if m.Self.Acting {
+			line += " (this host)"
+		}
+		fmt.Fprintf(w, "master   %s\n", line)
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "error    %s\n", st.LastError)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/textenum"
 )
 
 // Kind is the I/O the driver must do next.
@@ -145,17 +146,22 @@ const (
 	Fenced
 )
 
-var roleNames = [...]string{"follower", "acquiring", "master", "handing-over", "releasing", "stopped", "fenced"}
+var roleNames = []string{"follower", "acquiring", "master", "handing-over", "releasing", "stopped", "fenced"}
 
-func (r Role) String() string {
-	if r >= 0 && int(r) < len(roleNames) {
-		return roleNames[r]
-	}
-	return fmt.Sprintf("role(%d)", int(r))
-}
+func (r Role) String() string { return textenum.Name(roleNames, int(r), "role") }
 
 // MarshalText renders the role for JSON.
 func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText parses a role rendered by MarshalText.
+func (r *Role) UnmarshalText(b []byte) error {
+	i, err := textenum.Parse(roleNames, b, "lease role")
+	if err != nil {
+		return err
+	}
+	*r = Role(i)
+	return nil
+}
 
 type want int
 

@@ -233,17 +233,33 @@ func (r *Runner) Release(ctx context.Context) error {
 // can still land (QuiescentAt). Only then may the incarnation write
 // "left" or a new incarnation join. Stop is idempotent.
 func (r *Runner) Stop() {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
+	r.Halt()
 	<-r.done
 	if d := time.Until(r.quiet); d > 0 {
 		r.log.Info().Dur("wait_ms", d).Msg("waiting until a lease write that timed out can no longer land")
 		time.Sleep(d)
 	}
 }
+
+// Halt stops the lease at once — Master is false from now on, and the
+// result of the I/O under way is ignored — and asks the runner's goroutine
+// to end, without waiting for it. The daemon halts the lease as soon as
+// the host begins to fence, whatever its renewals say. Idempotent.
+func (r *Runner) Halt() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.stop:
+		return
+	default:
+	}
+	r.l.Stop(r.now())
+	close(r.stop)
+}
+
+// Done is closed when the runner's goroutine has ended (after Halt or
+// Stop).
+func (r *Runner) Done() <-chan struct{} { return r.done }
 
 // do applies a command between two I/Os of the lease.
 func (r *Runner) do(ctx context.Context, f func(l *lease.Lease, now time.Time) error) error {
@@ -320,7 +336,6 @@ func (r *Runner) loop() {
 		select {
 		case <-r.stop:
 			r.mu.Lock()
-			r.l.Stop(r.now())
 			evs := r.takeEvents()
 			r.quiet = r.l.QuiescentAt()
 			r.mu.Unlock()

@@ -22,6 +22,8 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/area"
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/join"
+	"github.com/hbfence/hbfence/heartbeat/lease"
+	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
@@ -39,6 +41,8 @@ type Status struct {
 	Area     AreaInfo      `json:"area"`
 	Watchdog WatchdogInfo  `json:"watchdog"`
 	Fence    *fence.Status `json:"fence,omitempty"`
+	// Master is the master role as this host sees it (once joined).
+	Master *master.Status `json:"master,omitempty"`
 }
 
 // AreaInfo says where the heartbeat area is.
@@ -83,6 +87,15 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	}
 	defer a.Close()
 	h := a.Header()
+	// The master lease does its I/O on an open of its own: the
+	// heartbeat's rounds never wait behind a ballot, and a stuck lease
+	// I/O blocks only the lease.
+	la, err := area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	if err != nil {
+		return err
+	}
+	defer la.Close()
+	leaseStore := lease.NewAreaStorage(la)
 	// The member adds the host field to its own lines; the daemon's
 	// lines get it here.
 	memberLog := log
@@ -109,19 +122,28 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	}
 
 	var mu sync.Mutex
-	var cur *fencing // the current incarnation
+	var cur *fencing          // the current incarnation
+	var curMaster *masterSide // and its part in the master role
 	current := func() *fencing {
 		mu.Lock()
 		defer mu.Unlock()
 		return cur
 	}
+	currentMaster := func() *masterSide {
+		mu.Lock()
+		defer mu.Unlock()
+		return curMaster
+	}
 	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
 		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return fenceHost(ctx, current(), h.Timing, args)
 		},
+		"master.move": func(ctx context.Context, args json.RawMessage) (any, error) {
+			return moveMaster(ctx, current(), currentMaster(), h.Timing, args)
+		},
 		"status": func(context.Context, json.RawMessage) (any, error) {
 			mu.Lock()
-			fc := cur
+			fc, ms := cur, curMaster
 			mu.Unlock()
 			st := Status{
 				Version:  version,
@@ -133,6 +155,12 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 				st.Status = fc.m.Status(time.Now())
 				fs := fc.status()
 				st.Fence = &fs
+			}
+			if ms != nil {
+				if r := ms.runner(); r != nil {
+					m := r.Status(time.Now())
+					st.Master = &m
+				}
 			}
 			return st, nil
 		},
@@ -153,10 +181,18 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 
 	for incarnation := 1; ; incarnation++ {
 		poison := make(chan poisonPill, 1)
+		ms := &masterSide{t: h.Timing, log: log}
 		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog,
-			OnMessage: func(in heartbeat.Incoming) (bool, func()) {
-				if in.Message.Kind != heartbeat.KindFence {
-					return false, nil // a kind this build does not know: no ack
+			OnRenewal:   ms.onRenewal,
+			OnRead:      ms.onRead,
+			BeforeLeave: ms.beforeLeave,
+			OnMessage: func(in heartbeat.Incoming) heartbeat.Reply {
+				switch in.Message.Kind {
+				case heartbeat.KindHandOver:
+					return ms.onHandOver(in)
+				case heartbeat.KindFence:
+				default:
+					return heartbeat.Reply{} // a kind this build does not know: no ack
 				}
 				action := heartbeat.FenceAction(in.Message.Arg[0])
 				if action != heartbeat.FenceOff {
@@ -164,12 +200,12 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 				}
 				log.Error().Str("peer", in.FromName).Int("peer_slot", in.FromSlot).Str("action", action.String()).
 					Msg("poison pill received: acknowledging, then fencing")
-				return true, func() {
+				return heartbeat.Reply{Ack: true, After: func() {
 					select {
 					case poison <- poisonPill{from: in.FromName, action: action}:
 					default:
 					}
-				}
+				}}
 			}})
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Path, err)
@@ -178,9 +214,10 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		if err != nil {
 			return err
 		}
-		fc := &fencing{m: m, wd: wd, killer: killer, log: log, f: f, poison: poison}
+		fc := &fencing{m: m, wd: wd, killer: killer, log: log, f: f, poison: poison,
+			orders: make(chan string, 1), onFence: ms.halt}
 		mu.Lock()
-		cur = fc
+		cur, curMaster = fc, ms
 		mu.Unlock()
 		if err := m.Join(ctx); err != nil {
 			if errors.Is(err, context.Canceled) {
@@ -201,7 +238,29 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 			}
 			return fmt.Errorf("joining the pool at %s: %w", c.Heartbeat.Path, err)
 		}
+		// The lease starts before the member's first round, so that it
+		// sees every renewal of this incarnation.
+		r, err := master.Start(master.Config{Self: m.Self(), Header: h, FirstRenewalBy: m.FirstRenewalBy(),
+			Storage: leaseStore, Log: log,
+			OnEvent: func(e lease.Event) {
+				if e.Kind == lease.FencedEvent {
+					// Renewals lapsed by the lease's count: the
+					// fencer's rule says the same; never carry on
+					// with a lease that may not act.
+					fc.order("master lease fenced: " + e.Detail)
+				}
+			}})
+		if err != nil {
+			return fmt.Errorf("starting the master lease: %w", err)
+		}
+		ms.r.Store(r)
+		dutiesCtx, dutiesStop := context.WithCancel(ctx)
+		go ms.duties(dutiesCtx, r)
 		o, runErr := fc.run(ctx)
+		dutiesStop()
+		// No lease write of this incarnation may land after it left or
+		// after the next incarnation joined.
+		ms.stop()
 		switch o {
 		case leftCleanly:
 			return nil

@@ -73,6 +73,19 @@ type fencing struct {
 	// set when it asked the host to stay out of the pool.
 	poison chan poisonPill
 	off    bool
+	// orders carries a reason to fence from elsewhere in the daemon (the
+	// master lease fenced); onFence runs when fencing begins (the master
+	// role stops at once).
+	orders  chan string
+	onFence func()
+}
+
+// order asks the loop to fence for reason (non-blocking; one is enough).
+func (fc *fencing) order(reason string) {
+	select {
+	case fc.orders <- reason:
+	default:
+	}
 }
 
 type poisonPill struct {
@@ -125,6 +138,10 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			runErr = err
 			fc.mu.Lock()
 			actions = fc.f.Order(time.Now(), err.Error())
+			fc.mu.Unlock()
+		case reason := <-fc.orders:
+			fc.mu.Lock()
+			actions = fc.f.Order(time.Now(), reason)
 			fc.mu.Unlock()
 		case pp := <-fc.poison:
 			reason := fmt.Sprintf("poison pill from %s (action %s)", pp.from, pp.action)
@@ -197,6 +214,9 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 	case fence.KillGuests:
 		st := fc.status()
 		fc.log.Error().Str("reason", st.Reason).Msg("FENCING: stopped feeding the watchdog, killing HA guests")
+		if fc.onFence != nil {
+			fc.onFence()
+		}
 		if running {
 			fc.m.Abort(errFencing)
 		}
