@@ -46,6 +46,8 @@ type Pool struct {
 	FaultFS bool
 	// Timing is the pool's timing, from its header.
 	Timing PoolTiming
+	// LogLevel is every host's [log] level.
+	LogLevel string
 
 	mu    sync.Mutex
 	hosts map[string]*Host
@@ -73,6 +75,9 @@ type Options struct {
 	// process group — when the daemon stops feeding it. Without it,
 	// hosts run with allow_no_watchdog and are unsafe.
 	Watchdog bool
+	// LogLevel is every host's [log] level; default "info". At "debug"
+	// a master logs each round of its duties (MasterActs).
+	LogLevel string
 	// FaultFS gives each host its own hbfence-faultfs mount (found next
 	// to Binary) of the directory holding Area, so that its storage can
 	// be cut, hung or slowed alone (storage.go). Root and /dev/fuse
@@ -86,7 +91,10 @@ func NewPool(ctx context.Context, o Options) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, hosts: map[string]*Host{}}
+	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, LogLevel: o.LogLevel, hosts: map[string]*Host{}}
+	if p.LogLevel == "" {
+		p.LogLevel = "info"
+	}
 	if p.Area == "" {
 		p.Area = filepath.Join(o.Dir, ".server_pool_hb")
 	}
@@ -216,14 +224,14 @@ offset = %d
 socket = %q
 
 [log]
-level = "info"
+level = %q
 format = "json"
 
 [fence]
 kill_guests = [%q]
 
 [watchdog]
-%s`, name, h.MachineID, area, p.Offset, h.Socket, h.HookScript, watchdogConf)
+%s`, name, h.MachineID, area, p.Offset, h.Socket, p.LogLevel, h.HookScript, watchdogConf)
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		h.unmountStorage()
 		return nil, err
@@ -323,6 +331,15 @@ func (h *Host) Freeze() error {
 		return fmt.Errorf("%s: no daemon process found", h.Name)
 	}
 	return syscall.Kill(pid, syscall.SIGSTOP)
+}
+
+// Thaw continues a daemon stopped by Freeze (SIGCONT).
+func (h *Host) Thaw() error {
+	pid := h.DaemonPID()
+	if pid == 0 {
+		return fmt.Errorf("%s: no daemon process found", h.Name)
+	}
+	return syscall.Kill(pid, syscall.SIGCONT)
 }
 
 // DaemonPID is the daemon's process id: the process started directly, or

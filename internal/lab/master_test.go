@@ -1,0 +1,323 @@
+package lab_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/master"
+	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/internal/lab"
+	"golang.org/x/sys/unix"
+)
+
+func monoNow(t *testing.T) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
+}
+
+// waitActing waits until one of hosts acts as master with an epoch above
+// after, and returns it with its status.
+func waitActing(t *testing.T, hosts []*lab.Host, after uint64, timeout time.Duration) (*lab.Host, master.Status) {
+	t.Helper()
+	var who *lab.Host
+	var got master.Status
+	err := lab.WaitUntil(context.Background(), timeout, 20*time.Millisecond, fmt.Sprintf("a host acting as master with an epoch above %d", after), func() (bool, error) {
+		for _, h := range hosts {
+			if h.Exited() {
+				continue
+			}
+			m, err := h.Master(context.Background())
+			if err != nil {
+				continue
+			}
+			if m.Self.Acting && m.Self.Epoch > after {
+				who, got = h, m
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return who, got
+}
+
+func checkActs(t *testing.T, hosts []*lab.Host) []lab.Act {
+	t.Helper()
+	acts, bad, err := lab.CheckMasterActs(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bad {
+		t.Error(b)
+	}
+	if len(acts) == 0 {
+		t.Error("no host logged any act as master")
+	}
+	return acts
+}
+
+func others(hosts []*lab.Host, not *lab.Host) []*lab.Host {
+	var out []*lab.Host
+	for _, h := range hosts {
+		if h != not {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Eight daemons started at the same instant elect exactly one master, and
+// every host names the same one.
+func TestEightHostsElectOneMaster(t *testing.T) {
+	p := newPool(t, lab.Options{LogLevel: "debug"})
+	var hosts []*lab.Host
+	for i := 1; i <= 8; i++ {
+		h, err := p.AddHost(fmt.Sprintf("host%d", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+	}
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	errs := make([]error, len(hosts))
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			errs[i] = h.Start()
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.WaitJoined(context.Background(), 60*time.Second, hosts...); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := waitActing(t, hosts, 0, 2*hostDead)
+	err := lab.WaitUntil(context.Background(), 10*time.Second, 50*time.Millisecond, "every host names the same master, epoch 1", func() (bool, error) {
+		for _, h := range hosts {
+			st, err := h.Master(context.Background())
+			if err != nil {
+				return false, err
+			}
+			if st.Name != m.Name || st.Epoch != 1 {
+				return false, fmt.Errorf("%s sees master %q epoch %d", h.Name, st.Name, st.Epoch)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acting := 0
+	for _, h := range hosts {
+		st, err := h.Master(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Self.Acting {
+			acting++
+		}
+	}
+	if acting != 1 {
+		t.Errorf("%d hosts act as master, want 1", acting)
+	}
+	acts := checkActs(t, hosts)
+	for _, a := range acts {
+		if a.Host != m.Name || a.Epoch != 1 {
+			t.Errorf("act %+v: only %s, epoch 1, may act", a, m.Name)
+		}
+	}
+	t.Logf("8 hosts started at once: %s is master (epoch 1); %d acts logged", m.Name, len(acts))
+}
+
+// A master killed with SIGKILL (power loss) is replaced with the next
+// epoch, never before host_dead − one interval after the kill.
+func TestMasterKilledIsReplaced(t *testing.T) {
+	p := newPool(t, lab.Options{Watchdog: true, LogLevel: "debug"})
+	hosts := startHosts(t, p, "n1", "n2", "n3")
+	old, st := waitActing(t, hosts, 0, 2*hostDead)
+	time.Sleep(4 * interval) // let the others read the leader record
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	next, nst := waitActing(t, others(hosts, old), st.Self.Epoch, 3*hostDead)
+	took := time.Since(killed)
+	if nst.Self.Epoch != st.Self.Epoch+1 {
+		t.Errorf("%s took epoch %d, want %d", next.Name, nst.Self.Epoch, st.Self.Epoch+1)
+	}
+	if took < hostDead-interval {
+		t.Errorf("%s became master %v after the kill, before host_dead − interval (%v)", next.Name, took, hostDead-interval)
+	}
+	t.Logf("master %s killed; %s master (epoch %d) after %v = %.2f × host_dead", old.Name, next.Name, nst.Self.Epoch, took.Round(time.Millisecond), took.Seconds()/hostDead.Seconds())
+	if !strings.Contains(next.Log(), "this host is master") {
+		t.Error("the new master did not log that it became master")
+	}
+	checkActs(t, hosts)
+}
+
+// A master frozen (SIGSTOP) for longer than host_dead, then continued,
+// finds that it lost the lease and never acts again under its old epoch.
+// It runs without a watchdog, so that nothing resets it: the lease alone
+// must stop it.
+func TestFrozenMasterNeverActsAgain(t *testing.T) {
+	p := newPool(t, lab.Options{LogLevel: "debug"})
+	hosts := startHosts(t, p, "n1", "n2", "n3")
+	old, st := waitActing(t, hosts, 0, 2*hostDead)
+	time.Sleep(4 * interval)
+	if err := old.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	next, nst := waitActing(t, others(hosts, old), st.Self.Epoch, 3*hostDead)
+	time.Sleep(time.Second)
+	thawed := monoNow(t)
+	if err := old.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	// Continued, it finds its renewals lapsed: the lease latches (Lost),
+	// and the host fences. With no watchdog and its guests' kill too late
+	// to count, the daemon exits and says the host is unsafe; a daemon
+	// that rejoins must see the new master.
+	lost := fmt.Sprintf(`"event":"lost","epoch":%d`, st.Self.Epoch)
+	err := lab.WaitUntil(context.Background(), 3*hostDead, 50*time.Millisecond, old.Name+" knows it is no longer master", func() (bool, error) {
+		if !strings.Contains(old.Log(), lost) {
+			return false, nil
+		}
+		if old.Exited() {
+			return true, nil
+		}
+		m, err := old.Master(context.Background())
+		if err != nil {
+			return false, nil // between incarnations
+		}
+		return !m.Self.Acting && m.Epoch >= nst.Self.Epoch && m.Name == next.Name, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * interval)
+	acts := checkActs(t, hosts)
+	for _, a := range acts {
+		if a.Host == old.Name && a.Mono > thawed && a.Kind != "stopped" {
+			t.Errorf("%s acted as master (epoch %d, %s) %v after it was continued", old.Name, a.Epoch, a.Kind, a.Mono-thawed)
+		}
+	}
+	t.Logf("%s frozen; %s took epoch %d; %s continued and stepped down:\n%s", old.Name, next.Name, nst.Self.Epoch, old.Name, lastLines(old.Log(), "master", 6))
+}
+
+// hbfence master move hands the role over in about two intervals; bad
+// requests fail with a clear error and the master keeps its role.
+func TestMasterMove(t *testing.T) {
+	p := newPool(t, lab.Options{LogLevel: "debug"})
+	hosts := startHosts(t, p, "n1", "n2", "n3")
+	m, st := waitActing(t, hosts, 0, 2*hostDead)
+	time.Sleep(4 * interval)
+	target := others(hosts, m)[0]
+	ctx := context.Background()
+	out, err := p.Run(ctx, "master", "move", target.Name, "--socket", m.Socket, "--json")
+	if err != nil {
+		t.Fatalf("hbfence master move %s: %v: %s", target.Name, err, out)
+	}
+	var res daemon.MoveResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.To != target.Name || res.NewEpoch != st.Self.Epoch+1 {
+		t.Errorf("move: %+v; want %s with epoch %d", res, target.Name, st.Self.Epoch+1)
+	}
+	t.Logf("move %s → %s: %s", m.Name, target.Name, res.Message)
+	ts, err := target.Master(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ts.Self.Acting || ts.Self.Epoch != res.NewEpoch {
+		t.Errorf("%s after the move: %+v", target.Name, ts.Self)
+	}
+	if ts.LastHandOver == nil || ts.LastHandOver.From != m.Name || ts.LastHandOver.Outcome != "taken" {
+		t.Errorf("%s's last hand-over: %+v", target.Name, ts.LastHandOver)
+	}
+	out, err = p.Run(ctx, "master", "--socket", m.Socket)
+	if err != nil || !strings.Contains(out, "master   "+target.Name) || !strings.Contains(out, "handover") {
+		t.Errorf("hbfence master on %s: %v:\n%s", m.Name, err, out)
+	}
+	t.Logf("hbfence master on %s:\n%s", m.Name, out)
+
+	// Requests that must fail, leaving the master in place.
+	third := others(hosts, m)[1]
+	for _, c := range []struct {
+		on   *lab.Host
+		to   string
+		want string
+	}{
+		{m, third.Name, "is not the master; " + target.Name + " is"},
+		{target, "nosuch", `no host "nosuch"`},
+		{target, target.Name, "already the master"},
+	} {
+		_, err := c.on.MoveMaster(ctx, c.to)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("move on %s to %s: %v; want an error containing %q", c.on.Name, c.to, err, c.want)
+		}
+	}
+	// A target that is not live is refused.
+	if err := third.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	err = lab.WaitUntil(ctx, hostDead, 20*time.Millisecond, target.Name+" sees "+third.Name+" suspect", func() (bool, error) {
+		st, err := target.Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, h := range st.Hosts {
+			if h.Name == third.Name {
+				return h.State.String() == "suspect", nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = target.MoveMaster(ctx, third.Name)
+	if err == nil || !strings.Contains(err.Error(), "only a live host") {
+		t.Errorf("move to a suspect host: %v", err)
+	}
+	if err := third.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	ts, err = target.Master(ctx)
+	if err != nil || !ts.Self.Acting || ts.Self.Epoch != res.NewEpoch {
+		t.Errorf("%s after refused moves: %+v, %v; want still master of epoch %d", target.Name, ts.Self, err, res.NewEpoch)
+	}
+	checkActs(t, hosts)
+}
+
+// lastLines returns the last n lines of log that contain word.
+func lastLines(log, word string, n int) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, word) && !strings.Contains(l, `"master duty"`) {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > n {
+		keep = keep[len(keep)-n:]
+	}
+	return strings.Join(keep, "\n")
+}
