@@ -32,6 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json", "", "also write the measured figures as JSON to this file")
 	detectRuns := fs.Int("bench-detect", 0, "instead of the story, measure kill -9 detection over this many runs")
 	fenceRuns := fs.Int("bench-fence", 0, "instead of the story, measure the fencing margins (watchdog reset → first \"dead\") over this many runs of a frozen host and, as root with /dev/fuse, of a host cut off from its storage; and the largest storage stall survived")
+	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
 		fs.PrintDefaults()
@@ -71,6 +72,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *fenceRuns > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: fencing margins over %d runs", *fenceRuns), func(ctx context.Context, d *demo) error {
 			return benchFence(ctx, d, *fenceRuns)
+		}}}
+	}
+	if *masterRuns > 0 {
+		story = []scene{{fmt.Sprintf("Benchmark: master move and takeover over %d runs", *masterRuns), func(ctx context.Context, d *demo) error {
+			return benchMaster(ctx, d, *masterRuns)
 		}}}
 	}
 	ok := d.play(ctx, story)

@@ -16,7 +16,8 @@ import (
 // scenes is the story of the demonstration pool, in order.
 var scenes = []scene{
 	{"Format a heartbeat file and start three hosts", sceneStart},
-	{"Power loss: SIGKILL node2 and watch the others judge it", sceneKill},
+	{"The pool master: who holds the lease, and moving it to node2", sceneMaster},
+	{"Power loss of the master: SIGKILL node2, watch the others judge it and take over", sceneKill},
 	{"Clean stop: SIGTERM node3, which writes \"left\"", sceneLeave},
 	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
 	{"A second machine calling itself node1 is refused", sceneDuplicate},
@@ -90,6 +91,11 @@ func sceneStart(ctx context.Context, d *demo) error {
 func sceneKill(ctx context.Context, d *demo) error {
 	victim := d.hosts["node2"]
 	observers := []*lab.Host{d.hosts["node1"], d.hosts["node3"]}
+	vm, err := victim.Master(ctx)
+	if err != nil {
+		return err
+	}
+	d.check(vm.Self.Acting, "node2 is the master (epoch %d) before the kill", vm.Self.Epoch)
 	killed := time.Now()
 	if err := victim.Kill(); err != nil {
 		return err
@@ -126,6 +132,19 @@ func sceneKill(ctx context.Context, d *demo) error {
 	d.check(len(seen[liveness.Dead]) == len(observers), "both observers declared node2 dead")
 	d.figure("detection_seconds", worst)
 	d.figure("detection_ratio_to_host_dead", worst/t.HostDead)
+
+	m, err := d.waitMaster(ctx, observers, vm.Self.Epoch, secs(3*t.HostDead))
+	if err != nil {
+		return err
+	}
+	took := m.since.Sub(killed).Seconds()
+	d.say("%s took the master lease: epoch %d (was node2, epoch %d), %.2fs after the kill = %.2f × host_dead (%gs)",
+		m.host.Name, m.epoch, vm.Self.Epoch, took, took/t.HostDead, t.HostDead)
+	d.check(m.epoch == vm.Self.Epoch+1, "the new master holds the next epoch")
+	d.check(took >= t.HostDead-t.Interval-0.05, "no host took the lease before node2 could be known fenced (%.2fs ≥ host_dead − interval)", took)
+	d.check(took <= 1.1*t.HostDead+t.Interval, "takeover within 1.1 × host_dead + one interval (%.2fs ≤ %.2fs)", took, 1.1*t.HostDead+t.Interval)
+	d.figure("master_takeover_seconds", took)
+	d.figure("master_takeover_ratio_to_host_dead", took/t.HostDead)
 	return nil
 }
 

@@ -82,7 +82,18 @@ func printMaster(w io.Writer, self string, m master.Status) {
 	}
 	fmt.Fprintln(w, line)
 	if c := m.LastChange; c != nil {
-		fmt.Fprintf(w, "change   %.1fs ago: epoch %d of %s (before: epoch %d of %s)\n", c.AgeSeconds, c.Epoch, orNone(c.Name), c.PrevEpoch, orNone(c.PrevName))
+		what := fmt.Sprintf("epoch %d held by %s", c.Epoch, orNone(c.Name))
+		switch {
+		case c.Successor != "":
+			what = fmt.Sprintf("epoch %d of %s released for %s", c.Epoch, c.Name, c.Successor)
+		case c.Released:
+			what = fmt.Sprintf("epoch %d of %s released", c.Epoch, c.Name)
+		}
+		before := "never held"
+		if c.PrevEpoch > 0 {
+			before = fmt.Sprintf("epoch %d of %s", c.PrevEpoch, orNone(c.PrevName))
+		}
+		fmt.Fprintf(w, "change   %.1fs ago: %s (before: %s)\n", c.AgeSeconds, what, before)
 	}
 	if h := m.LastHandOver; h != nil {
 		line := fmt.Sprintf("handover %.1fs ago: epoch %d from %s to %s, %s", h.AgeSeconds, h.Epoch, h.From, h.To, h.Outcome)

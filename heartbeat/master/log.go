@@ -30,7 +30,10 @@ func (r *Runner) logEvent(n noted) {
 	}
 	switch e.Kind {
 	case lease.HolderChanged:
-		ev = ev.Uint64("prev_epoch", e.Prev).Str("prev_owner", n.prev.Name)
+		if !n.news {
+			return // our own acquisition, logged as such
+		}
+		ev = ev.Uint64("prev_epoch", n.prev.Epoch).Str("prev_owner", n.prev.Owner.Name)
 		switch {
 		case e.Epoch == 0:
 			ev.Msg("the master lease was never held")
@@ -38,10 +41,10 @@ func (r *Runner) logEvent(n noted) {
 			ev.Str("successor", n.rec.Successor.Name).Msgf("master %s (epoch %d) handed over to %s", e.Owner.Name, e.Epoch, n.rec.Successor.Name)
 		case n.rec.Released:
 			ev.Msgf("master %s released epoch %d", e.Owner.Name, e.Epoch)
-		case e.Prev == 0 && n.prev.IsZero():
+		case !n.prev.Known:
 			ev.Msgf("master is %s, epoch %d", e.Owner.Name, e.Epoch)
 		default:
-			ev.Msgf("master changed: %s, epoch %d (was %s, epoch %d)", e.Owner.Name, e.Epoch, orNobody(n.prev.Name), e.Prev)
+			ev.Msgf("master changed: %s, epoch %d (was %s, epoch %d)", e.Owner.Name, e.Epoch, orNobody(n.prev.Owner.Name), n.prev.Epoch)
 		}
 	case lease.Acquired:
 		ev.Uint64("prev_epoch", e.Prev).Msgf("this host is master, epoch %d (was epoch %d)", e.Epoch, e.Prev)

@@ -384,12 +384,13 @@ func stopTimer(t *time.Timer, due <-chan time.Time) {
 	}
 }
 
-// noted is an event with the owner the leader record named before it (for
-// HolderChanged).
+// noted is an event with what the history made of it: for a
+// HolderChanged, the record read and the one known before, and whether
+// that is news here (our own acquisition is known before we read it).
 type noted struct {
 	lease.Event
-	prev ondisk.Owner
-	rec  lease.Holder
+	rec, prev lease.Holder
+	news      bool
 }
 
 // takeEvents takes the lease's new events into the history. Called with
@@ -402,11 +403,14 @@ func (r *Runner) takeEvents() []noted {
 	}
 	out := make([]noted, len(evs))
 	for i, e := range evs {
-		out[i] = noted{Event: e, prev: r.hist.add(e, r.cfg.Self)}
+		out[i] = noted{Event: e}
 		if e.Kind == lease.HolderChanged {
-			out[i].rec = r.l.Holder()
-			r.hist.noteRecord(out[i].rec)
+			rec := r.l.Holder()
+			out[i].rec = rec
+			out[i].news, out[i].prev = r.hist.record(rec, e.At)
+			continue
 		}
+		r.hist.add(e, r.cfg.Self)
 	}
 	return out
 }

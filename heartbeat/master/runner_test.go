@@ -29,7 +29,15 @@ type pool struct {
 	mem   *area.Mem
 	lst   *lease.MemStorage
 	hd    ondisk.Header
+	mu    sync.Mutex
 	hosts []*node
+}
+
+// all is a snapshot of the hosts (the watcher reads them while hosts start).
+func (p *pool) all() []*node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*node(nil), p.hosts...)
 }
 
 type node struct {
@@ -99,7 +107,9 @@ func (p *pool) start(name string, id byte) *node {
 		n.r.Store(r)
 		n.done <- m.Run(ctx)
 	}()
+	p.mu.Lock()
 	p.hosts = append(p.hosts, n)
+	p.mu.Unlock()
 	return n
 }
 
@@ -116,7 +126,7 @@ func (n *node) kill() {
 // acting returns the hosts that act as master now, with their epochs.
 func (p *pool) acting() map[string]uint64 {
 	out := map[string]uint64{}
-	for _, n := range p.hosts {
+	for _, n := range p.all() {
 		if r := n.r.Load(); r != nil {
 			if ms, ok := r.Master(time.Now()); ok {
 				out[n.name] = ms.Epoch
@@ -174,7 +184,7 @@ func (p *pool) waitJoined(within time.Duration) {
 	start := time.Now()
 	for time.Since(start) <= within {
 		all := true
-		for _, n := range p.hosts {
+		for _, n := range p.all() {
 			if n.r.Load() == nil {
 				all = false
 				select {
@@ -213,7 +223,7 @@ func (p *pool) waitMaster(within time.Duration, except string) (string, uint64, 
 }
 
 func (p *pool) node(name string) *node {
-	for _, n := range p.hosts {
+	for _, n := range p.all() {
 		if n.name == name {
 			return n
 		}
@@ -223,10 +233,10 @@ func (p *pool) node(name string) *node {
 }
 
 func (p *pool) stopAll() {
-	for _, n := range p.hosts {
+	for _, n := range p.all() {
 		n.cancel()
 	}
-	for _, n := range p.hosts {
+	for _, n := range p.all() {
 		select {
 		case <-n.done:
 		default:
@@ -251,7 +261,7 @@ func TestOneMasterAmongHostsJoiningAtOnce(t *testing.T) {
 			t.Errorf("first master %s has epoch %d, want 1", name, epoch)
 		}
 		time.Sleep(3 * tm.Interval)
-		for _, n := range p.hosts {
+		for _, n := range p.all() {
 			st := n.r.Load().Status(time.Now())
 			if st.Name != name || st.Epoch != 1 {
 				t.Errorf("%s sees master %q epoch %d, want %s epoch 1", n.name, st.Name, st.Epoch, name)
@@ -312,7 +322,7 @@ func TestHandOverMovesTheRole(t *testing.T) {
 		old, epoch, _ := p.waitMaster(2*tm.HostDead, "")
 		time.Sleep(2 * tm.Interval)
 		var target *node
-		for _, n := range p.hosts {
+		for _, n := range p.all() {
 			if n.name != old {
 				target = n
 				break

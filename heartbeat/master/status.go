@@ -44,10 +44,13 @@ type SelfStatus struct {
 	Acting           bool    `json:"acting"`
 	Epoch            uint64  `json:"epoch,omitempty"`
 	ActingForSeconds float64 `json:"acting_for_seconds,omitempty"`
-	Waiting          string  `json:"waiting,omitempty"`
-	LastAbort        string  `json:"last_abort,omitempty"`
-	LastError        string  `json:"last_error,omitempty"`
-	Fenced           string  `json:"fenced,omitempty"`
+	// ActingSinceAgeSeconds is how long ago this host began to act as
+	// master of Epoch (its record write returned).
+	ActingSinceAgeSeconds float64 `json:"acting_since_age_seconds,omitempty"`
+	Waiting               string  `json:"waiting,omitempty"`
+	LastAbort             string  `json:"last_abort,omitempty"`
+	LastError             string  `json:"last_error,omitempty"`
+	Fenced                string  `json:"fenced,omitempty"`
 }
 
 // Change is one change of the leader record, as this host read it.
@@ -75,24 +78,42 @@ type HandOver struct {
 	at      time.Time
 }
 
-// history keeps what the lease's events told, for Status.
+// history keeps what the lease's events told, for Status and the log.
 type history struct {
-	holder   lease.Holder // as of the last HolderChanged
+	holder   lease.Holder // the record as last known here (read, or our own acquisition)
 	change   *Change
 	handOver *HandOver
 }
 
-// add records one event and returns the owner the record named before,
-// for a HolderChanged (zero otherwise).
-func (h *history) add(e lease.Event, self ondisk.Owner) (prev ondisk.Owner) {
+// record notes that the leader record now reads rec (at). It reports
+// whether that is a change from what was known, and the owner known
+// before.
+func (h *history) record(rec lease.Holder, at time.Time) (changed bool, prev lease.Holder) {
+	prev = h.holder
+	if prev.Known && prev.Epoch == rec.Epoch && prev.Owner == rec.Owner && prev.Released == rec.Released && prev.Successor == rec.Successor {
+		return false, prev
+	}
+	h.holder = rec
+	if rec.Epoch > 0 {
+		h.change = &Change{Epoch: rec.Epoch, Name: rec.Owner.Name, Released: rec.Released, Successor: rec.Successor.Name,
+			PrevEpoch: prev.Epoch, PrevName: prev.Owner.Name, at: at}
+	}
+	if !rec.Successor.IsZero() && (h.handOver == nil || h.handOver.Epoch != rec.Epoch) {
+		// A hand-over this host took no part in.
+		h.handOver = &HandOver{From: rec.Owner.Name, To: rec.Successor.Name, Epoch: rec.Epoch, Outcome: "handed-over", at: at}
+	}
+	return true, prev
+}
+
+// add records one of this host's own events.
+func (h *history) add(e lease.Event, self ondisk.Owner) {
 	switch e.Kind {
-	case lease.HolderChanged:
-		prevHolder := h.holder
-		prev = prevHolder.Owner
-		c := &Change{Epoch: e.Epoch, Name: e.Owner.Name, PrevEpoch: prevHolder.Epoch, PrevName: prevHolder.Owner.Name, at: e.At}
-		h.holder = lease.Holder{Known: true, Epoch: e.Epoch, Owner: e.Owner}
-		h.change = c
-		return prev
+	case lease.Acquired:
+		if ho := h.handOver; ho != nil && ho.To == self.Name && ho.Epoch+1 == e.Epoch {
+			h.handOver = &HandOver{From: ho.From, To: self.Name, Epoch: ho.Epoch, Outcome: "taken", at: e.At}
+		}
+		// Our record is on storage: it is the holder, before we read it.
+		h.record(lease.Holder{Known: true, Epoch: e.Epoch, Owner: self, Since: e.At}, e.At)
 	case lease.HandedOver:
 		h.handOver = &HandOver{From: self.Name, To: e.Owner.Name, Epoch: e.Epoch, Outcome: "handed-over", Detail: e.Detail, at: e.At}
 	case lease.HandOverFailed:
@@ -101,25 +122,6 @@ func (h *history) add(e lease.Event, self ondisk.Owner) (prev ondisk.Owner) {
 			o = "failed-resumed"
 		}
 		h.handOver = &HandOver{From: self.Name, To: e.Owner.Name, Epoch: e.Epoch, Outcome: o, Detail: e.Detail, at: e.At}
-	case lease.Acquired:
-		if ho := h.handOver; ho != nil && ho.To == self.Name && ho.Epoch+1 == e.Epoch {
-			h.handOver = &HandOver{From: ho.From, To: self.Name, Epoch: ho.Epoch, Outcome: "taken", at: e.At}
-		}
-	}
-	return prev
-}
-
-// noteRecord completes the last change with what the record says of a
-// release, and notes a hand-over seen by a host that took no part in it.
-func (h *history) noteRecord(hd lease.Holder) {
-	if h.change == nil || h.change.Epoch != hd.Epoch {
-		return
-	}
-	h.change.Released = hd.Released
-	h.change.Successor = hd.Successor.Name
-	h.holder = hd
-	if !hd.Successor.IsZero() && (h.handOver == nil || h.handOver.Epoch != hd.Epoch) {
-		h.handOver = &HandOver{From: hd.Owner.Name, To: hd.Successor.Name, Epoch: hd.Epoch, Outcome: "handed-over", at: h.change.at}
 	}
 }
 
@@ -133,12 +135,19 @@ func (r *Runner) Status(now time.Time) Status {
 	if hd.Known {
 		st.SinceAgeSeconds = now.Sub(hd.Since).Seconds()
 	}
+	if ls.Role == lease.Master && ls.Epoch > hd.Epoch {
+		// We acquired and have not read our record back yet.
+		hd = lease.Holder{Known: true, Epoch: ls.Epoch, Owner: r.cfg.Self, Since: ls.Since}
+		st.Known, st.Epoch, st.Released, st.Successor = true, hd.Epoch, false, ""
+		st.SinceAgeSeconds = now.Sub(ls.Since).Seconds()
+	}
 	if hd.Known && hd.Epoch > 0 && !hd.Released {
 		st.Name, st.Slot, st.Generation = hd.Owner.Name, int(hd.Owner.Slot), hd.Owner.Generation
 	}
 	st.Self = SelfStatus{Role: ls.Role, Waiting: ls.Waiting, LastAbort: ls.LastAbort, LastError: ls.LastError, Fenced: ls.Fenced}
 	if ms, ok := r.l.Master(now); ok {
 		st.Self.Acting, st.Self.Epoch, st.Self.ActingForSeconds = true, ms.Epoch, ms.Until.Sub(now).Seconds()
+		st.Self.ActingSinceAgeSeconds = now.Sub(ms.Since).Seconds()
 	}
 	if c := r.hist.change; c != nil {
 		cc := *c
