@@ -77,6 +77,8 @@ type Member struct {
 	lastErr        string
 
 	abort chan error // Abort's error, for Run
+	// kick asks Run for a round now: a message was queued.
+	kick chan struct{}
 
 	// justJoined makes the first round skip its read: the join's
 	// read-back just checked the slot.
@@ -121,6 +123,7 @@ func New(st Storage, cfg Config) (*Member, error) {
 		tracker: liveness.New(h.Timing),
 		slot:    -1,
 		abort:   make(chan error, 1),
+		kick:    make(chan struct{}, 1),
 		box:     mailbox{handled: map[msgID]handled{}},
 		outArgs: map[uint64][24]byte{},
 	}, nil
@@ -226,7 +229,13 @@ func (m *Member) Run(ctx context.Context) error {
 			if err := m.Round(); err != nil {
 				return err
 			}
+			// While a message of ours waits for its acknowledgement,
+			// rounds come four times as often: a hand-over or a
+			// poison pill need not wait whole intervals each way.
 			next = start.Add(interval)
+			if m.awaitingAck(start) {
+				next = start.Add(interval / 4)
+			}
 		}
 		// Wake for the next round, or earlier when a silent host's
 		// host_dead runs out: a read issued at that deadline declares
@@ -250,6 +259,10 @@ func (m *Member) Run(ctx context.Context) error {
 		case err := <-m.abort:
 			timer.Stop()
 			return err
+		case <-m.kick:
+			timer.Stop()
+			next = time.Now()
+			continue
 		case <-timer.C:
 		}
 		if early {

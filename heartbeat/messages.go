@@ -155,7 +155,25 @@ func (m *Member) Send(target int, gen uint64, kind ondisk.MessageKind, arg [24]b
 	m.box.out = append(m.box.out, o)
 	m.outArgs[o.Seq] = arg
 	m.fillCells()
+	// Write it now rather than at the next round.
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
 	return o.Seq, nil
+}
+
+// awaitingAck reports whether a message of ours, sent less than three
+// intervals ago, waits for its acknowledgement.
+func (m *Member) awaitingAck(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.box.out {
+		if o.acked.IsZero() && now.Sub(o.sent) < 3*m.header.Timing.Interval {
+			return true
+		}
+	}
+	return false
 }
 
 // Acked reports when the message seq was acknowledged (zero if not yet)

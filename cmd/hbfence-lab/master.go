@@ -116,9 +116,9 @@ func benchMaster(ctx context.Context, d *demo, runs int) error {
 	t := d.timing
 	all := []*lab.Host{d.hosts["node1"], d.hosts["node2"], d.hosts["node3"]}
 	var moves, takeovers []float64
-	var epoch uint64
+	var before uint64 // the epoch before the current master's
 	for i := 0; i < runs; i++ {
-		m, err := d.waitMaster(ctx, all, epoch, 3*secs(t.HostDead))
+		m, err := d.waitMaster(ctx, all, before, 3*secs(t.HostDead))
 		if err != nil {
 			return err
 		}
@@ -154,7 +154,7 @@ func benchMaster(ctx context.Context, d *demo, runs int) error {
 		d.check(took >= t.HostDead-t.Interval-0.05, "run %d: takeover %.2fs after the kill, not before host_dead − interval", i+1, took)
 		d.say("run %d/%d: move %s → %s in %.2f intervals; %s killed, %s master (epoch %d) after %.2fs = %.3f × host_dead",
 			i+1, runs, m.host.Name, to.Name, res.Intervals, to.Name, n.host.Name, n.epoch, took, took/t.HostDead)
-		epoch = n.epoch
+		before = n.epoch - 1
 		if err := to.Start(); err != nil {
 			return err
 		}
