@@ -52,6 +52,10 @@ type Reply struct {
 	Answer byte
 	// After, if set, runs once this round's write has been attempted.
 	After func()
+	// Defer: do not answer yet; deliver the message again at the next
+	// round (while its sender carries it). For an order whose epoch is
+	// newer than the leader record this host has read.
+	Defer bool
 }
 
 // FenceAction is what a poison pill asks.
@@ -291,6 +295,9 @@ func (m *Member) exchange(now time.Time) []func() {
 			var r Reply
 			if m.cfg.OnMessage != nil {
 				r = m.cfg.OnMessage(Incoming{FromSlot: d.Index, FromName: d.Slot.HostName, FromGeneration: d.Slot.Generation, Message: c})
+			}
+			if r.Defer {
+				continue
 			}
 			m.mu.Lock()
 			m.box.handled[id] = handled{at: now, ack: r.Ack, answer: r.Answer}

@@ -19,12 +19,17 @@ type inbox struct {
 	got    []heartbeat.Incoming
 	ack    bool
 	answer byte
+	defers int // defer the first deliveries
 }
 
 func (b *inbox) handle(in heartbeat.Incoming) heartbeat.Reply {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.got = append(b.got, in)
+	if b.defers > 0 {
+		b.defers--
+		return heartbeat.Reply{Defer: true}
+	}
 	return heartbeat.Reply{Ack: b.ack, Answer: b.answer}
 }
 
@@ -168,5 +173,35 @@ func TestMessageRefusedStaysUnacknowledged(t *testing.T) {
 		<-doneA
 		<-doneB
 		<-doneC
+	})
+}
+
+// A deferred message is delivered again at the next rounds, and answered
+// once the handler stops deferring it.
+func TestMessageDeferredIsDeliveredAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		boxA, boxB := &inbox{}, &inbox{ack: true, defers: 2}
+		a, stopA, doneA := startWithInbox(t, mem, "a", 1, boxA)
+		b, stopB, doneB := startWithInbox(t, mem, "b", 2, boxB)
+		waitAllLive(t, []*heartbeat.Member{a, b}, "a", "b")
+		p := mem.Handle("").Header().Timing
+		sb := b.Status(time.Now())
+		var arg [24]byte
+		seq, err := a.Send(sb.Slot, sb.Generation, heartbeat.KindFence, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(6 * p.Interval)
+		if n := boxB.count(); n != 3 {
+			t.Errorf("b got the message %d times; want 3 (deferred twice, then answered)", n)
+		}
+		if at, ok := a.Acked(seq); !ok || at.IsZero() {
+			t.Errorf("never acknowledged after the deferrals")
+		}
+		stopA()
+		stopB()
+		<-doneA
+		<-doneB
 	})
 }

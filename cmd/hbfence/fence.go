@@ -45,6 +45,9 @@ func cmdFence(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		fmt.Fprintln(stdout, res.Message)
 	}
+	if res.Refused {
+		return fmt.Errorf("%s refused the poison pill", host)
+	}
 	if !res.Acked {
 		return fmt.Errorf("%s did not acknowledge the poison pill", host)
 	}

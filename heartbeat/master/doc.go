@@ -28,7 +28,9 @@
 // read of the leader record shows the sender as the owner of that epoch
 // (lease.Validator: the epoch is the fencing token; a request from a master
 // that has been replaced is refused). It then reads the leader record every
-// quarter interval for a while (ExpectHandOver). Once the acknowledgement
+// quarter interval for a while (ReadOften). A request of an epoch newer
+// than the target has read is neither accepted nor refused: it is
+// delivered again at the target's next rounds, once it has read the record. Once the acknowledgement
 // arrives, the master calls HandOver: the lease stops acting, runs a ballot
 // of the next instance proposing the target, and writes its record released
 // for the target. The target's next read sees the record and takes the next

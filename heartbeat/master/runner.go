@@ -53,7 +53,7 @@ type Runner struct {
 	l      *lease.Lease
 	drv    *lease.Driver
 	hist   history
-	soonTo time.Time // read the leader record often until then (ExpectHandOver)
+	soonTo time.Time // read the leader record often until then (ReadOften)
 
 	subsMu sync.Mutex
 	subs   map[int]chan lease.Event
@@ -157,10 +157,11 @@ func (r *Runner) CanTake() bool {
 	return r.l.Role() == lease.Acquiring || r.l.Role() == lease.Follower
 }
 
-// ExpectHandOver makes the lease read the leader record every quarter
-// interval until until, instead of every interval: this host has
-// accepted a hand-over and the released record is due.
-func (r *Runner) ExpectHandOver(until time.Time) {
+// ReadOften makes the lease read the leader record every quarter interval
+// until until, instead of every interval, while it waits for the record to
+// change: this host accepted a hand-over, or was handed an order of an
+// epoch it has not read yet.
+func (r *Runner) ReadOften(until time.Time) {
 	r.mu.Lock()
 	r.soonTo = until
 	r.mu.Unlock()

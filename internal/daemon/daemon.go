@@ -136,7 +136,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	}
 	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
 		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
-			return fenceHost(ctx, current(), h.Timing, args)
+			return fenceHost(ctx, current(), currentMaster(), h.Timing, args)
 		},
 		"master.move": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return moveMaster(ctx, current(), currentMaster(), h.Timing, args)
@@ -191,6 +191,13 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 				case heartbeat.KindHandOver:
 					return ms.onHandOver(in)
 				case heartbeat.KindFence:
+					if err := ms.fromMaster(in); errors.Is(err, lease.ErrAheadEpoch) {
+						ms.deferOrder(in, err)
+						return heartbeat.Reply{Defer: true}
+					} else if err != nil {
+						log.Warn().Err(err).Str("peer", in.FromName).Msg("poison pill refused: not from the master this host knows")
+						return heartbeat.Reply{Ack: true, Answer: heartbeat.AnswerNotMaster}
+					}
 				default:
 					return heartbeat.Reply{} // a kind this build does not know: no ack
 				}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/rs/zerolog"
 )
@@ -240,11 +242,14 @@ type FenceRequest struct {
 
 // FenceResult is its answer.
 type FenceResult struct {
-	Host       string  `json:"host"`
-	Slot       int     `json:"slot"`
-	Generation uint64  `json:"generation"`
-	Action     string  `json:"action"`
-	Acked      bool    `json:"acked"`
+	Host       string `json:"host"`
+	Slot       int    `json:"slot"`
+	Generation uint64 `json:"generation"`
+	Action     string `json:"action"`
+	Acked      bool   `json:"acked"`
+	// Refused: the target answered, but refused the pill (it does not see
+	// the sender as the master).
+	Refused    bool    `json:"refused,omitempty"`
 	AckSeconds float64 `json:"ack_seconds,omitempty"`
 	// WaitedSeconds is how long the command waited for the Ack.
 	WaitedSeconds float64 `json:"waited_seconds"`
@@ -252,8 +257,10 @@ type FenceResult struct {
 }
 
 // fenceHost sends a poison pill to a host through this host's slot and
-// waits, at most renewal_fail, for its acknowledgement.
-func fenceHost(ctx context.Context, fc *fencing, t timing.Params, raw json.RawMessage) (FenceResult, error) {
+// waits, at most renewal_fail, for its acknowledgement. Only the master
+// orders fences; the pill carries its epoch, and the target refuses a pill
+// from a master that has been replaced.
+func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params, raw json.RawMessage) (FenceResult, error) {
 	var req FenceRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return FenceResult{}, fmt.Errorf("fence: bad arguments: %v", err)
@@ -276,6 +283,22 @@ func fenceHost(ctx context.Context, fc *fencing, t timing.Params, raw json.RawMe
 	if req.Host == st.Self {
 		return FenceResult{}, fmt.Errorf("fence: %s is this host; to take it out of the pool, stop its daemon (systemctl stop hbfence)", req.Host)
 	}
+	var r *master.Runner
+	if ms != nil {
+		r = ms.runner()
+	}
+	if r == nil {
+		return FenceResult{}, errors.New("fence: this host has not joined the pool yet")
+	}
+	mine, isMaster := r.Master(time.Now())
+	if !isMaster {
+		cur := r.Status(time.Now())
+		where := "no host holds the master role now; retry once one does (hbfence master)"
+		if cur.Name != "" {
+			where = fmt.Sprintf("%s is (epoch %d): run the command there", cur.Name, cur.Epoch)
+		}
+		return FenceResult{}, fmt.Errorf("fence: only the pool master orders a fence, and this host (%s) is not the master; %s", st.Self, where)
+	}
 	var target *heartbeat.HostStatus
 	for i := range st.Hosts {
 		if st.Hosts[i].Name == req.Host {
@@ -294,6 +317,7 @@ func fenceHost(ctx context.Context, fc *fencing, t timing.Params, raw json.RawMe
 	}
 	var arg [24]byte
 	arg[0] = byte(action)
+	binary.LittleEndian.PutUint64(arg[8:16], mine.Epoch)
 	seq, err := fc.m.Send(target.Slot, target.Generation, heartbeat.KindFence, arg)
 	if err != nil {
 		return res, fmt.Errorf("fence: %w", err)
@@ -301,7 +325,13 @@ func fenceHost(ctx context.Context, fc *fencing, t timing.Params, raw json.RawMe
 	start := time.Now()
 	deadline := start.Add(t.RenewalFail)
 	for time.Now().Before(deadline) {
-		if at, ok := fc.m.Acked(seq); ok && !at.IsZero() {
+		if at, answer, ok := fc.m.Answered(seq); ok && !at.IsZero() {
+			if answer != heartbeat.AnswerAccepted {
+				res.Refused = true
+				res.WaitedSeconds = time.Since(start).Seconds()
+				res.Message = fmt.Sprintf("%s refused the poison pill: its last read of the leader record does not show %s as the master of epoch %d (a master change under way?); see hbfence master, and retry", req.Host, st.Self, mine.Epoch)
+				return res, nil
+			}
 			res.Acked, res.AckSeconds = true, at.Sub(start).Seconds()
 			break
 		}

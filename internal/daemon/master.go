@@ -72,32 +72,66 @@ func (ms *masterSide) halt() {
 	}
 }
 
+// fromMaster checks an order (a poison pill) against this host's last
+// read of the leader record: the sender must own the epoch in the order
+// (Arg bytes 8..15), held. The epoch fences the orders of a master that has
+// been replaced.
+func (ms *masterSide) fromMaster(in heartbeat.Incoming) error {
+	return ms.checkEpoch(in, binary.LittleEndian.Uint64(in.Message.Arg[8:16]))
+}
+
+func (ms *masterSide) checkEpoch(in heartbeat.Incoming, epoch uint64) error {
+	r := ms.runner()
+	if r == nil {
+		return fmt.Errorf("%w: this host has no view of the leader record yet", lease.ErrAheadEpoch)
+	}
+	hd := r.Holder()
+	if !hd.Known {
+		return fmt.Errorf("%w: this host has not read the leader record yet", lease.ErrAheadEpoch)
+	}
+	var v lease.Validator
+	v.Observe(hd.Epoch, hd.Owner)
+	from := ondisk.Owner{Slot: uint32(in.FromSlot), Generation: in.FromGeneration, Name: in.FromName}
+	if err := v.Check(epoch, from); err != nil {
+		return err
+	}
+	if hd.Released {
+		return fmt.Errorf("epoch %d is released", epoch)
+	}
+	return nil
+}
+
+// deferOrder: the order names an epoch this host has not read yet; the
+// master writes its record before it acts, so reading the record again
+// shows it. Read it soon, and judge the order at the next round.
+func (ms *masterSide) deferOrder(in heartbeat.Incoming, err error) {
+	ms.log.Info().Str("peer", in.FromName).Uint16("kind", uint16(in.Message.Kind)).Err(err).Msg("order of a newer epoch: reading the leader record before answering")
+	if r := ms.runner(); r != nil {
+		r.ReadOften(time.Now().Add(2 * ms.t.Interval))
+	}
+}
+
 // onHandOver answers a hand-over request from the master: accept only if
 // this host can take the lease and its own last read of the leader record
 // shows the sender as the owner of the epoch it claims (the epoch fences a
 // request from a master that has been replaced).
 func (ms *masterSide) onHandOver(in heartbeat.Incoming) heartbeat.Reply {
 	epoch := binary.LittleEndian.Uint64(in.Message.Arg[0:8])
-	from := ondisk.Owner{Slot: uint32(in.FromSlot), Generation: in.FromGeneration, Name: in.FromName}
 	log := ms.log.With().Str("peer", in.FromName).Uint64("epoch", epoch).Logger()
 	r := ms.runner()
 	if r == nil || !r.CanTake() {
 		log.Warn().Msg("hand-over request refused: this host cannot take the master lease now")
 		return heartbeat.Reply{Ack: true, Answer: heartbeat.AnswerCannotTake}
 	}
-	hd := r.Holder()
-	var v lease.Validator
-	v.Observe(hd.Epoch, hd.Owner)
-	err := v.Check(epoch, from)
-	if err == nil && hd.Released {
-		err = fmt.Errorf("epoch %d is released", epoch)
-	}
-	if err != nil {
+	if err := ms.checkEpoch(in, epoch); errors.Is(err, lease.ErrAheadEpoch) {
+		ms.deferOrder(in, err)
+		return heartbeat.Reply{Defer: true}
+	} else if err != nil {
 		log.Warn().Err(err).Msg("hand-over request refused: the sender is not the master this host knows")
 		return heartbeat.Reply{Ack: true, Answer: heartbeat.AnswerNotMaster}
 	}
 	log.Info().Msgf("hand-over request from %s (epoch %d) accepted: taking the master lease once it is released", in.FromName, epoch)
-	r.ExpectHandOver(time.Now().Add(3 * ms.t.Interval))
+	r.ReadOften(time.Now().Add(3 * ms.t.Interval))
 	return heartbeat.Reply{Ack: true}
 }
 
@@ -246,7 +280,7 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 		return res, fmt.Errorf("master move: %s refused with answer %d (a newer hbfence?)", req.Host, answer)
 	}
 	// Read the leader record often from now on, to see the new master.
-	r.ExpectHandOver(time.Now().Add(4 * t.Interval))
+	r.ReadOften(time.Now().Add(4 * t.Interval))
 	e, err := r.HandOver(ctx, to, time.Now().Add(3*t.IOTimeout))
 	if err != nil {
 		return res, fmt.Errorf("master move: %w", err)

@@ -25,6 +25,14 @@ func poison(t *testing.T, p *lab.Pool, from *lab.Host, target, action string) (d
 	return res, err
 }
 
+// masterFirst waits until one of hosts acts as master and returns it
+// first, then the others: only the master orders fences.
+func masterFirst(t *testing.T, hosts []*lab.Host) []*lab.Host {
+	t.Helper()
+	m, _ := waitActing(t, hosts, 0, 2*hostDead)
+	return append([]*lab.Host{m}, others(hosts, m)...)
+}
+
 func waitExit(t *testing.T, h *lab.Host, within time.Duration) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
@@ -50,7 +58,7 @@ func waitAllArmed(t *testing.T, hosts ...*lab.Host) {
 // dead only after that.
 func TestPoisonPillReset(t *testing.T) {
 	p := newPool(t, lab.Options{Watchdog: true})
-	hosts := startHosts(t, p, "p1", "p2", "p3")
+	hosts := masterFirst(t, startHosts(t, p, "p1", "p2", "p3"))
 	a, b := hosts[0], hosts[1]
 	waitAllArmed(t, hosts...)
 	sent := time.Now()
@@ -101,7 +109,7 @@ func TestPoisonPillReset(t *testing.T) {
 // watchdog (no reset) and its daemon stops, out of the pool.
 func TestPoisonPillOff(t *testing.T) {
 	p := newPool(t, lab.Options{Watchdog: true})
-	hosts := startHosts(t, p, "q1", "q2")
+	hosts := masterFirst(t, startHosts(t, p, "q1", "q2"))
 	a, b := hosts[0], hosts[1]
 	waitAllArmed(t, hosts...)
 	res, err := poison(t, p, a, b.Name, "off")
@@ -124,8 +132,8 @@ func TestPoisonPillOff(t *testing.T) {
 // after host_dead.
 func TestPoisonPillUnacknowledged(t *testing.T) {
 	p := newPool(t, lab.Options{Watchdog: true})
-	hosts := startHosts(t, p, "r1", "r2")
-	a, b := hosts[0], hosts[1]
+	hosts := masterFirst(t, startHosts(t, p, "r1", "r2", "r3"))
+	a, b, c := hosts[0], hosts[1], hosts[2]
 	waitAllArmed(t, hosts...)
 	if err := b.Freeze(); err != nil {
 		t.Fatal(err)
@@ -150,5 +158,10 @@ func TestPoisonPillUnacknowledged(t *testing.T) {
 	}
 	if _, err := poison(t, p, a, "nosuch", "reset"); err == nil || !strings.Contains(err.Error(), `no host "nosuch"`) {
 		t.Errorf("unknown host: %v", err)
+	}
+	// Only the master orders a fence.
+	if _, err := poison(t, p, c, a.Name, "reset"); err == nil || !strings.Contains(err.Error(), "only the pool master orders a fence") ||
+		!strings.Contains(err.Error(), a.Name+" is (epoch") {
+		t.Errorf("pill from a host that is not master: %v", err)
 	}
 }
