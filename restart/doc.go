@@ -1,0 +1,102 @@
+// Package restart decides where the pool's guests run: the master's plan
+// (Reconcile) and each host's part in it (Decide). Both are pure: they take
+// what the storage and the hypervisor said and return what to write and do.
+// The drivers that read and write the records, and the hypervisor drivers,
+// are at the edges (not in this package).
+//
+// # Records
+//
+//   - A host report, written only by one incarnation of one host (a file of
+//     its own on the cluster root, replaced atomically): its name and
+//     generation, the latest master epoch it has read (Report.Epoch), the
+//     guests its hypervisor runs and those it is starting, and the start
+//     attempts that failed. A host reports what its hypervisor says: a
+//     restarted daemon adopts the guests that run (DESIGN invariant 5).
+//   - The plan, written only by the master of its epoch (replaced
+//     atomically): per guest, its owner (host and generation), the start
+//     attempt, the hosts tried, the state and a message. Every plan carries
+//     the master's epoch (the fencing token) and a sequence.
+//
+// # The rules
+//
+// A host incarnation H (Decide):
+//
+//	H1. It obeys only a plan whose epoch is the latest leader epoch it has
+//	    read (lease.Validator); an older plan is over, a newer one waits
+//	    until H has read the leader record again.
+//	H2. It starts guest G only on an assignment of G to its own name and
+//	    generation in such a plan, once per attempt, and only if G does not
+//	    already run there.
+//	H3. A failed start is cleaned up (force-destroy) and confirmed absent
+//	    before the failure is reported; a failed attempt is never tried
+//	    again.
+//	H4. Each round is: read the leader epoch; read the plan; act; list the
+//	    hypervisor's guests; write the report with the epoch read at the
+//	    start of the round. So a report shows every start the host made
+//	    under any older plan, and after a report with epoch e the host
+//	    obeys no plan older than e.
+//
+// The master of epoch e (Reconcile):
+//
+//	M1. A guest that a host not gone reports running or starting belongs
+//	    to that host: the plan follows the hypervisors (adoption). Two such
+//	    hosts: the guest is in error and is placed nowhere (the invariant
+//	    broke; the operator is told).
+//	M2. Gone means fenced: dead in the master's view with a watchdog (the
+//	    timing rule: a dead host has killed its guests or been reset), or
+//	    left (a clean stop stops its guests first). A dead host with no
+//	    watchdog is not gone: its guests are never restarted elsewhere.
+//	    A later generation of a host is not gone either: a restarted daemon
+//	    keeps its guests and reports them.
+//	M3. A guest is free when no host that is not gone reports it, and the
+//	    plan does not assign it to a host that is not gone (unless that
+//	    host reported the attempt failed).
+//	M4. The master assigns nothing until every host that is not gone has
+//	    written a report with epoch e or later (is caught up): until then a
+//	    host might still act on a plan of an older epoch, which a master of
+//	    e cannot see whole.
+//	M5. A free guest with HA on (pool and guest, and not the management
+//	    instance of this pool) is assigned to one available host: live,
+//	    caught up, with the vm role, not leaving, with a watchdog; auto
+//	    placement takes the least loaded, manual only a preferred host. No
+//	    such host: pending. At most MaxAttempts attempts, each on a host
+//	    not yet tried; then error. A free guest without HA whose host
+//	    failed is stopped, and started again only by the operator.
+//
+// # Why a guest never runs twice
+//
+// A guest runs on a host only because that host started it (H2), under an
+// assignment of the current epoch to that incarnation. Suppose G runs on
+// host A and the master assigns G to host B ≠ A. At the plan's read of the
+// reports (M4: all caught up), A was either gone — fenced: G is not running
+// on A, and A starts nothing again (a dead incarnation never writes again;
+// a host that left stopped) — or not gone and its report did not show G
+// (M3). A not-gone, caught-up A whose report does not show G started G
+// neither before that report (H4: it would show) nor after it: only on an
+// assignment of G to A in a plan of epoch e or later (H1), and the master
+// of e made none (M3: G is not assigned to a not-gone host), nor will a
+// later master before it sees A's report (M4, M1). A daemon restart of A
+// gives a new generation that reports what runs (adoption) before the
+// master can consider A caught up. Two plans never assign one guest to two
+// hosts at once, because each plan is a function from guests to owners and
+// only the current master writes one (the lease). So at any time each
+// guest has at most one host that may start it, and a host that may still
+// run it keeps it assigned (M1).
+//
+// Timing assumptions: none beyond the lease's and the liveness rules'
+// (package liveness: dead means fenced under the timing rule). Reports and
+// plans are files replaced atomically (rename): a reader sees a whole old
+// or a whole new file, never a mix. A plan that lands late (a write of a
+// master that has since been replaced) carries its older epoch and is
+// refused (H1).
+//
+// # What it does not guarantee
+//
+//   - Progress while a host is suspect right after a master change (M4):
+//     placement waits until the host reports or is declared dead, at most
+//     host_dead.
+//   - A guest started by hand outside hbfence on a second host is reported
+//     by both (M1: error), not prevented.
+//   - A host that never acts on its assignment (a hung agent with a live
+//     heartbeat) holds its guests: there is no start timeout yet.
+package restart

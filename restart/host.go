@@ -1,0 +1,85 @@
+package restart
+
+import (
+	"slices"
+	"sort"
+)
+
+// ActionKind is what a host does to one guest.
+type ActionKind int
+
+const (
+	// Start: start the guest from its configuration (attempt Attempt).
+	// On failure, force-destroy it, confirm it absent, and report the
+	// attempt failed (doc.go, H3).
+	Start ActionKind = iota + 1
+	// Stop: stop the guest (the operator asked).
+	Stop
+)
+
+func (k ActionKind) String() string {
+	switch k {
+	case Start:
+		return "start"
+	case Stop:
+		return "stop"
+	}
+	return "action"
+}
+
+// Action is one thing a host does.
+type Action struct {
+	Kind    ActionKind
+	Guest   string
+	Attempt int
+}
+
+// HostInput is what a host decides on, once a round (doc.go, H1–H4).
+type HostInput struct {
+	Self HostID
+	// Epoch is the latest leader epoch this host has read; Plan is the
+	// plan read after it, already checked to be written by the owner of
+	// its epoch (lease.Validator), or the zero Plan.
+	Epoch uint64
+	Plan  Plan
+	// Running is what the hypervisor runs now.
+	Running []string
+	// Attempted is, per guest, the highest start attempt this incarnation
+	// has made (successful or not): an attempt is made once.
+	Attempted map[string]int
+}
+
+// Decide returns what the host does this round: start the guests the plan
+// of the current epoch assigns to this incarnation and that do not run
+// here, once per attempt; stop those the operator stopped. A plan of
+// another epoch is not obeyed (H1), and nothing is ever started or stopped
+// without one.
+func Decide(in HostInput) []Action {
+	if in.Plan.Epoch == 0 || in.Plan.Epoch != in.Epoch {
+		return nil
+	}
+	uuids := make([]string, 0, len(in.Plan.Guests))
+	for u := range in.Plan.Guests {
+		uuids = append(uuids, u)
+	}
+	sort.Strings(uuids)
+	var out []Action
+	for _, u := range uuids {
+		a := in.Plan.Guests[u]
+		if a.Host != in.Self {
+			continue
+		}
+		running := slices.Contains(in.Running, u)
+		switch a.State {
+		case Starting, Running:
+			if !running && in.Attempted[u] < a.Attempt {
+				out = append(out, Action{Kind: Start, Guest: u, Attempt: a.Attempt})
+			}
+		case Stopping:
+			if running {
+				out = append(out, Action{Kind: Stop, Guest: u})
+			}
+		}
+	}
+	return out
+}

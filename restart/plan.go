@@ -1,0 +1,405 @@
+package restart
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+)
+
+// HostID names one incarnation of a host.
+type HostID struct {
+	Name       string `json:"name"`
+	Generation uint64 `json:"generation"`
+}
+
+// IsZero reports whether id names nobody.
+func (id HostID) IsZero() bool { return id == HostID{} }
+
+func (id HostID) String() string { return fmt.Sprintf("%s/%d", id.Name, id.Generation) }
+
+// Placement is a guest's preferred-server policy.
+type Placement string
+
+const (
+	// Auto: any available host with the vm role (the default).
+	Auto Placement = "auto"
+	// Manual: only the guest's available preferred hosts.
+	Manual Placement = "manual"
+)
+
+// Role is a host's role in the pool.
+type Role string
+
+const (
+	RoleVM      Role = "vm"
+	RoleUtility Role = "utility"
+)
+
+// Guest is a guest's definition, as far as placement needs it.
+type Guest struct {
+	UUID      string
+	Name      string
+	HA        bool
+	Placement Placement
+	Preferred []string
+	// Management: the guest is the management instance of this pool; HA
+	// never protects it here.
+	Management bool
+	// Stopped: the operator stopped it (hbfence guest stop).
+	Stopped bool
+	// StartSeq grows with every hbfence guest start: a guest without HA
+	// that stopped because its host failed runs again only when asked.
+	StartSeq uint64
+}
+
+// Pool is the pool's configuration, as far as placement needs it.
+type Pool struct {
+	HA bool
+	// MaxAttempts bounds the start attempts of one placement (default 3).
+	MaxAttempts int
+}
+
+// Failure is a start attempt that failed on a host.
+type Failure struct {
+	Attempt int    `json:"attempt"`
+	Message string `json:"message"`
+}
+
+// Report is what a host incarnation last published (see doc.go, H4).
+type Report struct {
+	Host HostID `json:"host"`
+	// Seq grows with every report of the incarnation.
+	Seq uint64 `json:"seq"`
+	// Epoch is the latest leader epoch the host had read when it wrote
+	// the report: it obeys no plan older than that from then on.
+	Epoch    uint64             `json:"epoch"`
+	Running  []string           `json:"running"`
+	Starting []string           `json:"starting"`
+	Failed   map[string]Failure `json:"failed,omitempty"`
+	Leaving  bool               `json:"leaving,omitempty"`
+}
+
+func (r *Report) has(uuid string) bool {
+	return r != nil && (slices.Contains(r.Running, uuid) || slices.Contains(r.Starting, uuid))
+}
+
+// Host is one host as the master sees it: its current incarnation, its
+// liveness, its roles and its latest report.
+type Host struct {
+	ID     HostID
+	State  liveness.State
+	Unsafe bool // no watchdog: dead does not mean fenced
+	Roles  []Role
+	Report *Report // nil when none was read
+}
+
+// gone: the host runs no guest and starts none again (doc.go, M2).
+func (h Host) gone() bool {
+	return (h.State == liveness.Dead && !h.Unsafe) || h.State == liveness.Left
+}
+
+// caughtUp: the host's current incarnation reported on epoch or later.
+func (h Host) caughtUp(epoch uint64) bool {
+	return h.Report != nil && h.Report.Host == h.ID && h.Report.Epoch >= epoch
+}
+
+// report is the host's report if it is its current incarnation's.
+func (h Host) report() *Report {
+	if h.Report != nil && h.Report.Host == h.ID {
+		return h.Report
+	}
+	return nil
+}
+
+func (h Host) available(epoch uint64) bool {
+	return h.State == liveness.Live && !h.Unsafe && h.caughtUp(epoch) && slices.Contains(h.Roles, RoleVM) &&
+		!h.Report.Leaving
+}
+
+// State is a guest's state in the plan.
+type State string
+
+const (
+	Running  State = "running"
+	Starting State = "starting"
+	Pending  State = "pending"
+	Stopped  State = "stopped"
+	Stopping State = "stopping"
+	Error    State = "error"
+)
+
+// Assignment is one guest's entry in the plan.
+type Assignment struct {
+	// Host is the incarnation that runs the guest or may start it; zero
+	// when none.
+	Host    HostID   `json:"host"`
+	State   State    `json:"state"`
+	Attempt int      `json:"attempt,omitempty"`
+	Tried   []string `json:"tried,omitempty"`
+	Message string   `json:"message,omitempty"`
+	// StartSeq is the guest's StartSeq this entry has acted on.
+	StartSeq uint64 `json:"start_seq,omitempty"`
+	// ReportSeq is the sequence of the host's report that last showed
+	// the guest running there: a later report without it means the guest
+	// stopped on that host (it crashed, or was stopped by hand).
+	ReportSeq uint64 `json:"report_seq,omitempty"`
+}
+
+// Plan is the master's plan: every guest's owner and state.
+type Plan struct {
+	Epoch  uint64                `json:"epoch"`
+	Seq    uint64                `json:"seq"`
+	Guests map[string]Assignment `json:"guests"`
+}
+
+// Input is what Reconcile decides on.
+type Input struct {
+	Epoch  uint64 // the master's epoch
+	Pool   Pool
+	Guests []Guest
+	Hosts  []Host
+	Prev   Plan // the latest plan on storage (any epoch); zero if none
+}
+
+// Note is one thing the master should log: a placement, a guest failing
+// over, an invariant broken.
+type Note struct {
+	Guest string
+	Text  string
+	Alarm bool // an invariant broke: the operator must look
+}
+
+// Reconcile computes the plan of epoch in.Epoch from the hosts' reports,
+// the previous plan and the definitions (doc.go, M1–M5). The plan's
+// sequence is the previous one's plus one within the same epoch.
+func Reconcile(in Input) (Plan, []Note) {
+	maxAttempts := in.Pool.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 3
+	}
+	p := Plan{Epoch: in.Epoch, Seq: 1, Guests: make(map[string]Assignment, len(in.Guests))}
+	if in.Prev.Epoch == in.Epoch {
+		p.Seq = in.Prev.Seq + 1
+	}
+	var notes []Note
+	hosts := make(map[string]Host, len(in.Hosts))
+	for _, h := range in.Hosts {
+		hosts[h.ID.Name] = h
+	}
+	// M4: every host that is not gone must be caught up.
+	var behind []string
+	for _, h := range in.Hosts {
+		if !h.gone() && !h.caughtUp(in.Epoch) {
+			behind = append(behind, h.ID.Name)
+		}
+	}
+	sort.Strings(behind)
+	load := map[string]int{}
+
+	guests := slices.Clone(in.Guests)
+	slices.SortFunc(guests, func(a, b Guest) int { return cmp.Compare(a.UUID, b.UUID) })
+	type freed struct {
+		g      Guest
+		prev   Assignment
+		reason freeReason
+	}
+	var free []freed
+	for _, g := range guests {
+		prev := in.Prev.Guests[g.UUID]
+		// M1: owners by report.
+		var owners []Host
+		for _, h := range in.Hosts {
+			if !h.gone() && h.report().has(g.UUID) {
+				owners = append(owners, h)
+			}
+		}
+		if len(owners) > 1 {
+			names := make([]string, len(owners))
+			for i, o := range owners {
+				names[i] = o.ID.Name
+			}
+			msg := fmt.Sprintf("reported running on %d hosts at once: %v", len(owners), names)
+			p.Guests[g.UUID] = Assignment{State: Error, Message: msg, StartSeq: prev.StartSeq}
+			notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
+			continue
+		}
+		if len(owners) == 1 {
+			o := owners[0]
+			a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, StartSeq: max(prev.StartSeq, g.StartSeq),
+				ReportSeq: o.report().Seq}
+			if !slices.Contains(o.report().Running, g.UUID) {
+				a.State, a.ReportSeq = Starting, prev.ReportSeq
+			}
+			if g.Stopped {
+				a.State = Stopping
+			}
+			if prev.Host != o.ID || prev.State != a.State {
+				notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("%s on %s", a.State, o.ID)})
+			}
+			p.Guests[g.UUID] = a
+			load[o.ID.Name]++
+			continue
+		}
+		// Reported nowhere. Still assigned to a host that may start it
+		// (M3): keep it there.
+		reason := notAssigned
+		if !prev.Host.IsZero() && (prev.State == Starting || prev.State == Running || prev.State == Stopping) {
+			h, known := hosts[prev.Host.Name]
+			var f Failure
+			failed := false
+			if r := h.report(); known && r != nil && h.ID == prev.Host {
+				f, failed = r.Failed[g.UUID]
+				failed = failed && f.Attempt >= prev.Attempt
+			}
+			stoppedThere := prev.State == Running && known && h.ID == prev.Host && h.State == liveness.Live &&
+				h.report() != nil && h.report().Seq > prev.ReportSeq
+			switch {
+			case stoppedThere:
+				reason = stoppedOnHost
+				prev.Message = fmt.Sprintf("stopped on %s without hbfence (it crashed, or was stopped by hand)", prev.Host.Name)
+				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
+			case failed:
+				reason = attemptFailed
+				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
+				prev.Message = fmt.Sprintf("start on %s failed (attempt %d): %s", prev.Host.Name, f.Attempt, f.Message)
+				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
+			case known && !h.gone() && prev.State != Stopping && (h.ID == prev.Host || !h.caughtUp(in.Epoch)):
+				// Its host may still start it, or (a later incarnation
+				// that has not reported yet) adopt it.
+				if h.State == liveness.Dead && h.Unsafe {
+					prev.Message = fmt.Sprintf("its host %s is dead but runs with no watchdog: not known fenced, so not restarted elsewhere (stop it there by hand, then hbfence guest start)", h.ID.Name)
+				}
+				p.Guests[g.UUID] = prev
+				load[prev.Host.Name]++
+				continue
+			case prev.State == Stopping:
+				reason = stoppedByOperator
+				prev.Message = "stopped by the operator"
+			default:
+				reason = ownerGone
+				why := "gone from the pool"
+				switch {
+				case known && !h.gone():
+					why = fmt.Sprintf("restarted as generation %d, which does not run it", h.ID.Generation)
+				case known && h.State == liveness.Dead:
+					why = "dead, hence fenced"
+				case known && h.State == liveness.Left:
+					why = "left the pool"
+				}
+				prev.Message = fmt.Sprintf("its host %s is %s", prev.Host.Name, why)
+				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
+			}
+			prev.Host = HostID{}
+		}
+		free = append(free, freed{g, prev, reason})
+	}
+	// Free guests (M5).
+	for _, f := range free {
+		g, prev := f.g, f.prev
+		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tried: prev.Tried, Message: prev.Message, StartSeq: prev.StartSeq}
+		var want bool
+		switch {
+		case g.Stopped:
+		case g.StartSeq > prev.StartSeq:
+			want = true // hbfence guest start: fresh attempts
+			a.Attempt, a.Tried, a.StartSeq, a.Message = 0, nil, g.StartSeq, ""
+		case prev.State == Error:
+			a.State = Error // until the operator starts it again
+		case f.reason == attemptFailed, prev.State == Pending:
+			want = true
+		case f.reason == ownerGone, f.reason == stoppedOnHost:
+			want = haEffective(in.Pool, g)
+			a.Attempt, a.Tried = 0, nil
+			if !want {
+				a.Message += "; not restarted: " + haOff(in.Pool, g)
+			}
+		}
+		if !want {
+			p.Guests[g.UUID] = a
+			continue
+		}
+		switch {
+		case a.Attempt >= maxAttempts:
+			a.State = Error
+			a.Message = fmt.Sprintf("gave up after %d start attempts; last: %s", a.Attempt, prev.Message)
+			notes = append(notes, Note{Guest: g.UUID, Text: a.Message})
+		case len(behind) > 0:
+			a.State = Pending
+			a.Message = fmt.Sprintf("waiting for %s to report on epoch %d", strings.Join(behind, ", "), in.Epoch)
+		default:
+			h, ok := choose(in, g, a.Tried, load)
+			if !ok {
+				a.State = Pending
+				a.Message = "no available host" + placementNote(g)
+				break
+			}
+			a.Host, a.State, a.Attempt = h.ID, Starting, a.Attempt+1
+			load[h.ID.Name]++
+			notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("placed on %s (attempt %d)", h.ID, a.Attempt)})
+		}
+		p.Guests[g.UUID] = a
+	}
+	return p, notes
+}
+
+// freeReason is why a guest has no host that may run it.
+type freeReason int
+
+const (
+	notAssigned       freeReason = iota // stopped, pending, in error, or new
+	ownerGone                           // its host is dead (fenced) or left
+	attemptFailed                       // its host reported the start failed
+	stoppedByOperator                   // hbfence guest stop, done
+	stoppedOnHost                       // it no longer runs on its live host
+)
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(slices.Clone(list), s)
+}
+
+func haEffective(p Pool, g Guest) bool { return p.HA && g.HA && !g.Management }
+
+func haOff(p Pool, g Guest) string {
+	switch {
+	case !p.HA:
+		return "HA is disabled on the pool"
+	case !g.HA:
+		return "HA is disabled on the guest"
+	case g.Management:
+		return "it is the management instance of this pool"
+	}
+	return ""
+}
+
+func placementNote(g Guest) string {
+	if g.Placement == Manual {
+		return fmt.Sprintf(" among its preferred hosts %v", g.Preferred)
+	}
+	return ""
+}
+
+// choose picks the available host for g: the least loaded (then by name),
+// among g's preferred hosts when its placement is manual, not yet tried.
+func choose(in Input, g Guest, tried []string, load map[string]int) (Host, bool) {
+	var best Host
+	found := false
+	for _, h := range in.Hosts {
+		if !h.available(in.Epoch) || slices.Contains(tried, h.ID.Name) {
+			continue
+		}
+		if g.Placement == Manual && !slices.Contains(g.Preferred, h.ID.Name) {
+			continue
+		}
+		if !found || load[h.ID.Name] < load[best.ID.Name] || load[h.ID.Name] == load[best.ID.Name] && h.ID.Name < best.ID.Name {
+			best, found = h, true
+		}
+	}
+	return best, found
+}

@@ -1,0 +1,279 @@
+package restart
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+)
+
+// host builds a live, caught-up vm host of generation 1 on epoch e.
+func host(name string, e uint64, running ...string) Host {
+	id := HostID{Name: name, Generation: 1}
+	return Host{ID: id, State: liveness.Live, Roles: []Role{RoleVM},
+		Report: &Report{Host: id, Seq: 1, Epoch: e, Running: running}}
+}
+
+func with(h Host, f func(*Host)) Host { f(&h); return h }
+
+func haGuest(uuid string) Guest { return Guest{UUID: uuid, Name: uuid, HA: true, Placement: Auto} }
+
+func planOf(e uint64, entries map[string]Assignment) Plan { return Plan{Epoch: e, Seq: 1, Guests: entries} }
+
+func id(name string) HostID { return HostID{Name: name, Generation: 1} }
+
+func TestReconcile(t *testing.T) {
+	pool := Pool{HA: true, MaxAttempts: 2}
+	cases := []struct {
+		name  string
+		in    Input
+		check func(t *testing.T, p Plan, notes []Note)
+	}{
+		{
+			name: "a guest a host reports running is adopted there",
+			in:   Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")}, Hosts: []Host{host("a", 1, "g1"), host("b", 1)}},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Running)
+			},
+		},
+		{
+			name: "the HA guests of a dead host go to the least loaded available hosts",
+			in: Input{Epoch: 2, Pool: pool, Guests: []Guest{haGuest("g1"), haGuest("g2"), haGuest("g3")},
+				Hosts: []Host{
+					with(host("a", 2), func(h *Host) { h.State = liveness.Dead }),
+					host("b", 2, "g3"), host("c", 2),
+				},
+				Prev: planOf(2, map[string]Assignment{
+					"g1": {Host: id("a"), State: Running}, "g2": {Host: id("a"), State: Running}, "g3": {Host: id("b"), State: Running}})},
+			check: func(t *testing.T, p Plan, notes []Note) {
+				want(t, p, "g1", id("c"), Starting)
+				want(t, p, "g2", id("b"), Starting) // b has g3, c has g1: tie broken by name
+				want(t, p, "g3", id("b"), Running)
+				if p.Guests["g1"].Attempt != 1 || !strings.Contains(p.Guests["g1"].Message, "dead, hence fenced") {
+					t.Errorf("g1: %+v", p.Guests["g1"])
+				}
+			},
+		},
+		{
+			name: "a dead host without a watchdog keeps its guests: it is not known fenced",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.State, h.Unsafe = liveness.Dead, true }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Running)
+				if !strings.Contains(p.Guests["g1"].Message, "not known fenced") {
+					t.Errorf("message %q", p.Guests["g1"].Message)
+				}
+			},
+		},
+		{
+			name: "a suspect host keeps its guests",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.State = liveness.Suspect; h.Report.Running = nil }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: 1}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("a"), Starting) },
+		},
+		{
+			name: "the guests of a host that left restart at once",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.State = liveness.Left; h.Report.Running = nil }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("b"), Starting) },
+		},
+		{
+			name: "nothing is placed while a host that is not gone has not reported on this epoch",
+			in: Input{Epoch: 3, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 3), func(h *Host) { h.State = liveness.Dead }), host("b", 3),
+					with(host("c", 2), func(h *Host) { h.State = liveness.Suspect })},
+				Prev: planOf(2, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", HostID{}, Pending)
+				if !strings.Contains(p.Guests["g1"].Message, "waiting for c to report on epoch 3") {
+					t.Errorf("message %q", p.Guests["g1"].Message)
+				}
+			},
+		},
+		{
+			name: "manual placement uses only available preferred hosts, else pending",
+			in: Input{Epoch: 1, Pool: pool,
+				Guests: []Guest{{UUID: "g1", HA: true, Placement: Manual, Preferred: []string{"a", "c"}}, {UUID: "g2", HA: true, Placement: Manual, Preferred: []string{"a"}}},
+				Hosts:  []Host{with(host("a", 1), func(h *Host) { h.State = liveness.Dead }), host("b", 1), host("c", 1)},
+				Prev:   planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}, "g2": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("c"), Starting)
+				want(t, p, "g2", HostID{}, Pending)
+				if !strings.Contains(p.Guests["g2"].Message, "preferred hosts [a]") {
+					t.Errorf("message %q", p.Guests["g2"].Message)
+				}
+			},
+		},
+		{
+			name: "a pending guest starts when a host becomes available",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{{UUID: "g2", HA: true, Placement: Manual, Preferred: []string{"a"}}},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.ID.Generation = 2; h.Report.Host.Generation = 2 }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g2": {State: Pending}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g2", HostID{Name: "a", Generation: 2}, Starting) },
+		},
+		{
+			name: "hosts without the vm role, leaving, or without a watchdog get no guests",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{
+					with(host("a", 1), func(h *Host) { h.Roles = []Role{RoleUtility} }),
+					with(host("b", 1), func(h *Host) { h.Report.Leaving = true }),
+					with(host("c", 1), func(h *Host) { h.Unsafe = true }),
+					with(host("d", 1), func(h *Host) { h.State = liveness.Left }),
+				},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("d"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", HostID{}, Pending) },
+		},
+		{
+			name: "a failed start is tried on another host, then the guest is in error",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{
+					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: 2, Message: "no memory"}} }),
+					host("b", 1), host("c", 1)},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: 2, Tried: []string{"b"}}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", HostID{}, Error)
+				if !strings.Contains(p.Guests["g1"].Message, "no memory") {
+					t.Errorf("message %q", p.Guests["g1"].Message)
+				}
+			},
+		},
+		{
+			name: "the first failed start moves the guest to a host not yet tried",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{
+					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: 1, Message: "no memory"}} }),
+					host("b", 1)},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: 1}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("b"), Starting)
+				if a := p.Guests["g1"]; a.Attempt != 2 || len(a.Tried) != 1 || a.Tried[0] != "a" {
+					t.Errorf("g1: %+v", a)
+				}
+			},
+		},
+		{
+			name: "a guest without HA whose host failed is stopped, and says why",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{{UUID: "g1"}, {UUID: "g2", HA: true, Management: true}},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.State = liveness.Dead }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}, "g2": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", HostID{}, Stopped)
+				want(t, p, "g2", HostID{}, Stopped)
+				if !strings.Contains(p.Guests["g1"].Message, "HA is disabled on the guest") || !strings.Contains(p.Guests["g2"].Message, "management instance") {
+					t.Errorf("messages %q, %q", p.Guests["g1"].Message, p.Guests["g2"].Message)
+				}
+			},
+		},
+		{
+			name: "HA off on the pool: nothing restarts",
+			in: Input{Epoch: 1, Pool: Pool{HA: false}, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.State = liveness.Dead }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", HostID{}, Stopped) },
+		},
+		{
+			name: "a guest reported on two hosts is in error and raises an alarm",
+			in:   Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")}, Hosts: []Host{host("a", 1, "g1"), host("b", 1, "g1")}},
+			check: func(t *testing.T, p Plan, notes []Note) {
+				want(t, p, "g1", HostID{}, Error)
+				if len(notes) != 1 || !notes[0].Alarm {
+					t.Errorf("notes %+v", notes)
+				}
+			},
+		},
+		{
+			name: "a guest stopped by the operator is stopping on its host, then stopped",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{with2(haGuest("g1"), func(g *Guest) { g.Stopped = true }), with2(haGuest("g2"), func(g *Guest) { g.Stopped = true })},
+				Hosts: []Host{host("a", 1, "g1"), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g2": {Host: id("b"), State: Stopping}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Stopping)
+				want(t, p, "g2", HostID{}, Stopped)
+			},
+		},
+		{
+			name: "a new guest stays stopped until the operator starts it; a start places it",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1"), with2(haGuest("g2"), func(g *Guest) { g.StartSeq = 1 })},
+				Hosts: []Host{host("a", 1)}},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", HostID{}, Stopped)
+				want(t, p, "g2", id("a"), Starting)
+			},
+		},
+		{
+			name: "a guest that stopped on its live host (a newer report) is restarted if HA",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1"), {UUID: "g2"}},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 5 })},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running, ReportSeq: 4}, "g2": {Host: id("a"), State: Running, ReportSeq: 4}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Starting)
+				want(t, p, "g2", HostID{}, Stopped)
+			},
+		},
+		{
+			name: "an older report without the guest changes nothing",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 4 })},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running, ReportSeq: 4}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("a"), Running) },
+		},
+		{
+			name: "a restarted daemon that has not reported yet holds its host's guests",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.ID.Generation = 2 }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("a"), Running) },
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, notes := Reconcile(c.in)
+			c.check(t, p, notes)
+		})
+	}
+}
+
+func with2(g Guest, f func(*Guest)) Guest { f(&g); return g }
+
+func want(t *testing.T, p Plan, uuid string, h HostID, st State) {
+	t.Helper()
+	a, ok := p.Guests[uuid]
+	if !ok {
+		t.Fatalf("%s is not in the plan", uuid)
+	}
+	if a.Host != h || a.State != st {
+		t.Errorf("%s: on %v %s (%s); want on %v %s", uuid, a.Host, a.State, a.Message, h, st)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	self := id("a")
+	p := Plan{Epoch: 2, Seq: 7, Guests: map[string]Assignment{
+		"g1": {Host: self, State: Starting, Attempt: 1},
+		"g2": {Host: self, State: Running},
+		"g3": {Host: id("b"), State: Starting, Attempt: 1},
+		"g4": {Host: self, State: Stopping},
+		"g5": {Host: self, State: Starting, Attempt: 2},
+	}}
+	got := Decide(HostInput{Self: self, Epoch: 2, Plan: p, Running: []string{"g2", "g4"}, Attempted: map[string]int{"g5": 2}})
+	wantActs := []Action{{Kind: Start, Guest: "g1", Attempt: 1}, {Kind: Stop, Guest: "g4"}}
+	if len(got) != len(wantActs) {
+		t.Fatalf("actions %+v, want %+v", got, wantActs)
+	}
+	for i := range got {
+		if got[i] != wantActs[i] {
+			t.Errorf("action %d: %+v, want %+v", i, got[i], wantActs[i])
+		}
+	}
+	for _, e := range []uint64{1, 3} {
+		if acts := Decide(HostInput{Self: self, Epoch: e, Plan: p}); len(acts) != 0 {
+			t.Errorf("a plan of epoch 2 obeyed by a host on epoch %d: %+v", e, acts)
+		}
+	}
+	if acts := Decide(HostInput{Self: HostID{Name: "a", Generation: 2}, Epoch: 2, Plan: p}); len(acts) != 0 {
+		t.Errorf("another incarnation obeyed an assignment to generation 1: %+v", acts)
+	}
+}
