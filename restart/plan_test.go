@@ -18,7 +18,9 @@ func with(h Host, f func(*Host)) Host { f(&h); return h }
 
 func haGuest(uuid string) Guest { return Guest{UUID: uuid, Name: uuid, HA: true, Placement: Auto} }
 
-func planOf(e uint64, entries map[string]Assignment) Plan { return Plan{Epoch: e, Seq: 1, Guests: entries} }
+func planOf(e uint64, entries map[string]Assignment) Plan {
+	return Plan{Epoch: e, Seq: 1, Guests: entries}
+}
 
 func id(name string) HostID { return HostID{Name: name, Generation: 1} }
 

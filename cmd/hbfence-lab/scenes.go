@@ -18,7 +18,7 @@ var scenes = []scene{
 	{"Format a heartbeat file and start three hosts", sceneStart},
 	{"The pool master: who holds the lease, and moving it to node2", sceneMaster},
 	{"Power loss of the master: SIGKILL node2, watch the others judge it and take over", sceneKill},
-	{"Clean stop: SIGTERM node3, which writes \"left\"", sceneLeave},
+	{"Clean stop: SIGTERM node3, the master now, which releases the lease and writes \"left\"", sceneLeave},
 	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
 	{"A second machine calling itself node1 is refused", sceneDuplicate},
 	{"A frozen daemon: SIGSTOP node3, whose watchdog resets it", sceneFreeze},
@@ -145,11 +145,21 @@ func sceneKill(ctx context.Context, d *demo) error {
 	d.check(took <= 1.1*t.HostDead+t.Interval, "takeover within 1.1 × host_dead + one interval (%.2fs ≤ %.2fs)", took, 1.1*t.HostDead+t.Interval)
 	d.figure("master_takeover_seconds", took)
 	d.figure("master_takeover_ratio_to_host_dead", took/t.HostDead)
+	if m.host.Name != "node3" {
+		// The next scene stops node3 as the master.
+		if _, err := d.move(ctx, m.host, "node3", m.epoch); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func sceneLeave(ctx context.Context, d *demo) error {
 	h := d.hosts["node3"]
+	hm, err := h.Master(ctx)
+	if err != nil {
+		return err
+	}
 	stopped := time.Now()
 	if err := h.Stop(ctx); err != nil {
 		return fmt.Errorf("node3 did not stop cleanly: %v", err)
@@ -163,6 +173,16 @@ func sceneLeave(ctx context.Context, d *demo) error {
 	d.say("node1: node3 left %.2fs after the SIGTERM — no need to wait host_dead (%gs)", after, d.timing.HostDead)
 	d.check(after < d.timing.HostDead/2, "node1 saw node3 leave well before host_dead")
 	d.figure("leave_seen_seconds", after)
+	if hm.Self.Acting {
+		m, err := d.waitMaster(ctx, []*lab.Host{d.hosts["node1"]}, hm.Self.Epoch, secs(d.timing.HostDead))
+		if err != nil {
+			return err
+		}
+		took := m.since.Sub(stopped).Seconds()
+		d.say("node3 was master (epoch %d): it released the lease before writing \"left\", and node1 took epoch %d %.2fs after the SIGTERM", hm.Self.Epoch, m.epoch, took)
+		d.check(took < d.timing.HostDead/2, "the master role moved on a clean stop without waiting host_dead")
+		d.figure("master_after_clean_stop_seconds", took)
+	}
 	return nil
 }
 

@@ -243,6 +243,7 @@ type Lease struct {
 	mayBeChosen   bool          // we wrote phase 2 with our own value in inst
 	attempts      int           // ballots started in inst
 	aborts        int           // consecutive aborts
+	readFails     int           // consecutive failed I/Os
 	lastAbort     string
 	waiting       string // why an acquisition waits
 	lastErr       string
@@ -735,6 +736,7 @@ func (l *Lease) ownKnownAfterFailure(a Action) {
 func (l *Lease) emit(e Event) { l.events = append(l.events, e) }
 
 func (l *Lease) sample(issued, done time.Time) {
+	l.readFails = 0
 	d := done.Sub(issued)
 	if d < 0 {
 		return
@@ -756,10 +758,16 @@ func (l *Lease) read(k Kind, s step, notBefore time.Time) {
 }
 
 func (l *Lease) readFailed(done time.Time) {
+	l.readFails++
 	wait := l.cfg.Timing.Interval
 	switch l.step {
 	case stepBlocks, stepP1Read, stepP2Read, stepResume, stepLeaderCheck:
-		wait = l.backoff()
+		// Storage that fails every I/O at once (a stuck earlier I/O, a
+		// bad sector) must not make the lease spin: the wait doubles
+		// with each failure in a row, from a sixteenth of an interval
+		// up to an interval.
+		base := max(l.cfg.Timing.Interval/16, 4*l.rtt, time.Millisecond)
+		wait = l.cfg.Jitter(min(l.cfg.Timing.Interval, base<<min(l.readFails-1, 4))) + base/2
 	}
 	if l.role == HandingOver && l.hoOverdue(done) {
 		return

@@ -49,8 +49,9 @@
 //     cannot change the kind of the I/O under way — Renewed, Observed,
 //     Master — are applied at once: Renewed and Master only refresh the
 //     acting window or latch the fence (a fenced lease ignores the result
-//     of the I/O under way), and Observed only brings forward a read that
-//     has not been issued. Commands — HandOver, Release, Stop — are applied
+//     of the I/O under way), and Observed only moves the time of a leader
+//     read of the waiting step (when the read is already under way, the
+//     action keeps its kind and step, and its result answers it). Commands — HandOver, Release, Stop — are applied
 //     between two I/Os, so a result is always reported to the action it
 //     answers. Before an I/O the runner checks that the lease still asks
 //     for it.

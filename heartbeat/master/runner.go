@@ -59,6 +59,11 @@ type Runner struct {
 	subs   map[int]chan lease.Event
 	nsub   int
 
+	// Failed lease I/O, for logIO (the runner's goroutine only).
+	ioFails  int
+	ioErr    string
+	ioLogged time.Time
+
 	wake  chan struct{}
 	cmds  chan command
 	stop  chan struct{}
@@ -142,11 +147,21 @@ func (r *Runner) Master(now time.Time) (lease.Mastership, bool) {
 	return ms, ok
 }
 
-// Holder is the leader record as this host last read it.
+// Holder is the leader record as this host knows it: as last read, or this
+// host's own record of a later epoch once it acquired (before it reads it
+// back). Orders stamped with an epoch are judged against it.
 func (r *Runner) Holder() lease.Holder {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.l.Holder()
+	return r.holder()
+}
+
+func (r *Runner) holder() lease.Holder {
+	hd := r.l.Holder()
+	if ls := r.l.Status(); ls.Role == lease.Master && ls.Epoch > hd.Epoch {
+		hd = lease.Holder{Known: true, Epoch: ls.Epoch, Owner: r.cfg.Self, Since: ls.Since}
+	}
+	return hd
 }
 
 // CanTake reports whether this incarnation could take the lease if it
@@ -163,7 +178,9 @@ func (r *Runner) CanTake() bool {
 // epoch it has not read yet.
 func (r *Runner) ReadOften(until time.Time) {
 	r.mu.Lock()
-	r.soonTo = until
+	if until.After(r.soonTo) {
+		r.soonTo = until
+	}
 	r.mu.Unlock()
 	r.poke()
 }
@@ -171,7 +188,9 @@ func (r *Runner) ReadOften(until time.Time) {
 // HandOver asks the lease to hand the master role to target (which has
 // acknowledged the request) and waits for the outcome: the HandedOver
 // event, or HandOverFailed (Resumed tells whether this host is master
-// again), or Lost. The ballot gives up at deadline.
+// again), or Acquired (an earlier proposal naming this host had been
+// chosen for the next epoch: it is master of that epoch), or Lost. The
+// ballot gives up at deadline.
 func (r *Runner) HandOver(ctx context.Context, target ondisk.Owner, deadline time.Time) (lease.Event, error) {
 	events, cancel := r.watch()
 	defer cancel()
@@ -188,7 +207,7 @@ func (r *Runner) HandOver(ctx context.Context, target ondisk.Owner, deadline tim
 			return lease.Event{}, ErrStopped
 		case e := <-events:
 			switch e.Kind {
-			case lease.HandedOver, lease.HandOverFailed:
+			case lease.HandedOver, lease.HandOverFailed, lease.Acquired:
 				return e, nil
 			case lease.Lost:
 				return e, fmt.Errorf("the lease was lost during the hand-over: %s", e.Detail)
@@ -204,8 +223,12 @@ func (r *Runner) Release(ctx context.Context) error {
 	defer cancel()
 	var held bool
 	if err := r.do(ctx, func(l *lease.Lease, now time.Time) error {
-		held = l.Role() == lease.Master || l.Role() == lease.Releasing
-		return l.Release(now)
+		err := l.Release(now)
+		// Releasing: the released record is being written. Acquiring
+		// after Release: an instance that may have chosen this host is
+		// being finished, and its record will be written released.
+		held = l.Role() == lease.Releasing || l.Role() == lease.Acquiring
+		return err
 	}); err != nil {
 		return err
 	}
@@ -224,6 +247,10 @@ func (r *Runner) Release(ctx context.Context) error {
 				return nil
 			case lease.Lost, lease.FencedEvent:
 				return fmt.Errorf("lease %s: %s", e.Kind, e.Detail)
+			case lease.Decided, lease.Busy:
+				if !e.Owner.Same(r.cfg.Self) {
+					return nil // the instance went to another host
+				}
 			}
 		}
 	}
@@ -367,8 +394,25 @@ func (r *Runner) loop() {
 		r.mu.Lock()
 		r.drv.Report(res)
 		r.mu.Unlock()
-		if res.Err != nil {
-			r.log.Warn().Err(res.Err).Str("io", a.Kind.String()).Msg("lease I/O failed")
+		r.logIO(a, res.Err)
+	}
+}
+
+// logIO logs a failed lease I/O: the first of a run of failures, a change
+// of error, and then once a minute; and the recovery.
+func (r *Runner) logIO(a lease.Action, err error) {
+	now := r.now()
+	switch {
+	case err == nil:
+		if r.ioFails > 0 {
+			r.log.Info().Int("failures", r.ioFails).Msg("lease I/O works again")
+		}
+		r.ioFails, r.ioErr = 0, ""
+	default:
+		r.ioFails++
+		if err.Error() != r.ioErr || now.Sub(r.ioLogged) >= time.Minute {
+			r.log.Warn().Err(err).Str("io", a.Kind.String()).Int("failures", r.ioFails).Msg("lease I/O failed")
+			r.ioErr, r.ioLogged = err.Error(), now
 		}
 	}
 }

@@ -127,19 +127,14 @@ func (h *history) add(e lease.Event, self ondisk.Owner) {
 
 // Status reports the role as this host sees it at now.
 func (r *Runner) Status(now time.Time) Status {
+	defer r.poke() // asking Master may latch the fence: publish it
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	hd := r.l.Holder()
+	hd := r.holder() // our own acquisition counts before we read it back
 	ls := r.l.Status()
 	st := Status{Known: hd.Known, Slot: -1, Epoch: hd.Epoch, Released: hd.Released, Successor: hd.Successor.Name}
 	if hd.Known {
 		st.SinceAgeSeconds = now.Sub(hd.Since).Seconds()
-	}
-	if ls.Role == lease.Master && ls.Epoch > hd.Epoch {
-		// We acquired and have not read our record back yet.
-		hd = lease.Holder{Known: true, Epoch: ls.Epoch, Owner: r.cfg.Self, Since: ls.Since}
-		st.Known, st.Epoch, st.Released, st.Successor = true, hd.Epoch, false, ""
-		st.SinceAgeSeconds = now.Sub(ls.Since).Seconds()
 	}
 	if hd.Known && hd.Epoch > 0 && !hd.Released {
 		st.Name, st.Slot, st.Generation = hd.Owner.Name, int(hd.Owner.Slot), hd.Owner.Generation

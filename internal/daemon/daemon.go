@@ -183,9 +183,8 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		poison := make(chan poisonPill, 1)
 		ms := &masterSide{t: h.Timing, log: log}
 		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog,
-			OnRenewal:   ms.onRenewal,
-			OnRead:      ms.onRead,
-			BeforeLeave: ms.beforeLeave,
+			OnRenewal: ms.onRenewal,
+			OnRead:    ms.onRead,
 			OnMessage: func(in heartbeat.Incoming) heartbeat.Reply {
 				switch in.Message.Kind {
 				case heartbeat.KindHandOver:
@@ -263,7 +262,23 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		ms.r.Store(r)
 		dutiesCtx, dutiesStop := context.WithCancel(ctx)
 		go ms.duties(dutiesCtx, r)
-		o, runErr := fc.run(ctx)
+		// On SIGTERM, give the master role up and let the lease's last
+		// writes land while the heartbeat still renews (a slow release
+		// must not lapse the renewals), then stop the member, which
+		// writes "left".
+		memberCtx, memberStop := context.WithCancel(context.Background())
+		runEnded := make(chan struct{})
+		go func() {
+			select {
+			case <-ctx.Done():
+				ms.beforeLeave()
+				memberStop()
+			case <-runEnded:
+			}
+		}()
+		o, runErr := fc.run(memberCtx)
+		close(runEnded)
+		memberStop()
 		dutiesStop()
 		// No lease write of this incarnation may land after it left or
 		// after the next incarnation joined.

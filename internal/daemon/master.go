@@ -44,7 +44,7 @@ func (ms *masterSide) onRead(issued, done time.Time, peers []liveness.Peer) {
 
 // beforeLeave gives the role up on a clean stop, so that another host
 // takes over at once, and waits until no lease write can still land: only
-// then may "left" be written.
+// then may "left" be written. It runs while the member still renews.
 func (ms *masterSide) beforeLeave() {
 	r := ms.runner()
 	if r == nil {
@@ -213,6 +213,9 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	if fc == nil || ms == nil || ms.runner() == nil {
 		return MoveResult{}, errors.New("master move: this host has not joined the pool yet")
 	}
+	// Every step below is bounded by the pool's timing; so is the whole.
+	ctx, cancel := context.WithTimeout(ctx, 6*t.Interval+6*t.IOTimeout+time.Second)
+	defer cancel()
 	r := ms.runner()
 	st := fc.m.Status(time.Now())
 	res := MoveResult{From: st.Self, To: req.Host}
@@ -279,11 +282,17 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	default:
 		return res, fmt.Errorf("master move: %s refused with answer %d (a newer hbfence?)", req.Host, answer)
 	}
+	if now, ok := r.Master(time.Now()); !ok || now.Epoch != mine.Epoch {
+		return res, fmt.Errorf("master move: this host stopped being master of epoch %d while %s answered; see hbfence master", mine.Epoch, req.Host)
+	}
 	// Read the leader record often from now on, to see the new master.
 	r.ReadOften(time.Now().Add(4 * t.Interval))
 	e, err := r.HandOver(ctx, to, time.Now().Add(3*t.IOTimeout))
 	if err != nil {
 		return res, fmt.Errorf("master move: %w", err)
+	}
+	if e.Kind == lease.Acquired {
+		return res, fmt.Errorf("master move: an earlier hand-over proposal naming this host had been chosen for epoch %d: %s is master of epoch %d; run the move again", e.Epoch, st.Self, e.Epoch)
 	}
 	if e.Kind == lease.HandOverFailed {
 		if e.Resumed {
