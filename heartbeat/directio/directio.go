@@ -65,6 +65,8 @@ var (
 	ErrBusy      = errors.New("an earlier I/O has not returned")
 	ErrClosed    = errors.New("device is closed")
 	ErrAlignment = errors.New("not aligned for direct I/O")
+	// ErrShort: the file ended before the I/O did.
+	ErrShort = errors.New("short I/O: the file ends before")
 )
 
 type request struct {
@@ -308,7 +310,7 @@ func (d *Device) finish(op string, p, buf []byte, off int64, r result) (int, err
 		return r.n, fmt.Errorf("%s %s at offset %d: %w", op, d.path, d.offset+off, r.err)
 	}
 	if r.n != len(p) {
-		return r.n, fmt.Errorf("%s %s at offset %d: short %s, %d of %d bytes (area truncated?)", op, d.path, d.offset+off, op, r.n, len(p))
+		return r.n, fmt.Errorf("%s %s at offset %d: short %s, %d of %d bytes (area truncated?): %w", op, d.path, d.offset+off, op, r.n, len(p), ErrShort)
 	}
 	return r.n, nil
 }

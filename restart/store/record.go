@@ -1,0 +1,271 @@
+// Package store keeps the pool's guest records on the cluster root: the
+// pool configuration with the guest definitions, the master's plan, and one
+// report per host. Each is a record file written in place with O_DIRECT and
+// O_DSYNC by one writer at a time and read with O_DIRECT by everyone, so
+// that no host's page cache or NFS attribute cache serves an old copy.
+//
+// # Record files
+//
+// A record file holds one record from byte 0: a 64-byte header (magic
+// "HBRC", format version, kind, the writer's sequence and epoch, the
+// payload's length and its CRC-32C, the header's own CRC-32C), then the
+// payload, JSON, padded with zeroes to the storage's direct-I/O alignment.
+// A record is written with one write of the whole padded record; a reader
+// reads the first aligned block, then the rest. A read that mixes two
+// writes, or a write that tore, fails its checksum and reads as ErrTorn:
+// the reader keeps what it had (no change seen) and reads again at its next
+// round, never acting on a mix.
+//
+// # Who writes what
+//
+//   - pool: the pool's configuration and guest definitions; written by the
+//     master only (the CLI goes through the master's daemon), stamped with
+//     its epoch.
+//   - plan: written by the master of its epoch only, stamped with it.
+//   - hosts/NAME: written by host NAME only (its current incarnation).
+//
+// Masters change, so pool and plan have had several writers over time,
+// but never two at once (the master lease); a write of an old master that
+// lands late carries an older epoch and is refused by readers that check
+// the epoch (lease.Validator), and the current master writes its record
+// again every round.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/directio"
+)
+
+// Kind is what a record file holds.
+type Kind uint16
+
+const (
+	KindPool   Kind = 1
+	KindPlan   Kind = 2
+	KindReport Kind = 3
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindPool:
+		return "pool"
+	case KindPlan:
+		return "plan"
+	case KindReport:
+		return "report"
+	}
+	return fmt.Sprintf("kind(%d)", uint16(k))
+}
+
+// Version is the record format this build writes and reads.
+const Version = 1
+
+const (
+	headerSize = 64
+	magic      = "HBRC"
+	// MaxPayload bounds a record's payload (a plan of 10 000 guests is
+	// about 2 MB).
+	MaxPayload = 64 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Header is a record's header.
+type Header struct {
+	Kind    Kind
+	Seq     uint64 // the writer's sequence
+	Epoch   uint64 // the master's epoch (pool, plan), 0 for a report
+	Written time.Time
+}
+
+// Errors of reading a record; test with errors.Is.
+var (
+	// ErrEmpty: the file does not exist or holds no record yet.
+	ErrEmpty = errors.New("no record")
+	// ErrTorn: the checksum does not match: a torn or concurrent write.
+	// Keep what you had and read again later.
+	ErrTorn = errors.New("record torn or being written (checksum mismatch)")
+	// ErrCorrupt: not a record of this format (another file, a newer
+	// version, a wrong kind).
+	ErrCorrupt = errors.New("not a valid hbfence record")
+)
+
+// File is one record file, opened for direct I/O. A File is used by one
+// goroutine at a time.
+type File struct {
+	path    string
+	dev     *directio.Device
+	timeout time.Duration
+	align   int
+	seq     uint64
+}
+
+// OpenFile opens the record file at path for direct I/O, creating it (empty)
+// if create is set and it does not exist. Every I/O is bounded by
+// timeout.
+func OpenFile(path string, create bool, timeout time.Duration) (*File, error) {
+	if create {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", path, err)
+		}
+		f.Close()
+	}
+	mode := directio.ReadOnly
+	if create {
+		mode = directio.ReadWrite
+	}
+	dev, err := directio.Open(path, 0, mode)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("record %s: %w", path, ErrEmpty)
+		}
+		return nil, fmt.Errorf("record %s: %w", path, err)
+	}
+	return &File{path: path, dev: dev, timeout: timeout, align: dev.Geometry().Alignment}, nil
+}
+
+// Path is the file's path.
+func (f *File) Path() string { return f.path }
+
+// Close closes the file.
+func (f *File) Close() error { return f.dev.Close() }
+
+// Write replaces the record with payload, in one write of the whole padded
+// record. Seq is the writer's: one more than the last Write of this File,
+// or than the sequence found in the file when the File was opened by a new
+// writer (SetSeq).
+func (f *File) Write(h Header, payload []byte) (uint64, error) {
+	if len(payload) > MaxPayload {
+		return 0, fmt.Errorf("record %s: %d bytes, more than the %d a record holds", f.path, len(payload), MaxPayload)
+	}
+	f.seq++
+	h.Seq = f.seq
+	if h.Written.IsZero() {
+		h.Written = time.Now()
+	}
+	n := roundUp(headerSize+len(payload), f.align)
+	buf := make([]byte, n)
+	encodeHeader(buf[:headerSize], h, payload)
+	copy(buf[headerSize:], payload)
+	if err := f.dev.Extend(int64(n)); err != nil {
+		return 0, fmt.Errorf("record %s: growing to %d bytes: %w", f.path, n, err)
+	}
+	if err := f.dev.WriteAt(buf, 0, f.timeout); err != nil {
+		return 0, fmt.Errorf("record %s: %w", f.path, err)
+	}
+	return h.Seq, nil
+}
+
+// SetSeq sets the sequence the next Write continues from (a new writer
+// continues the file's sequence).
+func (f *File) SetSeq(seq uint64) {
+	if seq > f.seq {
+		f.seq = seq
+	}
+}
+
+// Read reads the record: its header and payload. ErrEmpty, ErrTorn and
+// ErrCorrupt (wrapped, with the file and what was found) say why there is
+// none.
+func (f *File) Read(want Kind) (Header, []byte, error) {
+	first := make([]byte, f.align)
+	if err := f.dev.ReadAt(first, 0, f.timeout); err != nil {
+		if errors.Is(err, directio.ErrShort) {
+			return Header{}, nil, fmt.Errorf("record %s: %w", f.path, ErrEmpty)
+		}
+		return Header{}, nil, fmt.Errorf("record %s: %w", f.path, err)
+	}
+	h, length, sum, err := decodeHeader(first[:headerSize])
+	if err != nil {
+		return Header{}, nil, fmt.Errorf("record %s: %w", f.path, err)
+	}
+	if h.Kind != want {
+		return Header{}, nil, fmt.Errorf("record %s: holds a %s record, not a %s one: %w", f.path, h.Kind, want, ErrCorrupt)
+	}
+	buf := first
+	if total := roundUp(headerSize+length, f.align); total > len(first) {
+		buf = make([]byte, total)
+		copy(buf, first)
+		if err := f.dev.ReadAt(buf[len(first):], int64(len(first)), f.timeout); err != nil {
+			if errors.Is(err, directio.ErrShort) {
+				return Header{}, nil, fmt.Errorf("record %s: %w", f.path, ErrTorn) // being rewritten longer
+			}
+			return Header{}, nil, fmt.Errorf("record %s: %w", f.path, err)
+		}
+	}
+	payload := buf[headerSize : headerSize+length]
+	if crc32.Checksum(payload, castagnoli) != sum {
+		return Header{}, nil, fmt.Errorf("record %s: %w", f.path, ErrTorn)
+	}
+	return h, payload, nil
+}
+
+func roundUp(n, a int) int { return (n + a - 1) / a * a }
+
+// Header layout, little-endian:
+//
+//	0  4  magic "HBRC"
+//	4  2  format version
+//	6  2  kind
+//	8  8  writer's sequence
+//	16 8  epoch
+//	24 8  wall clock of the write, Unix ns (for humans)
+//	32 4  payload length
+//	36 4  payload CRC-32C
+//	40 20 reserved, zero
+//	60 4  CRC-32C of bytes 0..59
+func encodeHeader(b []byte, h Header, payload []byte) {
+	copy(b[0:4], magic)
+	binary.LittleEndian.PutUint16(b[4:6], Version)
+	binary.LittleEndian.PutUint16(b[6:8], uint16(h.Kind))
+	binary.LittleEndian.PutUint64(b[8:16], h.Seq)
+	binary.LittleEndian.PutUint64(b[16:24], h.Epoch)
+	binary.LittleEndian.PutUint64(b[24:32], uint64(h.Written.UnixNano()))
+	binary.LittleEndian.PutUint32(b[32:36], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[36:40], crc32.Checksum(payload, castagnoli))
+	binary.LittleEndian.PutUint32(b[60:64], crc32.Checksum(b[0:60], castagnoli))
+}
+
+func decodeHeader(b []byte) (Header, int, uint32, error) {
+	if isZero(b) {
+		return Header{}, 0, 0, ErrEmpty
+	}
+	if string(b[0:4]) != magic {
+		return Header{}, 0, 0, fmt.Errorf("magic %q, want %q (another program's file?): %w", b[0:4], magic, ErrCorrupt)
+	}
+	if crc32.Checksum(b[0:60], castagnoli) != binary.LittleEndian.Uint32(b[60:64]) {
+		return Header{}, 0, 0, ErrTorn
+	}
+	if v := binary.LittleEndian.Uint16(b[4:6]); v != Version {
+		return Header{}, 0, 0, fmt.Errorf("format version %d; this hbfence reads version %d (upgrade every host): %w", v, Version, ErrCorrupt)
+	}
+	h := Header{
+		Kind:    Kind(binary.LittleEndian.Uint16(b[6:8])),
+		Seq:     binary.LittleEndian.Uint64(b[8:16]),
+		Epoch:   binary.LittleEndian.Uint64(b[16:24]),
+		Written: time.Unix(0, int64(binary.LittleEndian.Uint64(b[24:32]))),
+	}
+	length := int(binary.LittleEndian.Uint32(b[32:36]))
+	if length > MaxPayload {
+		return Header{}, 0, 0, fmt.Errorf("payload length %d above the limit %d: %w", length, MaxPayload, ErrCorrupt)
+	}
+	return h, length, binary.LittleEndian.Uint32(b[36:40]), nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func castagnoliSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

@@ -1,0 +1,263 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/restart"
+)
+
+// Dir is the directory under the cluster root that holds the records.
+const Dir = ".hbfence"
+
+// PoolConfig is the pool's configuration and its guests' definitions.
+type PoolConfig struct {
+	// HA is the pool's HA switch: a guest is protected only when both
+	// the pool and the guest have HA on.
+	HA bool `json:"ha"`
+	// MaxAttempts bounds the start attempts of one placement (default 3).
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Roles gives hosts their roles; a host not listed has the vm role.
+	Roles map[string][]restart.Role `json:"roles,omitempty"`
+	// Repositories are the directories (on the shared storage) a guest's
+	// configuration must resolve inside; empty: the cluster root.
+	Repositories []string    `json:"repositories,omitempty"`
+	Guests       []GuestDef `json:"guests"`
+}
+
+// GuestDef is one guest's definition.
+type GuestDef struct {
+	UUID   string `json:"uuid"`
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+	// Config is the path of the guest's configuration on the shared
+	// storage, inside a repository of the pool.
+	Config     string            `json:"config"`
+	HA         bool              `json:"ha"`
+	Placement  restart.Placement `json:"placement"`
+	Preferred  []string          `json:"preferred,omitempty"`
+	Management bool              `json:"management,omitempty"`
+	Stopped    bool              `json:"stopped,omitempty"`
+	StartSeq   uint64            `json:"start_seq,omitempty"`
+}
+
+// Guest is the definition as placement needs it.
+func (g GuestDef) Guest() restart.Guest {
+	return restart.Guest{UUID: g.UUID, Name: g.Name, HA: g.HA, Placement: g.Placement, Preferred: g.Preferred,
+		Management: g.Management, Stopped: g.Stopped, StartSeq: g.StartSeq}
+}
+
+// RolesOf is a host's roles (vm when not listed).
+func (c PoolConfig) RolesOf(host string) []restart.Role {
+	if r, ok := c.Roles[host]; ok {
+		return r
+	}
+	return []restart.Role{restart.RoleVM}
+}
+
+// Find returns the guest named by a name or UUID.
+func (c PoolConfig) Find(nameOrUUID string) (int, bool) {
+	for i, g := range c.Guests {
+		if g.UUID == nameOrUUID || g.Name == nameOrUUID {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// Store is the records of one pool under its cluster root.
+type Store struct {
+	root    string
+	dir     string
+	timeout time.Duration
+
+	mu    sync.Mutex
+	files map[string]*File
+}
+
+// Open opens (and creates, if create) the records directory under the
+// cluster root. Every I/O is bounded by ioTimeout.
+func Open(root string, create bool, ioTimeout time.Duration) (*Store, error) {
+	dir := filepath.Join(root, Dir)
+	if create {
+		if err := os.MkdirAll(filepath.Join(dir, "hosts"), 0o700); err != nil {
+			return nil, fmt.Errorf("guest records under the cluster root %s: %w", root, err)
+		}
+	} else if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("guest records under the cluster root %s: %w", root, err)
+	}
+	return &Store{root: root, dir: dir, timeout: ioTimeout, files: map[string]*File{}}, nil
+}
+
+// Root is the cluster root.
+func (s *Store) Root() string { return s.root }
+
+// Close closes every open record file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for _, f := range s.files {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.files = map[string]*File{}
+	return first
+}
+
+func (s *Store) file(rel string, write bool) (*File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := rel
+	if write {
+		key = "w:" + rel
+	}
+	if f, ok := s.files[key]; ok {
+		return f, nil
+	}
+	f, err := OpenFile(filepath.Join(s.dir, rel), write, s.timeout)
+	if err != nil {
+		return nil, err
+	}
+	if write {
+		// A new writer continues the file's sequence.
+		if h, _, err := f.readAny(); err == nil {
+			f.SetSeq(h.Seq)
+		}
+	}
+	s.files[key] = f
+	return f, nil
+}
+
+func (f *File) readAny() (Header, []byte, error) {
+	for _, k := range []Kind{KindPool, KindPlan, KindReport} {
+		h, p, err := f.Read(k)
+		if err == nil || !errors.Is(err, ErrCorrupt) {
+			return h, p, err
+		}
+	}
+	return Header{}, nil, ErrCorrupt
+}
+
+func (s *Store) write(rel string, h Header, v any) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	f, err := s.file(rel, true)
+	if err != nil {
+		return 0, err
+	}
+	return f.Write(h, b)
+}
+
+func (s *Store) read(rel string, k Kind, v any) (Header, error) {
+	f, err := s.file(rel, false)
+	if err != nil {
+		return Header{}, err
+	}
+	h, b, err := f.Read(k)
+	if err != nil {
+		return h, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return h, fmt.Errorf("record %s: %v: %w", f.Path(), err, ErrCorrupt)
+	}
+	return h, nil
+}
+
+// ReadPool reads the pool's configuration. With no record yet, it returns
+// ErrEmpty and the zero configuration (HA off, no guests).
+func (s *Store) ReadPool() (Header, PoolConfig, error) {
+	var c PoolConfig
+	h, err := s.read("pool", KindPool, &c)
+	return h, c, err
+}
+
+// WritePool writes the pool's configuration, stamped with the master's
+// epoch.
+func (s *Store) WritePool(epoch uint64, c PoolConfig) error {
+	_, err := s.write("pool", Header{Kind: KindPool, Epoch: epoch}, c)
+	return err
+}
+
+// WritePlan writes the plan of the master's epoch. Writer names the
+// master (slot, generation, name), so that readers can check that the
+// writer owns the epoch.
+func (s *Store) WritePlan(p restart.Plan, writer ondisk.Owner) error {
+	_, err := s.write("plan", Header{Kind: KindPlan, Epoch: p.Epoch}, planRecord{Plan: p, Writer: writer})
+	return err
+}
+
+// planRecord is the plan with its writer.
+type planRecord struct {
+	restart.Plan
+	Writer ondisk.Owner `json:"writer"`
+}
+
+// ReadPlan reads the master's plan and who wrote it.
+func (s *Store) ReadPlan() (Header, restart.Plan, ondisk.Owner, error) {
+	var r planRecord
+	h, err := s.read("plan", KindPlan, &r)
+	if err == nil && h.Epoch != r.Epoch {
+		return h, r.Plan, r.Writer, fmt.Errorf("record %s: header epoch %d, plan epoch %d: %w", filepath.Join(s.dir, "plan"), h.Epoch, r.Epoch, ErrCorrupt)
+	}
+	return h, r.Plan, r.Writer, err
+}
+
+// ReadReport reads host's report.
+func (s *Store) ReadReport(host string) (Header, restart.Report, error) {
+	var r restart.Report
+	if err := validName(host); err != nil {
+		return Header{}, r, err
+	}
+	h, err := s.read(filepath.Join("hosts", host), KindReport, &r)
+	if err == nil && r.Host.Name != host {
+		return h, r, fmt.Errorf("record %s: a report of host %q: %w", filepath.Join(s.dir, "hosts", host), r.Host.Name, ErrCorrupt)
+	}
+	return h, r, err
+}
+
+// WriteReport writes this host's report.
+func (s *Store) WriteReport(r restart.Report) error {
+	if err := validName(r.Host.Name); err != nil {
+		return err
+	}
+	_, err := s.write(filepath.Join("hosts", r.Host.Name), Header{Kind: KindReport}, r)
+	return err
+}
+
+// Hosts lists the hosts that have a report.
+func (s *Store) Hosts() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "hosts"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && validName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func validName(host string) error {
+	if err := ondisk.ValidHostName(host); err != nil {
+		return err
+	}
+	if strings.ContainsAny(host, "/\x00") || host == "." || host == ".." {
+		return fmt.Errorf("host name %q cannot name a file", host)
+	}
+	return nil
+}
