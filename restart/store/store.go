@@ -29,7 +29,7 @@ type PoolConfig struct {
 	Roles map[string][]restart.Role `json:"roles,omitempty"`
 	// Repositories are the directories (on the shared storage) a guest's
 	// configuration must resolve inside; empty: the cluster root.
-	Repositories []string    `json:"repositories,omitempty"`
+	Repositories []string   `json:"repositories,omitempty"`
 	Guests       []GuestDef `json:"guests"`
 }
 

@@ -125,4 +125,3 @@ func encodeHeaderCRC(b []byte) {
 	h := castagnoliSum(b[0:60])
 	b[60], b[61], b[62], b[63] = byte(h), byte(h>>8), byte(h>>16), byte(h>>24)
 }
-
