@@ -259,7 +259,10 @@ func Reconcile(in Input) (Plan, []Note) {
 				h.report() != nil && h.report().Seq > prev.ReportSeq
 			switch {
 			case stoppedThere:
+				// Counted as a failed attempt on that host: a guest
+				// that keeps dying does not go round the pool for ever.
 				reason = stoppedOnHost
+				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
 				prev.Message = fmt.Sprintf("stopped on %s without hbfence (it crashed, or was stopped by hand)", prev.Host.Name)
 				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
 			case failed:
@@ -311,9 +314,15 @@ func Reconcile(in Input) (Plan, []Note) {
 			a.State = Error // until the operator starts it again
 		case f.reason == attemptFailed, prev.State == Pending:
 			want = true
-		case f.reason == ownerGone, f.reason == stoppedOnHost:
+		case f.reason == ownerGone:
+			// A failover: fresh attempts.
 			want = haEffective(in.Pool, g)
 			a.Attempt, a.Tried = 0, nil
+			if !want {
+				a.Message += "; not restarted: " + haOff(in.Pool, g)
+			}
+		case f.reason == stoppedOnHost:
+			want = haEffective(in.Pool, g)
 			if !want {
 				a.Message += "; not restarted: " + haOff(in.Pool, g)
 			}

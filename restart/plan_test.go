@@ -206,12 +206,13 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name: "a guest that stopped on its live host (a newer report) is restarted if HA",
+			name: "a guest that stopped on its live host (a newer report) is restarted elsewhere if HA",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1"), {UUID: "g2"}},
-				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 5 })},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 5 }), host("b", 1)},
 				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running, ReportSeq: 4}, "g2": {Host: id("a"), State: Running, ReportSeq: 4}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
-				want(t, p, "g1", id("a"), Starting)
+				// Counted as a failed attempt on a: tried elsewhere.
+				want(t, p, "g1", id("b"), Starting)
 				want(t, p, "g2", HostID{}, Stopped)
 			},
 		},

@@ -1,0 +1,67 @@
+// Package driver starts, stops and lists guests on the local hypervisor.
+// One small interface, Driver, and its implementations:
+//
+//   - xl: Xen's toolstack, as on Oracle VM Server (xl create, shutdown,
+//     destroy, list -l, migrate);
+//   - virsh: libvirt (virsh create, shutdown, destroy, list, migrate
+//     --live), with the domain XML on the shared storage;
+//   - exec: the operator's own scripts, with a documented contract;
+//   - process: a guest is a local process. For the demonstration pool and
+//     the tests only; its migration is stop-then-start.
+//
+// # The contract every driver keeps
+//
+//   - Start returns nil only when the hypervisor accepted the guest; on an
+//     error the guest may be half-started, and the caller force-destroys
+//     it and checks Running before it reports the attempt failed.
+//   - Destroy is idempotent: destroying a guest that does not run is not an
+//     error. Stop is graceful and bounded by the context; the caller
+//     destroys when it times out.
+//   - Running lists the UUIDs of the guests that run now, whoever started
+//     them: a restarted daemon adopts them (DESIGN invariant 5). An error
+//     means "unknown", never "none".
+//   - No driver builds a shell command line from guest names: every
+//     command is an argv.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// Spec names a guest for a driver.
+type Spec struct {
+	UUID string
+	Name string
+	// Config is the path of the guest's configuration (on the shared
+	// storage, checked to lie inside a repository of the pool).
+	Config string
+}
+
+// Driver is one hypervisor.
+type Driver interface {
+	// Name is the driver's name ("xl", "virsh", "exec", "process").
+	Name() string
+	Start(ctx context.Context, g Spec) error
+	Stop(ctx context.Context, g Spec) error
+	Destroy(ctx context.Context, g Spec) error
+	Running(ctx context.Context) ([]string, error)
+	// Migrate moves a running guest to host, live. ErrNoMigration when
+	// the driver cannot: the caller stops it here and starts it there.
+	Migrate(ctx context.Context, g Spec, host string) error
+}
+
+// ErrNoMigration: the driver cannot migrate a running guest.
+var ErrNoMigration = errors.New("this driver cannot migrate a running guest; it is stopped here and started on the target")
+
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ValidUUID checks a guest UUID (the 8-4-4-4-12 hex form).
+func ValidUUID(u string) error {
+	if !uuidRE.MatchString(u) {
+		return fmt.Errorf("guest UUID %q is not of the form 8-4-4-4-12 hex digits", u)
+	}
+	return nil
+}
