@@ -58,10 +58,22 @@ func TestProcessLifecycle(t *testing.T) {
 
 func TestProcessDestroyAndStalePid(t *testing.T) {
 	// A guest that ignores SIGTERM is gone only after Destroy.
-	p, g := processGuest(t, `{"argv": ["/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"]}`)
+	ready := filepath.Join(t.TempDir(), "ready")
+	p, g := processGuest(t, `{"argv": ["/bin/sh", "-c", "trap '' TERM; touch `+ready+`; while :; do sleep 0.05; done"]}`)
 	ctx := context.Background()
 	if err := p.Start(ctx, g); err != nil {
 		t.Fatal(err)
+	}
+	// Wait until the trap is set (bounded): a signal before it would end
+	// the guest.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the guest never got ready")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()

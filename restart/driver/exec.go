@@ -1,0 +1,68 @@
+package driver
+
+import (
+	"context"
+	"errors"
+)
+
+// Exec runs the operator's own script for every operation, with an argv
+// (never a shell string built from guest names):
+//
+//	SCRIPT start   UUID NAME CONFIG
+//	SCRIPT stop    UUID NAME          (graceful; the daemon bounds it)
+//	SCRIPT destroy UUID NAME          (force; must succeed if it does not run)
+//	SCRIPT list                       (prints the running UUIDs, one a line)
+//	SCRIPT migrate UUID NAME HOST     (live)
+//
+// Exit status 0 is success; for migrate, status 3 means the script cannot
+// migrate (the daemon stops the guest here and starts it there); any other
+// status is a failure, and the script's standard error is the message.
+type Exec struct {
+	// Argv is the script and its leading arguments.
+	Argv []string
+}
+
+// Name implements Driver.
+func (e *Exec) Name() string { return "exec" }
+
+func (e *Exec) cmd() command { return command{argv: e.Argv} }
+
+// Start implements Driver.
+func (e *Exec) Start(ctx context.Context, g Spec) error {
+	_, err := e.cmd().run(ctx, "start", g.UUID, g.Name, g.Config)
+	return err
+}
+
+// Stop implements Driver.
+func (e *Exec) Stop(ctx context.Context, g Spec) error {
+	_, err := e.cmd().run(ctx, "stop", g.UUID, g.Name)
+	return err
+}
+
+// Destroy implements Driver.
+func (e *Exec) Destroy(ctx context.Context, g Spec) error {
+	_, err := e.cmd().run(ctx, "destroy", g.UUID, g.Name)
+	return err
+}
+
+// Running implements Driver.
+func (e *Exec) Running(ctx context.Context) ([]string, error) {
+	out, err := e.cmd().run(ctx, "list")
+	if err != nil {
+		return nil, err
+	}
+	return ParseUUIDLines("exec list", out)
+}
+
+// ExitNoMigration is the status by which a script says it cannot migrate.
+const ExitNoMigration = 3
+
+// Migrate implements Driver.
+func (e *Exec) Migrate(ctx context.Context, g Spec, host string) error {
+	_, err := e.cmd().run(ctx, "migrate", g.UUID, g.Name, host)
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == ExitNoMigration {
+		return ErrNoMigration
+	}
+	return err
+}

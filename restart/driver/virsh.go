@@ -1,0 +1,110 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Virsh drives libvirt through virsh. A guest's configuration is its
+// domain XML on the shared storage; the domain is transient (virsh create),
+// so that no host keeps a definition that could start it on its own.
+// Domains are named by UUID.
+type Virsh struct {
+	// Path is the virsh program (default "virsh", found on PATH).
+	Path string
+	// URI is the libvirt connection (default "qemu:///system").
+	URI string
+	// MigrateURI is the destination URI for a live migration, with %s for
+	// the host name (default "qemu+ssh://%s/system").
+	MigrateURI string
+}
+
+// Name implements Driver.
+func (v *Virsh) Name() string { return "virsh" }
+
+func (v *Virsh) cmd() command {
+	p, uri := v.Path, v.URI
+	if p == "" {
+		p = "virsh"
+	}
+	if uri == "" {
+		uri = "qemu:///system"
+	}
+	return command{argv: []string{p, "--quiet", "-c", uri}}
+}
+
+// Start implements Driver: virsh create XML.
+func (v *Virsh) Start(ctx context.Context, g Spec) error {
+	_, err := v.cmd().run(ctx, "create", g.Config)
+	return err
+}
+
+// Stop implements Driver: virsh shutdown UUID, then waits until it is gone
+// (or ctx ends).
+func (v *Virsh) Stop(ctx context.Context, g Spec) error {
+	if run, err := v.isRunning(ctx, g); err != nil || !run {
+		return err
+	}
+	if _, err := v.cmd().run(ctx, "shutdown", g.UUID); err != nil {
+		return err
+	}
+	return waitGone(ctx, g, v.Running)
+}
+
+// Destroy implements Driver: virsh destroy UUID, then checks it is gone.
+func (v *Virsh) Destroy(ctx context.Context, g Spec) error {
+	if run, err := v.isRunning(ctx, g); err != nil || !run {
+		return err
+	}
+	if _, err := v.cmd().run(ctx, "destroy", g.UUID); err != nil {
+		var ee *ExitError
+		if !errors.As(err, &ee) || !strings.Contains(ee.Stderr, "not running") {
+			return err
+		}
+	}
+	return waitGone(ctx, g, v.Running)
+}
+
+// Migrate implements Driver: virsh migrate --live --undefinesource UUID
+// DEST.
+func (v *Virsh) Migrate(ctx context.Context, g Spec, host string) error {
+	tmpl := v.MigrateURI
+	if tmpl == "" {
+		tmpl = "qemu+ssh://%s/system"
+	}
+	_, err := v.cmd().run(ctx, "migrate", "--live", "--undefinesource", g.UUID, fmt.Sprintf(tmpl, host))
+	return err
+}
+
+// Running implements Driver: virsh list --uuid (running domains).
+func (v *Virsh) Running(ctx context.Context) ([]string, error) {
+	out, err := v.cmd().run(ctx, "list", "--uuid")
+	if err != nil {
+		return nil, err
+	}
+	return ParseUUIDLines("virsh list --uuid", out)
+}
+
+func (v *Virsh) isRunning(ctx context.Context, g Spec) (bool, error) {
+	run, err := v.Running(ctx)
+	return slices.Contains(run, g.UUID), err
+}
+
+// ParseUUIDLines reads one UUID per line (blank lines skipped).
+func ParseUUIDLines(what, out string) ([]string, error) {
+	var uuids []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if err := ValidUUID(l); err != nil {
+			return nil, fmt.Errorf("%s: %v", what, err)
+		}
+		uuids = append(uuids, l)
+	}
+	return uuids, nil
+}

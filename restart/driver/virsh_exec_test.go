@@ -1,0 +1,78 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestVirshArgv(t *testing.T) {
+	path, log := fakeTool(t, "virsh")
+	list := filepath.Join(t.TempDir(), "list")
+	os.WriteFile(list, []byte("\n"), 0o600)
+	t.Setenv("FAKE_OUT___quiet", list) // every call starts with --quiet
+	v := &Virsh{Path: path}
+	g := Spec{UUID: testUUID, Name: "web01", Config: "/OVS/Repositories/r1/web01.xml"}
+	ctx := context.Background()
+	if err := v.Start(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Migrate(ctx, g, "kvm02"); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Destroy(ctx, g); err != nil { // not listed: nothing to do
+		t.Fatal(err)
+	}
+	want := []string{
+		"--quiet|-c|qemu:///system|create|/OVS/Repositories/r1/web01.xml",
+		"--quiet|-c|qemu:///system|migrate|--live|--undefinesource|" + testUUID + "|qemu+ssh://kvm02/system",
+		"--quiet|-c|qemu:///system|list|--uuid",
+	}
+	if got := argvLog(t, log); !slices.Equal(got, want) {
+		t.Fatalf("argv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestExecContract(t *testing.T) {
+	path, log := fakeTool(t, "guestctl")
+	listOut := filepath.Join(t.TempDir(), "list")
+	os.WriteFile(listOut, []byte(testUUID+"\n"), 0o600)
+	t.Setenv("FAKE_OUT_list", listOut)
+	e := &Exec{Argv: []string{path}}
+	g := Spec{UUID: testUUID, Name: "web01", Config: "/OVS/web01.cfg"}
+	ctx := context.Background()
+	for _, f := range []func() error{
+		func() error { return e.Start(ctx, g) },
+		func() error { return e.Stop(ctx, g) },
+		func() error { return e.Destroy(ctx, g) },
+	} {
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := e.Running(ctx)
+	if err != nil || !slices.Equal(run, []string{testUUID}) {
+		t.Fatalf("list: %v %v", run, err)
+	}
+	t.Setenv("FAKE_EXIT_migrate", "3")
+	if err := e.Migrate(ctx, g, "h2"); !errors.Is(err, ErrNoMigration) {
+		t.Fatalf("migrate exit 3: %v, want ErrNoMigration", err)
+	}
+	t.Setenv("FAKE_EXIT_start", "1")
+	t.Setenv("FAKE_ERR", "no such image")
+	if err := e.Start(ctx, g); err == nil || !strings.Contains(err.Error(), "no such image") {
+		t.Fatalf("failing start: %v", err)
+	}
+	os.WriteFile(listOut, []byte("not-a-uuid\n"), 0o600)
+	if _, err := e.Running(ctx); err == nil {
+		t.Fatal("a list with a bad line was accepted")
+	}
+	want := []string{"start|" + testUUID + "|web01|/OVS/web01.cfg", "stop|" + testUUID + "|web01", "destroy|" + testUUID + "|web01", "list", "migrate|" + testUUID + "|web01|h2"}
+	if got := argvLog(t, log); !slices.Equal(got[:5], want) {
+		t.Fatalf("argv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
