@@ -1,0 +1,528 @@
+// Package agent runs the guest side of one daemon incarnation: every
+// interval it reads the master's plan and does this host's part of it
+// (restart.Decide: start, stop), lists what its hypervisors run and writes
+// its report; while the host is master it also reads every report and
+// writes the plan of its epoch (restart.Reconcile). It is the I/O edge
+// around the pure decisions of package restart; the rules and the argument
+// for "never twice" are in restart's doc.go.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat/lease"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/driver"
+	"github.com/hbfence/hbfence/restart/store"
+	"github.com/rs/zerolog"
+)
+
+// Peer is one host as this daemon's heartbeat sees it.
+type Peer struct {
+	Name       string
+	Generation uint64
+	State      liveness.State
+	Unsafe     bool // no watchdog
+}
+
+// Cluster is what the agent needs of the heartbeat and the master lease.
+type Cluster interface {
+	// Self is this incarnation as the lease names it.
+	Self() ondisk.Owner
+	// Leader is the leader record as this host knows it.
+	Leader() lease.Holder
+	// Master says whether this host acts as master now.
+	Master(now time.Time) (lease.Mastership, bool)
+	// Peers is the liveness view, this host included.
+	Peers() []Peer
+}
+
+// Config configures an agent.
+type Config struct {
+	Cluster Cluster
+	Store   *store.Store
+	// Drivers by name; a guest names its driver.
+	Drivers map[string]driver.Driver
+	Timing  timing.Params
+	Log     zerolog.Logger
+	// OpTimeout bounds one start or stop (default 2 minutes).
+	OpTimeout time.Duration
+}
+
+// Agent is one incarnation's guest side.
+type Agent struct {
+	cfg Config
+	log zerolog.Logger
+
+	mu        sync.Mutex // guards what Status and the commands read
+	plan      restart.Plan
+	planSeen  time.Time
+	pool      store.PoolConfig
+	poolHdr   store.Header
+	seq       uint64
+	attempted map[string]int
+	failed    map[string]restart.Failure
+	leaving   bool
+	running   []string
+	ownPlan   restart.Plan // the last plan this host wrote as master
+	notes     []string
+	lastErr   string
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) *Agent {
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = 2 * time.Minute
+	}
+	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
+		attempted: map[string]int{}, failed: map[string]restart.Failure{}}
+}
+
+// Run runs a round every interval until ctx ends.
+func (a *Agent) Run(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.Timing.Interval)
+	defer tick.Stop()
+	for {
+		a.Round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Round is one round: the host's part (read the plan, act, report), then,
+// while master, the master's (read the reports, write the plan).
+func (a *Agent) Round(ctx context.Context) {
+	leader := a.cfg.Cluster.Leader()
+	a.readPool()
+	a.hostRound(ctx, leader)
+	if m, ok := a.cfg.Cluster.Master(time.Now()); ok {
+		a.masterRound(m)
+	}
+}
+
+func (a *Agent) self() restart.HostID {
+	s := a.cfg.Cluster.Self()
+	return restart.HostID{Name: s.Name, Generation: s.Generation}
+}
+
+// readPool keeps the newest pool record read (by epoch, then sequence).
+func (a *Agent) readPool() {
+	h, c, err := a.cfg.Store.ReadPool()
+	if err != nil {
+		if !errors.Is(err, store.ErrEmpty) {
+			a.note("reading the pool record: %v", err)
+		}
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h.Epoch > a.poolHdr.Epoch || h.Epoch == a.poolHdr.Epoch && h.Seq >= a.poolHdr.Seq {
+		a.pool, a.poolHdr = c, h
+	}
+}
+
+// hostRound reads the plan, does this host's part, and reports.
+func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
+	epoch := leader.Epoch
+	a.readPlan(leader)
+	running, err := a.listRunning(ctx)
+	if err != nil {
+		// Unknown is not "none": no action, no report this round.
+		a.note("listing the guests that run here: %v", err)
+		return
+	}
+	a.mu.Lock()
+	in := restart.HostInput{Self: a.self(), Epoch: epoch, Plan: a.plan, Running: running, Attempted: a.attempted}
+	leaving := a.leaving
+	a.mu.Unlock()
+	if !leaving {
+		for _, act := range restart.Decide(in) {
+			a.do(ctx, act, running)
+		}
+		if running, err = a.listRunning(ctx); err != nil {
+			a.note("listing the guests that run here: %v", err)
+			return
+		}
+	}
+	a.report(epoch, running, leaving)
+}
+
+// readPlan keeps the newest plan of the current epoch written by its
+// owner (restart doc.go, H1): an older epoch is over, another writer is
+// not the master.
+func (a *Agent) readPlan(leader lease.Holder) {
+	_, p, writer, err := a.cfg.Store.ReadPlan()
+	if err != nil {
+		if !errors.Is(err, store.ErrEmpty) {
+			a.note("reading the plan: %v", err)
+		}
+		return
+	}
+	var v lease.Validator
+	v.Observe(leader.Epoch, leader.Owner)
+	if err := v.Check(p.Epoch, writer); err != nil || leader.Released {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p.Epoch > a.plan.Epoch || p.Epoch == a.plan.Epoch && p.Seq > a.plan.Seq {
+		a.plan, a.planSeen = p, time.Now()
+	}
+}
+
+func (a *Agent) guest(uuid string) (store.GuestDef, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i, ok := a.pool.Find(uuid)
+	if !ok {
+		return store.GuestDef{}, false
+	}
+	return a.pool.Guests[i], true
+}
+
+// do performs one action. A failed start is cleaned up and confirmed
+// absent before the failure is reported (restart doc.go, H3).
+func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
+	g, ok := a.guest(act.Guest)
+	if !ok {
+		a.note("the plan names guest %s, which the pool record does not define", act.Guest)
+		return
+	}
+	d, ok := a.cfg.Drivers[g.Driver]
+	spec := driver.Spec{UUID: g.UUID, Name: g.Name, Config: g.Config}
+	log := a.log.With().Str("guest", g.Name).Str("uuid", g.UUID).Str("driver", g.Driver).Logger()
+	switch act.Kind {
+	case restart.Start:
+		a.mu.Lock()
+		a.attempted[g.UUID] = act.Attempt
+		a.mu.Unlock()
+		var err error
+		switch {
+		case !ok:
+			err = fmt.Errorf("no %q driver on this host", g.Driver)
+		default:
+			err = a.checkConfig(g)
+		}
+		if err == nil {
+			opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
+			err = d.Start(opCtx, spec)
+			cancel()
+		}
+		if err == nil {
+			log.Info().Int("attempt", act.Attempt).Msg("guest started")
+			return
+		}
+		if ok {
+			if cerr := a.destroy(ctx, d, spec); cerr != nil {
+				// Not confirmed gone: report nothing, so the master
+				// keeps it here; try to clean up again next round.
+				log.Error().Err(cerr).Msg("a failed start could not be cleaned up; the guest stays assigned here")
+				return
+			}
+		}
+		log.Warn().Err(err).Int("attempt", act.Attempt).Msg("guest start failed")
+		a.mu.Lock()
+		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
+		a.mu.Unlock()
+	case restart.Stop:
+		if !ok {
+			a.note("cannot stop %s: no %q driver on this host", g.Name, g.Driver)
+			return
+		}
+		opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
+		err := d.Stop(opCtx, spec)
+		cancel()
+		if err != nil {
+			log.Warn().Err(err).Msg("graceful stop failed; destroying")
+			if err := a.destroy(ctx, d, spec); err != nil {
+				log.Error().Err(err).Msg("guest could not be stopped")
+				return
+			}
+		}
+		log.Info().Msg("guest stopped")
+	}
+}
+
+func (a *Agent) destroy(ctx context.Context, d driver.Driver, g driver.Spec) error {
+	opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
+	defer cancel()
+	if err := d.Destroy(opCtx, g); err != nil {
+		return err
+	}
+	run, err := d.Running(opCtx)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(run, g.UUID) {
+		return fmt.Errorf("guest %s still runs after destroy", g.Name)
+	}
+	return nil
+}
+
+// checkConfig checks, before every start, that the guest's configuration
+// resolves inside a repository of the pool (links are followed).
+func (a *Agent) checkConfig(g store.GuestDef) error {
+	a.mu.Lock()
+	repos := a.pool.Repositories
+	a.mu.Unlock()
+	if len(repos) == 0 {
+		repos = []string{a.cfg.Store.Root()}
+	}
+	return InsideRepository(g.Config, repos)
+}
+
+// InsideRepository checks that path, with every link resolved, lies inside
+// one of repos (each resolved too).
+func InsideRepository(path string, repos []string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("guest configuration %q: not an absolute path", path)
+	}
+	if slices.Contains(strings.Split(path, "/"), "..") {
+		return fmt.Errorf("guest configuration %q: \"..\" is not allowed", path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("guest configuration %q: %w", path, err)
+	}
+	for _, r := range repos {
+		rr, err := filepath.EvalSymlinks(r)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(rr, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return nil
+		}
+	}
+	return fmt.Errorf("guest configuration %q resolves to %q, outside the pool's repositories %v", path, real, repos)
+}
+
+// listRunning lists the guests every driver runs.
+func (a *Agent) listRunning(ctx context.Context) ([]string, error) {
+	names := make([]string, 0, len(a.cfg.Drivers))
+	for n := range a.cfg.Drivers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var all []string
+	for _, n := range names {
+		opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
+		run, err := a.cfg.Drivers[n].Running(opCtx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n, err)
+		}
+		all = append(all, run...)
+	}
+	sort.Strings(all)
+	return slices.Compact(all), nil
+}
+
+// report writes this host's report (restart doc.go, H4): epoch is the
+// leader epoch read at the start of the round.
+func (a *Agent) report(epoch uint64, running []string, leaving bool) {
+	a.mu.Lock()
+	a.seq++
+	failed := map[string]restart.Failure{}
+	for u, f := range a.failed {
+		if !slices.Contains(running, u) {
+			failed[u] = f
+		}
+	}
+	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: failed, Leaving: leaving}
+	a.running = running
+	a.mu.Unlock()
+	if err := a.cfg.Store.WriteReport(r); err != nil {
+		a.note("writing this host's report: %v", err)
+	}
+}
+
+// masterRound: read every report, reconcile, write the plan of the epoch.
+func (a *Agent) masterRound(m lease.Mastership) {
+	peers := a.cfg.Cluster.Peers()
+	a.mu.Lock()
+	pool := a.pool
+	prev := a.ownPlan
+	if prev.Epoch != m.Epoch {
+		prev = a.plan // the plan of an earlier epoch, for its history
+	}
+	a.mu.Unlock()
+	in := restart.Input{Epoch: m.Epoch, Pool: restart.Pool{HA: pool.HA, MaxAttempts: pool.MaxAttempts}, Prev: prev}
+	for _, g := range pool.Guests {
+		in.Guests = append(in.Guests, g.Guest())
+	}
+	for _, p := range peers {
+		h := restart.Host{ID: restart.HostID{Name: p.Name, Generation: p.Generation}, State: p.State, Unsafe: p.Unsafe, Roles: pool.RolesOf(p.Name)}
+		if _, r, err := a.cfg.Store.ReadReport(p.Name); err == nil {
+			h.Report = &r
+		} else if !errors.Is(err, store.ErrEmpty) {
+			a.note("reading the report of %s: %v", p.Name, err)
+		}
+		in.Hosts = append(in.Hosts, h)
+	}
+	plan, notes := restart.Reconcile(in)
+	// Act only while still master: ask again right before the write.
+	if now, ok := a.cfg.Cluster.Master(time.Now()); !ok || now.Epoch != m.Epoch {
+		return
+	}
+	if err := a.cfg.Store.WritePlan(plan, a.cfg.Cluster.Self()); err != nil {
+		a.note("writing the plan: %v", err)
+		return
+	}
+	a.mu.Lock()
+	a.ownPlan = plan
+	a.mu.Unlock()
+	for _, n := range notes {
+		ev := a.log.Info()
+		if n.Alarm {
+			ev = a.log.Error()
+		}
+		name := n.Guest
+		if g, ok := pool.Find(n.Guest); ok {
+			name = pool.Guests[g].Name
+		}
+		ev.Str("guest", name).Str("uuid", n.Guest).Uint64("epoch", plan.Epoch).Msg(n.Text)
+	}
+}
+
+func (a *Agent) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	a.mu.Lock()
+	same := msg == a.lastErr
+	a.lastErr = msg
+	a.mu.Unlock()
+	if !same {
+		a.log.Warn().Msg(msg)
+	}
+}
+
+// Leave stops every guest this host runs under hbfence and reports them
+// stopped, before the daemon writes "left": a host that left runs no guest
+// (restart doc.go, M2), and the master restarts the HA ones at once.
+// Guests without HA are stopped too: "left" promises the pool that nothing
+// of it runs here.
+func (a *Agent) Leave(ctx context.Context, epoch uint64) {
+	a.mu.Lock()
+	a.leaving = true
+	a.mu.Unlock()
+	running, err := a.listRunning(ctx)
+	if err != nil {
+		a.note("listing the guests to stop before leaving: %v", err)
+	}
+	for _, u := range running {
+		g, ok := a.guest(u)
+		if !ok {
+			continue // not a guest of this pool
+		}
+		a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u}, running)
+		_ = g
+	}
+	if running, err = a.listRunning(ctx); err == nil {
+		a.report(epoch, running, true)
+	}
+}
+
+// GuestStatus is one guest as status shows it.
+type GuestStatus struct {
+	Name string `json:"name"`
+	UUID string `json:"uuid"`
+	// HA is effective HA: on for the pool and the guest, and not the
+	// pool's management instance.
+	HA        bool              `json:"ha"`
+	HAGuest   bool              `json:"ha_guest"`
+	HAPool    bool              `json:"ha_pool"`
+	Driver    string            `json:"driver"`
+	Config    string            `json:"config"`
+	Placement restart.Placement `json:"placement"`
+	Preferred []string          `json:"preferred,omitempty"`
+	// Host is where it runs (or is starting); empty when not running.
+	Host    string        `json:"host"`
+	State   restart.State `json:"state"`
+	Attempt int           `json:"attempt,omitempty"`
+	Message string        `json:"message,omitempty"`
+}
+
+// Guests reports every guest of the pool as the last plan read here shows
+// it.
+func (a *Agent) Guests() []GuestStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	plan := a.plan
+	if a.ownPlan.Epoch > plan.Epoch || a.ownPlan.Epoch == plan.Epoch && a.ownPlan.Seq > plan.Seq {
+		plan = a.ownPlan
+	}
+	out := make([]GuestStatus, 0, len(a.pool.Guests))
+	for _, g := range a.pool.Guests {
+		s := GuestStatus{Name: g.Name, UUID: g.UUID, HAGuest: g.HA, HAPool: a.pool.HA, HA: a.pool.HA && g.HA && !g.Management,
+			Driver: g.Driver, Config: g.Config, Placement: g.Placement, Preferred: g.Preferred, State: restart.Stopped}
+		if e, ok := plan.Guests[g.UUID]; ok {
+			s.State, s.Attempt, s.Message = e.State, e.Attempt, e.Message
+			if e.State == restart.Running || e.State == restart.Starting || e.State == restart.Stopping {
+				s.Host = e.Host.Name
+			}
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ErrNotMaster: a change of the pool's records must be made on the master.
+var ErrNotMaster = errors.New("changes to the pool's guests are made by the master")
+
+// Update changes the pool record, on the master only: f edits a copy of
+// the newest record, which is written stamped with the master's epoch.
+func (a *Agent) Update(f func(*store.PoolConfig) error) error {
+	m, ok := a.cfg.Cluster.Master(time.Now())
+	if !ok {
+		return ErrNotMaster
+	}
+	a.readPool()
+	a.mu.Lock()
+	c := clonePool(a.pool)
+	a.mu.Unlock()
+	if err := f(&c); err != nil {
+		return err
+	}
+	if now, ok := a.cfg.Cluster.Master(time.Now()); !ok || now.Epoch != m.Epoch {
+		return ErrNotMaster
+	}
+	if err := a.cfg.Store.WritePool(m.Epoch, c); err != nil {
+		return err
+	}
+	a.readPool()
+	return nil
+}
+
+func clonePool(c store.PoolConfig) store.PoolConfig {
+	out := c
+	out.Guests = slices.Clone(c.Guests)
+	out.Repositories = slices.Clone(c.Repositories)
+	if c.Roles != nil {
+		out.Roles = map[string][]restart.Role{}
+		for k, v := range c.Roles {
+			out.Roles[k] = slices.Clone(v)
+		}
+	}
+	return out
+}
+
+// Pool is the newest pool record read here.
+func (a *Agent) Pool() store.PoolConfig {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return clonePool(a.pool)
+}
