@@ -29,6 +29,7 @@ type Config struct {
 	Log       Log       `toml:"log"`
 	Watchdog  Watchdog  `toml:"watchdog"`
 	Fence     Fence     `toml:"fence"`
+	Guests    Guests    `toml:"guests"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -84,6 +85,38 @@ type Fence struct {
 	KillTimeout Duration `toml:"kill_timeout"`
 }
 
+// Guests configures the guest side: where the pool's guest records live
+// and which hypervisor drivers this host has.
+type Guests struct {
+	// Root is the cluster root; the records live in ROOT/.hbfence.
+	// Default: the directory of [heartbeat] path when that is a file (an
+	// NFS pool's .server_pool_hb). Required on a block-device pool, where
+	// it is the OCFS2 cluster root's mount point.
+	Root string `toml:"root"`
+	// Drivers this host runs guests with: any of process, xl, virsh,
+	// exec. Empty: this host runs no guests (it still reports, and may be
+	// master).
+	Drivers []string `toml:"drivers"`
+	// StateDir keeps the process driver's pid files; default
+	// /run/hbfence/guests.
+	StateDir string `toml:"state_dir"`
+	// Exec is the exec driver's script (argv, absolute path).
+	Exec []string `toml:"exec"`
+	// XlPath, VirshPath: the programs (default: found on PATH).
+	XlPath    string `toml:"xl_path"`
+	VirshPath string `toml:"virsh_path"`
+	// VirshURI is libvirt's connection (default qemu:///system);
+	// VirshMigrateURI the destination of a live migration, %s for the
+	// host (default qemu+ssh://%s/system).
+	VirshURI        string `toml:"virsh_uri"`
+	VirshMigrateURI string `toml:"virsh_migrate_uri"`
+	// OpTimeout bounds one start or stop; default 2m.
+	OpTimeout Duration `toml:"op_timeout"`
+}
+
+// DriverNames are the drivers [guests] drivers may name.
+var DriverNames = []string{"process", "xl", "virsh", "exec"}
+
 // Duration is a time.Duration written as a Go duration string ("10s").
 type Duration struct{ time.Duration }
 
@@ -135,7 +168,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -165,8 +198,11 @@ func (c *Config) defaults() error {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	if c.Guests.StateDir == "" {
+		c.Guests.StateDir = "/run/hbfence/guests"
+	}
 	base := filepath.Dir(c.Path)
-	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device} {
+	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -197,6 +233,17 @@ func (c *Config) validate() error {
 	}
 	if len(c.Fence.KillGuests) > 0 && !filepath.IsAbs(c.Fence.KillGuests[0]) {
 		return fmt.Errorf("[fence] kill_guests: the hook %q must be an absolute path", c.Fence.KillGuests[0])
+	}
+	for _, d := range c.Guests.Drivers {
+		if !contains(DriverNames, d) {
+			return fmt.Errorf("[guests] drivers: unknown driver %q; use any of %s", d, strings.Join(DriverNames, ", "))
+		}
+	}
+	if contains(c.Guests.Drivers, "exec") && (len(c.Guests.Exec) == 0 || !filepath.IsAbs(c.Guests.Exec[0])) {
+		return errors.New("[guests] drivers names exec: set [guests] exec to the script's argv, starting with its absolute path")
+	}
+	if c.Guests.OpTimeout.Duration < 0 {
+		return fmt.Errorf("[guests] op_timeout is %v; it must be positive", c.Guests.OpTimeout.Duration)
 	}
 	if !contains(levels, c.Log.Level) {
 		return fmt.Errorf("[log] level is %q; use one of %s", c.Log.Level, strings.Join(levels, ", "))

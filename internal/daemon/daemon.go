@@ -28,6 +28,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -43,6 +44,12 @@ type Status struct {
 	Fence    *fence.Status `json:"fence,omitempty"`
 	// Master is the master role as this host sees it (once joined).
 	Master *master.Status `json:"master,omitempty"`
+	// Guests are the pool's guests as the last plan read here shows
+	// them; GuestsOff says why this host has no guest side.
+	Guests    []agent.GuestStatus `json:"guests"`
+	GuestsOff string              `json:"guests_off,omitempty"`
+	// Warnings are pool-wide conditions the operator should fix.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // AreaInfo says where the heartbeat area is.
@@ -116,7 +123,21 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	if wi.Unsafe {
 		log.Warn().Str("watchdog", wi.Backend).Msg(wi.Note)
 	}
+	gstore, guestsOff, err := openGuestStore(c, h.Timing)
+	if err != nil {
+		return err
+	}
+	if gstore != nil {
+		defer gstore.Close()
+		log.Info().Str("root", gstore.Root()).Strs("drivers", c.Guests.Drivers).Msg("guest records on the cluster root")
+	} else {
+		log.Warn().Msg("guest side off: " + guestsOff)
+	}
+	drv := drivers(c, self.Name)
 	killer := guestKiller(c, h.Timing.Watchdog)
+	if len(c.Fence.KillGuests) == 0 && len(drv) > 0 {
+		killer = driverKiller{drivers: drv}
+	}
 	if wi.Unsafe {
 		self.Flags |= ondisk.FlagNoWatchdog
 	}
@@ -124,6 +145,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	var mu sync.Mutex
 	var cur *fencing          // the current incarnation
 	var curMaster *masterSide // and its part in the master role
+	var curAgent *agentRun    // and its guest side
 	current := func() *fencing {
 		mu.Lock()
 		defer mu.Unlock()
@@ -134,12 +156,26 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		defer mu.Unlock()
 		return curMaster
 	}
+	currentAgent := func() *agent.Agent {
+		mu.Lock()
+		defer mu.Unlock()
+		if curAgent == nil {
+			return nil
+		}
+		return curAgent.ag
+	}
 	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
 		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return fenceHost(ctx, current(), currentMaster(), h.Timing, args)
 		},
 		"master.move": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return moveMaster(ctx, current(), currentMaster(), h.Timing, args)
+		},
+		"guest": func(_ context.Context, args json.RawMessage) (any, error) {
+			return guestCommand(currentAgent(), currentMaster(), args)
+		},
+		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
+			return poolCommand(currentAgent(), currentMaster(), args)
 		},
 		"status": func(context.Context, json.RawMessage) (any, error) {
 			mu.Lock()
@@ -161,6 +197,11 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 					m := r.Status(time.Now())
 					st.Master = &m
 				}
+			}
+			st.Guests, st.GuestsOff = []agent.GuestStatus{}, guestsOff
+			if ag := currentAgent(); ag != nil {
+				st.Guests = ag.Guests()
+				st.Warnings = poolWarnings(ag.Pool(), st.Status)
 			}
 			return st, nil
 		},
@@ -260,6 +301,16 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 			return fmt.Errorf("starting the master lease: %w", err)
 		}
 		ms.r.Store(r)
+		var ar *agentRun
+		if gstore != nil {
+			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r}, Store: gstore, Drivers: drv,
+				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration}))
+			// Fencing stops the agent before the guests are killed.
+			fc.killer = haltingKiller{ar: ar, inner: killer}
+		}
+		mu.Lock()
+		curAgent = ar
+		mu.Unlock()
 		dutiesCtx, dutiesStop := context.WithCancel(ctx)
 		go ms.duties(dutiesCtx, r)
 		// On SIGTERM, give the master role up and let the lease's last
@@ -271,6 +322,18 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		go func() {
 			select {
 			case <-ctx.Done():
+				if ar != nil {
+					// Stop the guests and report them stopped; the
+					// master restarts the HA ones once it reads
+					// "left".
+					lctx, cancel := context.WithTimeout(context.Background(), opTimeout(c)+h.Timing.HostDead)
+					if err := ar.halt(lctx); err == nil {
+						ar.ag.Leave(lctx, r.Holder().Epoch)
+					} else {
+						log.Error().Err(err).Msg("stopping the guest agent before leaving")
+					}
+					cancel()
+				}
 				ms.beforeLeave()
 				memberStop()
 			case <-runEnded:
@@ -280,6 +343,13 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		close(runEnded)
 		memberStop()
 		dutiesStop()
+		if ar != nil {
+			hctx, cancel := context.WithTimeout(context.Background(), h.Timing.HostDead)
+			if err := ar.halt(hctx); err != nil {
+				log.Error().Err(err).Msg("stopping the guest agent")
+			}
+			cancel()
+		}
 		// No lease write of this incarnation may land after it left or
 		// after the next incarnation joined.
 		ms.stop()

@@ -1,0 +1,373 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hbfence/hbfence/heartbeat"
+	"github.com/hbfence/hbfence/heartbeat/lease"
+	"github.com/hbfence/hbfence/heartbeat/master"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
+	"github.com/hbfence/hbfence/restart/driver"
+	"github.com/hbfence/hbfence/restart/store"
+)
+
+// guestsRoot is the cluster root of the guest records: [guests] root, or
+// the directory of the heartbeat file. Empty when neither applies (a
+// block-device pool without [guests] root): the guest side is off.
+func guestsRoot(c *config.Config) string {
+	if c.Guests.Root != "" {
+		return c.Guests.Root
+	}
+	if fi, err := os.Stat(c.Heartbeat.Path); err == nil && fi.Mode().IsRegular() {
+		return filepath.Dir(c.Heartbeat.Path)
+	}
+	return ""
+}
+
+// drivers builds this host's hypervisor drivers from [guests] drivers.
+func drivers(c *config.Config, host string) map[string]driver.Driver {
+	out := map[string]driver.Driver{}
+	for _, n := range c.Guests.Drivers {
+		switch n {
+		case "process":
+			out[n] = &driver.Process{StateDir: c.Guests.StateDir, Host: host}
+		case "xl":
+			out[n] = &driver.Xl{Path: c.Guests.XlPath}
+		case "virsh":
+			out[n] = &driver.Virsh{Path: c.Guests.VirshPath, URI: c.Guests.VirshURI, MigrateURI: c.Guests.VirshMigrateURI}
+		case "exec":
+			out[n] = &driver.Exec{Argv: c.Guests.Exec}
+		}
+	}
+	return out
+}
+
+// driverKiller kills every guest this host's drivers run, and confirms
+// they are gone: the fencing path of a host with drivers and no
+// [fence] kill_guests hook. Every guest, not only the HA ones: once this
+// host is dead to the pool, nothing of the pool may run here.
+type driverKiller struct {
+	drivers map[string]driver.Driver
+}
+
+func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
+	var errs []error
+	for name, d := range k.drivers {
+		run, err := d.Running(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: listing guests: %w", name, err))
+			continue
+		}
+		for _, u := range run {
+			if err := d.Destroy(ctx, driver.Spec{UUID: u, Name: u}); err != nil {
+				errs = append(errs, fmt.Errorf("%s: destroying %s: %w", name, u, err))
+			}
+		}
+		if run, err := d.Running(ctx); err != nil || len(run) > 0 {
+			errs = append(errs, fmt.Errorf("%s: guests still listed after destroy: %v (%v)", name, run, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cluster adapts one incarnation's member and lease runner for the agent.
+type cluster struct {
+	m *heartbeat.Member
+	r *master.Runner
+}
+
+func (c cluster) Self() ondisk.Owner   { return c.m.Self() }
+func (c cluster) Leader() lease.Holder { return c.r.Holder() }
+func (c cluster) Master(now time.Time) (lease.Mastership, bool) {
+	return c.r.Master(now)
+}
+func (c cluster) Peers() []agent.Peer {
+	st := c.m.Status(time.Now())
+	out := make([]agent.Peer, 0, len(st.Hosts))
+	for _, h := range st.Hosts {
+		if h.Name == "" {
+			continue
+		}
+		out = append(out, agent.Peer{Name: h.Name, Generation: h.Generation, State: h.State, Unsafe: h.Unsafe})
+	}
+	return out
+}
+
+// openGuestStore opens the guest records, or says why the guest side is
+// off.
+func openGuestStore(c *config.Config, t timing.Params) (*store.Store, string, error) {
+	root := guestsRoot(c)
+	if root == "" {
+		return nil, "no cluster root: set [guests] root to the OCFS2 cluster root's mount point", nil
+	}
+	st, err := store.Open(root, true, t.IOTimeout)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: [guests] root: %w", c.Path, err)
+	}
+	return st, "", nil
+}
+
+// ---------------------------------------------------------- commands
+
+// GuestRequest is the argument of the guest commands.
+type GuestRequest struct {
+	Op string `json:"op"` // add, remove, ha, start, stop
+	// Guest is a name or UUID (all but add).
+	Guest string `json:"guest,omitempty"`
+	// For add.
+	Name      string   `json:"name,omitempty"`
+	UUID      string   `json:"uuid,omitempty"`
+	Driver    string   `json:"driver,omitempty"`
+	Config    string   `json:"config,omitempty"`
+	Placement string   `json:"placement,omitempty"`
+	Preferred []string `json:"preferred,omitempty"`
+	// HA for add and ha.
+	HA         bool `json:"ha"`
+	Management bool `json:"management,omitempty"`
+}
+
+func notMaster(ms *masterSide) error {
+	where := "no host holds the master role now; retry once one does (hbfence master)"
+	if ms != nil {
+		if r := ms.runner(); r != nil {
+			if st := r.Status(time.Now()); st.Name != "" {
+				where = fmt.Sprintf("%s is: run the command there", st.Name)
+			}
+		}
+	}
+	return fmt.Errorf("guests and the pool are changed on the master, and this host is not the master; %s", where)
+}
+
+func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) error {
+	if ag == nil {
+		return errors.New("the guest side is off on this host (see its log), or it has not joined yet")
+	}
+	err := ag.Update(f)
+	if errors.Is(err, agent.ErrNotMaster) {
+		return notMaster(ms)
+	}
+	return err
+}
+
+func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, error) {
+	var req GuestRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("guest: bad arguments: %v", err)
+	}
+	var result store.GuestDef
+	err := update(ag, ms, func(c *store.PoolConfig) error {
+		if req.Op == "add" {
+			g, err := newGuest(req, *c)
+			if err != nil {
+				return err
+			}
+			c.Guests = append(c.Guests, g)
+			result = g
+			return nil
+		}
+		i, ok := c.Find(req.Guest)
+		if !ok {
+			return fmt.Errorf("no guest %q in the pool (see hbfence guest list)", req.Guest)
+		}
+		g := &c.Guests[i]
+		switch req.Op {
+		case "remove":
+			if st := guestState(ag, g.UUID); st == restart.Running || st == restart.Starting || st == restart.Stopping {
+				return fmt.Errorf("guest %s is %s: stop it first (hbfence guest stop %s)", g.Name, st, g.Name)
+			}
+			result = *g
+			c.Guests = slices.Delete(c.Guests, i, i+1)
+			return nil
+		case "ha":
+			if req.HA && g.Management {
+				return fmt.Errorf("guest %s is the management instance of this pool: HA for it on the pool it manages is refused (run it as an HA guest of another pool)", g.Name)
+			}
+			g.HA = req.HA
+		case "start":
+			g.Stopped = false
+			g.StartSeq++
+		case "stop":
+			g.Stopped = true
+		default:
+			return fmt.Errorf("unknown guest operation %q", req.Op)
+		}
+		result = *g
+		return nil
+	})
+	return result, err
+}
+
+func guestState(ag *agent.Agent, uuid string) restart.State {
+	for _, g := range ag.Guests() {
+		if g.UUID == uuid {
+			return g.State
+		}
+	}
+	return ""
+}
+
+func newGuest(req GuestRequest, c store.PoolConfig) (store.GuestDef, error) {
+	g := store.GuestDef{UUID: strings.ToLower(req.UUID), Name: req.Name, Driver: req.Driver, Config: req.Config, HA: req.HA,
+		Placement: restart.Placement(req.Placement), Preferred: req.Preferred, Management: req.Management, Stopped: true}
+	if g.UUID == "" {
+		g.UUID = ondisk.NewUUID().String()
+	}
+	if err := driver.ValidUUID(g.UUID); err != nil {
+		return g, fmt.Errorf("--uuid: %v", err)
+	}
+	if g.Name == "" || strings.ContainsAny(g.Name, " \t\n/") {
+		return g, fmt.Errorf("--name %q: a guest needs a name without spaces or slashes", g.Name)
+	}
+	if !slices.Contains(config.DriverNames, g.Driver) {
+		return g, fmt.Errorf("--driver %q: use one of %s", g.Driver, strings.Join(config.DriverNames, ", "))
+	}
+	if g.Placement == "" {
+		g.Placement = restart.Auto
+	}
+	if g.Placement != restart.Auto && g.Placement != restart.Manual {
+		return g, fmt.Errorf("--placement %q: use auto or manual", g.Placement)
+	}
+	if g.Placement == restart.Manual && len(g.Preferred) == 0 {
+		return g, errors.New("--placement manual needs --preferred HOST,...")
+	}
+	if g.HA && g.Management {
+		return g, errors.New("a guest that is the management instance of this pool cannot have HA here: run it as an HA guest of another pool")
+	}
+	repos := c.Repositories
+	if len(repos) == 0 {
+		return g, errors.New("the pool has no repository: guest configurations must lie inside one (hbfence pool repository add DIR)")
+	}
+	if err := agent.InsideRepository(g.Config, repos); err != nil {
+		return g, fmt.Errorf("--config: %w", err)
+	}
+	for _, o := range c.Guests {
+		if o.UUID == g.UUID || o.Name == g.Name {
+			return g, fmt.Errorf("guest %s (%s) is already in the pool", o.Name, o.UUID)
+		}
+	}
+	return g, nil
+}
+
+func poolCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, error) {
+	var req struct {
+		HA         *bool               `json:"ha,omitempty"`
+		Roles      map[string][]string `json:"roles,omitempty"`
+		Repository string              `json:"repository,omitempty"`
+	}
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("pool: bad arguments: %v", err)
+	}
+	var out store.PoolConfig
+	err := update(ag, ms, func(c *store.PoolConfig) error {
+		if req.HA != nil {
+			c.HA = *req.HA
+		}
+		for h, roles := range req.Roles {
+			var rs []restart.Role
+			for _, r := range roles {
+				if r != string(restart.RoleVM) && r != string(restart.RoleUtility) {
+					return fmt.Errorf("role %q of %s: use vm or utility", r, h)
+				}
+				rs = append(rs, restart.Role(r))
+			}
+			if c.Roles == nil {
+				c.Roles = map[string][]restart.Role{}
+			}
+			c.Roles[h] = rs
+		}
+		if req.Repository != "" {
+			fi, err := os.Stat(req.Repository)
+			if err != nil || !fi.IsDir() || !filepath.IsAbs(req.Repository) {
+				return fmt.Errorf("repository %q: not an absolute path to a directory on this host (%v)", req.Repository, err)
+			}
+			if !slices.Contains(c.Repositories, req.Repository) {
+				c.Repositories = append(c.Repositories, req.Repository)
+			}
+		}
+		out = *c
+		return nil
+	})
+	return out, err
+}
+
+// agentRun is one incarnation's running agent.
+type agentRun struct {
+	ag   *agent.Agent
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func startAgent(ag *agent.Agent) *agentRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	ar := &agentRun{ag: ag, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(ar.done)
+		ag.Run(ctx)
+	}()
+	return ar
+}
+
+// halt stops the agent's rounds and waits (at most ctx) until the round
+// under way has ended: nothing is started after it returns nil.
+func (ar *agentRun) halt(ctx context.Context) error {
+	if ar == nil {
+		return nil
+	}
+	ar.stop()
+	select {
+	case <-ar.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("the guest agent did not stop (a hypervisor command hangs?): %w", ctx.Err())
+	}
+}
+
+// haltingKiller stops the guest agent before it kills the guests, so that
+// no start under way can bring a guest back after the kill.
+type haltingKiller struct {
+	ar    *agentRun
+	inner interface {
+		KillHAGuests(ctx context.Context, reason string) error
+	}
+}
+
+func (k haltingKiller) KillHAGuests(ctx context.Context, reason string) error {
+	if err := k.ar.halt(ctx); err != nil {
+		return err
+	}
+	return k.inner.KillHAGuests(ctx, reason)
+}
+
+// poolWarnings are the pool-wide conditions status warns about.
+func poolWarnings(c store.PoolConfig, st heartbeat.Status) []string {
+	var w []string
+	utility := 0
+	for _, h := range st.Hosts {
+		if slices.Contains(c.RolesOf(h.Name), restart.RoleUtility) {
+			utility++
+		}
+	}
+	if utility < 2 {
+		w = append(w, fmt.Sprintf("the pool has %d host(s) with the utility role: the utility role never fails over with the master, so a pool that needs it after a failure must give it to at least two hosts (hbfence pool role HOST vm,utility)", utility))
+	}
+	return w
+}
+
+func opTimeout(c *config.Config) time.Duration {
+	if c.Guests.OpTimeout.Duration > 0 {
+		return c.Guests.OpTimeout.Duration
+	}
+	return 2 * time.Minute
+}
