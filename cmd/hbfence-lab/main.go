@@ -32,6 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json", "", "also write the measured figures as JSON to this file")
 	detectRuns := fs.Int("bench-detect", 0, "instead of the story, measure kill -9 detection over this many runs")
 	fenceRuns := fs.Int("bench-fence", 0, "instead of the story, measure the fencing margins (watchdog reset → first \"dead\") over this many runs of a frozen host and, as root with /dev/fuse, of a host cut off from its storage; and the largest storage stall survived")
+	guestDisk := fs.String("guest-disk", "", "run as a demonstration guest writing to this disk image (used by the story's guests)")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -42,6 +43,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if *guestDisk != "" {
+		return runGuestDisk(*guestDisk)
 	}
 	binary, err := findBinary(*bin)
 	if err != nil {

@@ -11,19 +11,23 @@ import (
 
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/internal/lab"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
 )
 
 // scenes is the story of the demonstration pool, in order.
 var scenes = []scene{
 	{"Format a heartbeat file and start three hosts", sceneStart},
 	{"The pool master: who holds the lease, and moving it to node2", sceneMaster},
-	{"Power loss of the master: SIGKILL node2, watch the others judge it and take over", sceneKill},
+	{"HA guests: six with HA, one without, each a process writing to its disk image", sceneGuests},
+	{"Power loss of the master: SIGKILL node2, watch the others judge it, take over and restart its HA guests", sceneKill},
 	{"Clean stop: SIGTERM node3, the master now, which releases the lease and writes \"left\"", sceneLeave},
 	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
 	{"A second machine calling itself node1 is refused", sceneDuplicate},
 	{"A frozen daemon: SIGSTOP node3, whose watchdog resets it", sceneFreeze},
 	{"Storage cut: node2's path to the heartbeat file fails", sceneStorageCut},
 	{"The heartbeat area, read without a daemon", sceneDump},
+	{"Verdict: every guest's disk image, read for two writers at once", sceneVerdict},
 }
 
 func sceneStart(ctx context.Context, d *demo) error {
@@ -33,7 +37,7 @@ func sceneStart(ctx context.Context, d *demo) error {
 			d.faultErr = fmt.Errorf("%w: %v (make build puts it next to hbfence)", lab.ErrNoFaultFS, err)
 		}
 	}
-	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir, Watchdog: true, FaultFS: d.faultErr == nil,
+	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir, Watchdog: true, FaultFS: d.faultErr == nil, Guests: true,
 		InitArgs: []string{"--profile", d.profile, "--slots", "8"}})
 	if err != nil {
 		return err
@@ -96,6 +100,16 @@ func sceneKill(ctx context.Context, d *demo) error {
 		return err
 	}
 	d.check(vm.Self.Acting, "node2 is the master (epoch %d) before the kill", vm.Self.Epoch)
+	gs, err := d.guests(ctx, victim) // node2 is master: its own plan
+	if err != nil {
+		return err
+	}
+	lost := guestsOn(gs, "node2")
+	var names []string
+	for _, g := range lost {
+		names = append(names, g.Name)
+	}
+	d.say("node2 runs the guests %v", names)
 	killed := time.Now()
 	if err := victim.Kill(); err != nil {
 		return err
@@ -145,6 +159,9 @@ func sceneKill(ctx context.Context, d *demo) error {
 	d.check(took <= 1.1*t.HostDead+t.Interval, "takeover within 1.1 × host_dead + one interval (%.2fs ≤ %.2fs)", took, 1.1*t.HostDead+t.Interval)
 	d.figure("master_takeover_seconds", took)
 	d.figure("master_takeover_ratio_to_host_dead", took/t.HostDead)
+	if err := d.checkFailover(ctx, killed, lost); err != nil {
+		return err
+	}
 	if m.host.Name != "node3" {
 		// The next scene stops node3 as the master.
 		if _, err := d.move(ctx, m.host, "node3", m.epoch); err != nil {
@@ -160,6 +177,11 @@ func sceneLeave(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
+	gs, err := d.guests(ctx, h) // node3 is master: its own plan
+	if err != nil {
+		return err
+	}
+	moving := guestsOn(gs, "node3")
 	stopped := time.Now()
 	if err := h.Stop(ctx); err != nil {
 		return fmt.Errorf("node3 did not stop cleanly: %v", err)
@@ -183,7 +205,7 @@ func sceneLeave(ctx context.Context, d *demo) error {
 		d.check(took < d.timing.HostDead/2, "the master role moved on a clean stop without waiting host_dead")
 		d.figure("master_after_clean_stop_seconds", took)
 	}
-	return nil
+	return d.checkLeave(ctx, stopped, moving)
 }
 
 func sceneRejoin(ctx context.Context, d *demo) error {
@@ -294,6 +316,13 @@ func sceneFreeze(ctx context.Context, d *demo) error {
 		return err
 	}
 	d.say("node3 is back (a new incarnation) and feeds its watchdog")
+	if gs, err := d.waitGuests(ctx, d.hosts["node1"], 4*secs(d.timing.HostDead), "billing running on node3 again", func(gs []agent.GuestStatus) bool {
+		return byName(gs)["billing"].State == restart.Running && byName(gs)["billing"].Host == "node3"
+	}); err == nil {
+		d.say("billing, pending while its only preferred host was away, runs on node3 again (%s)", byName(gs)["billing"].State)
+	} else {
+		d.fail("billing did not start on node3 when it came back: %v", err)
+	}
 	frozen := time.Now()
 	if err := h.Freeze(); err != nil {
 		return err

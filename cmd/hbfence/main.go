@@ -31,6 +31,8 @@ func init() {
 		"status":  {"show the pool as the local daemon sees it", cmdStatus},
 		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
 		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
+		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start, stop", cmdGuest},
+		"pool":    {"pool settings: ha enable|disable, role HOST ROLES, repository add DIR", cmdPool},
 		"version": {"print the version", cmdVersion},
 	}
 }

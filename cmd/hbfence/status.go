@@ -18,7 +18,13 @@ import (
 // socketFlags adds --config and --socket, through which every client
 // command finds the daemon.
 func socketFlags(fs *flag.FlagSet) func() (string, error) {
-	cfgPath := fs.String("config", config.DefaultPath, "configuration file naming the control socket")
+	return socketFlagsNamed(fs, "config")
+}
+
+// socketFlagsNamed is socketFlags with the configuration flag under
+// another name (hbfence guest add has a --config of its own: the guest's).
+func socketFlagsNamed(fs *flag.FlagSet, cfgFlag string) func() (string, error) {
+	cfgPath := fs.String(cfgFlag, config.DefaultPath, "configuration file naming the control socket")
 	socket := fs.String("socket", "", "control socket (overrides --config)")
 	return func() (string, error) {
 		if *socket != "" {
@@ -149,4 +155,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, h.State, fenced, h.Generation, age, h.SlotState, check)
 	}
 	tw.Flush()
+	if len(st.Guests) > 0 {
+		fmt.Fprintln(w)
+		printGuests(w, st.Guests)
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "\nWARNING: %s\n", warn)
+	}
 }

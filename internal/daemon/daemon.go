@@ -135,8 +135,10 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	}
 	drv := drivers(c, self.Name)
 	killer := guestKiller(c, h.Timing.Watchdog)
-	if len(c.Fence.KillGuests) == 0 && len(drv) > 0 {
-		killer = driverKiller{drivers: drv}
+	if len(drv) > 0 {
+		// The drivers' guests are killed first, then the hook runs too
+		// (if any): a fence must leave nothing of the pool running here.
+		killer = bothKillers{driverKiller{drivers: drv}, killer}
 	}
 	if wi.Unsafe {
 		self.Flags |= ondisk.FlagNoWatchdog

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/lease"
 	"github.com/hbfence/hbfence/heartbeat/master"
@@ -80,6 +81,13 @@ func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// bothKillers runs two killers in turn; both must confirm.
+type bothKillers [2]fence.GuestKiller
+
+func (b bothKillers) KillHAGuests(ctx context.Context, reason string) error {
+	return errors.Join(b[0].KillHAGuests(ctx, reason), b[1].KillHAGuests(ctx, reason))
 }
 
 // cluster adapts one incarnation's member and lease runner for the agent.
@@ -338,9 +346,7 @@ func (ar *agentRun) halt(ctx context.Context) error {
 // no start under way can bring a guest back after the kill.
 type haltingKiller struct {
 	ar    *agentRun
-	inner interface {
-		KillHAGuests(ctx context.Context, reason string) error
-	}
+	inner fence.GuestKiller
 }
 
 func (k haltingKiller) KillHAGuests(ctx context.Context, reason string) error {

@@ -48,6 +48,8 @@ type Pool struct {
 	Timing PoolTiming
 	// LogLevel is every host's [log] level.
 	LogLevel string
+	// Guests gives every host the process driver ([guests] drivers).
+	Guests bool
 
 	mu    sync.Mutex
 	hosts map[string]*Host
@@ -78,6 +80,9 @@ type Options struct {
 	// LogLevel is every host's [log] level; default "info". At "debug"
 	// a master logs each round of its duties (MasterActs).
 	LogLevel string
+	// Guests gives every host the process driver, with its pid files in
+	// the host's directory; the guest records live next to Area.
+	Guests bool
 	// FaultFS gives each host its own hbfence-faultfs mount (found next
 	// to Binary) of the directory holding Area, so that its storage can
 	// be cut, hung or slowed alone (storage.go). Root and /dev/fuse
@@ -91,7 +96,7 @@ func NewPool(ctx context.Context, o Options) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, LogLevel: o.LogLevel, hosts: map[string]*Host{}}
+	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, LogLevel: o.LogLevel, Guests: o.Guests, hosts: map[string]*Host{}}
 	if p.LogLevel == "" {
 		p.LogLevel = "info"
 	}
@@ -232,6 +237,9 @@ kill_guests = [%q]
 
 [watchdog]
 %s`, name, h.MachineID, area, p.Offset, h.Socket, p.LogLevel, h.HookScript, watchdogConf)
+	if p.Guests {
+		cfg += fmt.Sprintf("\n[guests]\ndrivers = [\"process\"]\nstate_dir = %q\n", filepath.Join(dir, "guests"))
+	}
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		h.unmountStorage()
 		return nil, err

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/lab"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
+	"golang.org/x/sys/unix"
+)
+
+// runGuestDisk is a demonstration guest: it appends a record — its host,
+// its pid, the machine's CLOCK_MONOTONIC time — to its disk image on the
+// shared storage every 50 ms, synchronously, until it is killed. Two
+// copies of one guest would interleave their records: the verdict at the
+// end of the story reads every disk and looks for that.
+func runGuestDisk(path string) int {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_DSYNC, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "guest:", err)
+		return 1
+	}
+	host, pid := os.Getenv("HBFENCE_HOST"), os.Getpid()
+	for {
+		line := fmt.Sprintf("%s %d %d\n", host, pid, monoNow())
+		if _, err := f.WriteString(line); err != nil {
+			fmt.Fprintln(os.Stderr, "guest:", err)
+			return 1
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func monoNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// writer is one copy of a guest as its disk shows it.
+type writer struct {
+	host        string
+	pid         int
+	first, last int64
+	records     int
+}
+
+// readDisk reads a guest's disk image into its writers, in order of their
+// first record.
+func readDisk(path string) ([]writer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	byID := map[string]*writer{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) != 3 {
+			continue // a record cut by a kill
+		}
+		pid, err1 := strconv.Atoi(fs[1])
+		t, err2 := strconv.ParseInt(fs[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		id := fs[0] + "/" + fs[1]
+		w := byID[id]
+		if w == nil {
+			w = &writer{host: fs[0], pid: pid, first: t}
+			byID[id] = w
+		}
+		w.last = max(w.last, t)
+		w.records++
+	}
+	var out []writer
+	for _, w := range byID {
+		out = append(out, *w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].first < out[j].first })
+	return out, sc.Err()
+}
+
+// guestDef is one guest of the demonstration.
+type guestDef struct {
+	name      string
+	ha        bool
+	placement string
+	preferred string
+}
+
+var demoGuests = []guestDef{
+	{"web1", true, "auto", ""}, {"web2", true, "auto", ""}, {"db1", true, "auto", ""},
+	{"db2", true, "auto", ""}, {"cache1", true, "auto", ""},
+	{"billing", true, "manual", "node3"},
+	{"scratch", false, "manual", "node2"},
+}
+
+func (d *demo) repo() string { return filepath.Join(d.dir, "repo") }
+
+func (d *demo) guests(ctx context.Context, h *lab.Host) ([]agent.GuestStatus, error) {
+	st, err := h.Status(ctx)
+	return st.Guests, err
+}
+
+// waitGuests waits until cond holds for the guests as h sees them.
+func (d *demo) waitGuests(ctx context.Context, h *lab.Host, timeout time.Duration, what string, cond func([]agent.GuestStatus) bool) ([]agent.GuestStatus, error) {
+	var gs []agent.GuestStatus
+	err := lab.WaitUntil(ctx, timeout, 50*time.Millisecond, what, func() (bool, error) {
+		var err error
+		gs, err = d.guests(ctx, h)
+		return err == nil && cond(gs), err
+	})
+	return gs, err
+}
+
+func byName(gs []agent.GuestStatus) map[string]agent.GuestStatus {
+	m := map[string]agent.GuestStatus{}
+	for _, g := range gs {
+		m[g.Name] = g
+	}
+	return m
+}
+
+func (d *demo) masterHost(ctx context.Context) (*lab.Host, error) {
+	m, err := d.waitMaster(ctx, d.liveHosts(), 0, 3*secs(d.timing.HostDead))
+	return m.host, err
+}
+
+func (d *demo) liveHosts() []*lab.Host {
+	var out []*lab.Host
+	for _, n := range []string{"node1", "node2", "node3"} {
+		if h := d.hosts[n]; h != nil && !h.Exited() {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func sceneGuests(ctx context.Context, d *demo) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(d.repo(), "disks"), 0o755); err != nil {
+		return err
+	}
+	m, err := d.masterHost(ctx)
+	if err != nil {
+		return err
+	}
+	run := func(args ...string) error {
+		out, err := d.run(ctx, append(args, "--socket", m.Socket)...)
+		if err != nil {
+			return fmt.Errorf("hbfence %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	d.say("on the master (%s): hbfence pool repository add %s; hbfence pool ha enable", m.Name, d.repo())
+	if err := run("pool", "repository", "add", d.repo()); err != nil {
+		return err
+	}
+	if err := run("pool", "ha", "enable"); err != nil {
+		return err
+	}
+	for _, g := range demoGuests {
+		cfg := filepath.Join(d.repo(), g.name+".json")
+		argv, _ := json.Marshal(map[string][]string{"argv": {self, "-guest-disk", filepath.Join(d.repo(), "disks", g.name+".img")}})
+		if err := os.WriteFile(cfg, argv, 0o644); err != nil {
+			return err
+		}
+		args := []string{"guest", "add", "--name", g.name, "--driver", "process", "--config", cfg, "--placement", g.placement}
+		if g.ha {
+			args = append(args, "--ha")
+		}
+		if g.preferred != "" {
+			args = append(args, "--preferred", g.preferred)
+		}
+		if err := run(args...); err != nil {
+			return err
+		}
+		if err := run("guest", "start", g.name); err != nil {
+			return err
+		}
+	}
+	d.say("added and started six HA guests (billing: manual placement, preferred host node3) and one without HA (scratch, placed on node2); each is a process appending records to its disk image in %s", filepath.Join(d.repo(), "disks"))
+	gs, err := d.waitGuests(ctx, m, 10*secs(d.timing.Interval)+5*time.Second, "every guest running", func(gs []agent.GuestStatus) bool {
+		n := 0
+		for _, g := range gs {
+			if g.State == restart.Running {
+				n++
+			}
+		}
+		return n == len(demoGuests)
+	})
+	if err != nil {
+		return err
+	}
+	out, _ := d.run(ctx, "guest", "list", "--socket", m.Socket)
+	d.show(out)
+	g := byName(gs)
+	d.check(g["billing"].Host == "node3", "billing runs on its preferred host node3")
+	d.check(g["scratch"].Host == "node2", "scratch runs on node2")
+	return nil
+}
+
+// guestsOn lists the guests h runs, as the plan says.
+func guestsOn(gs []agent.GuestStatus, host string) []agent.GuestStatus {
+	var out []agent.GuestStatus
+	for _, g := range gs {
+		if g.Host == host && g.State == restart.Running {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// checkFailover is run by the kill scene once node2 is dead: every HA
+// guest it ran runs on another host, the one without HA is stopped.
+func (d *demo) checkFailover(ctx context.Context, killed time.Time, lost []agent.GuestStatus) error {
+	if len(lost) == 0 {
+		return nil
+	}
+	obs := d.hosts["node1"]
+	var ha []agent.GuestStatus
+	for _, g := range lost {
+		if g.HA && g.Placement == restart.Auto {
+			ha = append(ha, g)
+		}
+	}
+	gs, err := d.waitGuests(ctx, obs, 3*secs(d.timing.HostDead), "node2's HA guests running elsewhere", func(gs []agent.GuestStatus) bool {
+		m := byName(gs)
+		for _, g := range ha {
+			if m[g.Name].State != restart.Running || m[g.Name].Host == "node2" {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	took := time.Since(killed).Seconds()
+	m := byName(gs)
+	for _, g := range lost {
+		now := m[g.Name]
+		switch {
+		case g.HA && g.Placement == restart.Auto:
+			d.say("%s: running again on %s", g.Name, now.Host)
+		default:
+			d.say("%s: %s (%s)", g.Name, now.State, now.Message)
+		}
+		if !g.HA {
+			d.check(now.State == restart.Stopped, "%s, without HA, was not restarted", g.Name)
+		}
+	}
+	d.say("all of node2's HA guests ran again on other hosts %.2fs after the kill = %.2f × host_dead (as seen by polling node1's status)", took, took/d.timing.HostDead)
+	d.check(took <= 1.1*d.timing.HostDead+3*d.timing.Interval, "guest failover within 1.1 × host_dead + three intervals (%.2fs)", took)
+	d.figure("guest_failover_seconds", took)
+	d.figure("guest_failover_ratio_to_host_dead", took/d.timing.HostDead)
+	return nil
+}
+
+// sceneVerdict reads every guest's disk image: no two copies of a guest
+// ever wrote in overlapping time.
+func sceneVerdict(ctx context.Context, d *demo) error {
+	for _, g := range demoGuests {
+		ws, err := readDisk(filepath.Join(d.repo(), "disks", g.name+".img"))
+		if err != nil {
+			return err
+		}
+		var parts []string
+		overlap := false
+		for i, w := range ws {
+			parts = append(parts, fmt.Sprintf("%s pid %d (%d records)", w.host, w.pid, w.records))
+			if i > 0 && w.first <= ws[i-1].last {
+				overlap = true
+				d.fail("%s: %s pid %d wrote from %v while %s pid %d still wrote until %v", g.name, w.host, w.pid, time.Duration(w.first), ws[i-1].host, ws[i-1].pid, time.Duration(ws[i-1].last))
+			}
+			if i > 0 {
+				gap := time.Duration(w.first - ws[i-1].last)
+				parts[len(parts)-1] += fmt.Sprintf(" after a gap of %.2fs", gap.Seconds())
+			}
+		}
+		d.say("%s: %s", g.name, strings.Join(parts, " → "))
+		d.check(!overlap, "%s: never two writers at once (%d copies over the story)", g.name, len(ws))
+	}
+	return nil
+}
+
+// checkLeave: the guests of a host stopped the way systemd stops it run
+// again elsewhere within seconds (the auto ones), and a manual guest whose
+// only preferred host left waits, pending.
+func (d *demo) checkLeave(ctx context.Context, stopped time.Time, moving []agent.GuestStatus) error {
+	var names []string
+	for _, g := range moving {
+		names = append(names, g.Name)
+	}
+	d.say("node3 ran %v; on SIGTERM it stopped them, reported them stopped, then left", names)
+	gs, err := d.waitGuests(ctx, d.hosts["node1"], secs(d.timing.HostDead), "node3's guests placed again", func(gs []agent.GuestStatus) bool {
+		m := byName(gs)
+		for _, g := range moving {
+			want := restart.Running
+			if g.Placement == restart.Manual {
+				want = restart.Pending
+			}
+			if m[g.Name].State != want || (want == restart.Running && m[g.Name].Host == "node3") {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	took := time.Since(stopped).Seconds()
+	m := byName(gs)
+	for _, g := range moving {
+		now := m[g.Name]
+		if now.State == restart.Running {
+			d.say("%s: running on %s", g.Name, now.Host)
+		} else {
+			d.say("%s: %s (%s)", g.Name, now.State, now.Message)
+		}
+	}
+	d.say("node3's guests were placed again %.2fs after the SIGTERM (host_dead %gs: not waited for)", took, d.timing.HostDead)
+	d.check(took < d.timing.HostDead/2, "a planned stop moves the guests in seconds, well before host_dead")
+	d.figure("guests_after_clean_stop_seconds", took)
+	return nil
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/restart/agent"
+	"github.com/hbfence/hbfence/restart/store"
+)
+
+// cmdGuest: hbfence guest add|remove|list|show|ha|start|stop.
+func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("guest", "add|remove|list|show|ha enable|ha disable|start|stop [GUEST]", stderr)
+	sock := socketFlagsNamed(fs, "daemon-config")
+	asJSON := fs.Bool("json", false, "print JSON")
+	name := fs.String("name", "", "add: the guest's name (its domain name for xl)")
+	uuid := fs.String("uuid", "", "add: the guest's UUID (default: a new one)")
+	drv := fs.String("driver", "", "add: process, xl, virsh or exec")
+	cfg := fs.String("config", "", "add: the path of its configuration on the shared storage, inside a repository of the pool")
+	ha := fs.Bool("ha", false, "add: protect it with HA (the pool's HA must be on too)")
+	placement := fs.String("placement", "auto", "add: auto (any available host) or manual (only its preferred hosts)")
+	preferred := fs.String("preferred", "", "add: preferred hosts, comma-separated")
+	mgmt := fs.Bool("management", false, "add: it is the management instance of this pool (never HA here)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: hbfence guest add|remove|list|show|ha|start|stop", errUsage)
+	}
+	socket, err := sock()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	op, rest := pos[0], pos[1:]
+	switch op {
+	case "list", "show":
+		var st daemon.Status
+		if err := control.Call(ctx, socket, "status", nil, &st); err != nil {
+			return err
+		}
+		if st.GuestsOff != "" {
+			return fmt.Errorf("the guest side is off on %s: %s", st.Self, st.GuestsOff)
+		}
+		if op == "list" {
+			if *asJSON {
+				return json.NewEncoder(stdout).Encode(st.Guests)
+			}
+			printGuests(stdout, st.Guests)
+			return nil
+		}
+		g, err := oneArg(rest, "GUEST (name or UUID)")
+		if err != nil {
+			return err
+		}
+		for _, s := range st.Guests {
+			if s.Name == g || s.UUID == g {
+				if *asJSON {
+					return json.NewEncoder(stdout).Encode(s)
+				}
+				printGuest(stdout, s)
+				return nil
+			}
+		}
+		return fmt.Errorf("no guest %q in the pool (see hbfence guest list)", g)
+	}
+	req := daemon.GuestRequest{Op: op}
+	switch op {
+	case "add":
+		if len(rest) != 0 {
+			return fmt.Errorf("%w: guest add takes flags only (--name, --driver, --config, ...)", errUsage)
+		}
+		req.Name, req.UUID, req.Driver, req.Config, req.HA, req.Placement, req.Management = *name, *uuid, *drv, *cfg, *ha, *placement, *mgmt
+		if *preferred != "" {
+			req.Preferred = strings.Split(*preferred, ",")
+		}
+	case "remove", "start", "stop":
+		if req.Guest, err = oneArg(rest, "GUEST (name or UUID)"); err != nil {
+			return err
+		}
+	case "ha":
+		if len(rest) != 2 || (rest[0] != "enable" && rest[0] != "disable") {
+			return fmt.Errorf("%w: hbfence guest ha enable|disable GUEST", errUsage)
+		}
+		req.HA, req.Guest = rest[0] == "enable", rest[1]
+	default:
+		return fmt.Errorf("%w: unknown guest command %q", errUsage, op)
+	}
+	var g store.GuestDef
+	if err := control.Call(ctx, socket, "guest", req, &g); err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(g)
+	}
+	switch op {
+	case "add":
+		fmt.Fprintf(stdout, "added guest %s (%s), stopped; start it with hbfence guest start %s\n", g.Name, g.UUID, g.Name)
+	case "remove":
+		fmt.Fprintf(stdout, "removed guest %s (%s)\n", g.Name, g.UUID)
+	case "ha":
+		fmt.Fprintf(stdout, "HA %s for guest %s\n", map[bool]string{true: "enabled", false: "disabled"}[g.HA], g.Name)
+	case "start":
+		fmt.Fprintf(stdout, "starting guest %s: the master places it within an interval (hbfence guest show %s)\n", g.Name, g.Name)
+	case "stop":
+		fmt.Fprintf(stdout, "stopping guest %s (hbfence guest show %s)\n", g.Name, g.Name)
+	}
+	return nil
+}
+
+func printGuests(w io.Writer, gs []agent.GuestStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tUUID\tHA\tHOST\tSTATE\tMESSAGE")
+	for _, g := range gs {
+		host := g.Host
+		if host == "" {
+			host = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.UUID, haWord(g), host, g.State, g.Message)
+	}
+	tw.Flush()
+}
+
+func haWord(g agent.GuestStatus) string {
+	switch {
+	case g.HA:
+		return "on"
+	case !g.HAPool && g.HAGuest:
+		return "off (pool)"
+	case !g.HAGuest && g.HAPool:
+		return "off (guest)"
+	}
+	return "off"
+}
+
+func printGuest(w io.Writer, g agent.GuestStatus) {
+	fmt.Fprintf(w, "guest     %s (%s)\n", g.Name, g.UUID)
+	fmt.Fprintf(w, "driver    %s, configuration %s\n", g.Driver, g.Config)
+	ha := "on: restarted on another host if its host fails"
+	switch {
+	case !g.HAPool && !g.HAGuest:
+		ha = "off: HA is disabled on the pool (hbfence pool ha enable) and on the guest (hbfence guest ha enable " + g.Name + ")"
+	case !g.HAPool:
+		ha = "off: HA is disabled on the pool (hbfence pool ha enable)"
+	case !g.HAGuest:
+		ha = "off: HA is disabled on the guest (hbfence guest ha enable " + g.Name + ")"
+	case !g.HA:
+		ha = "off: it is the management instance of this pool"
+	}
+	fmt.Fprintf(w, "ha        %s\n", ha)
+	pl := string(g.Placement)
+	if len(g.Preferred) > 0 {
+		pl += " (preferred: " + strings.Join(g.Preferred, ", ") + ")"
+	}
+	fmt.Fprintf(w, "placement %s\n", pl)
+	host := g.Host
+	if host == "" {
+		host = "none"
+	}
+	fmt.Fprintf(w, "state     %s on %s", g.State, host)
+	if g.Attempt > 0 {
+		fmt.Fprintf(w, " (start attempt %d)", g.Attempt)
+	}
+	fmt.Fprintln(w)
+	if g.Message != "" {
+		fmt.Fprintf(w, "message   %s\n", g.Message)
+	}
+}
+
+// cmdPool: hbfence pool ha enable|disable, pool role HOST ROLES, pool
+// repository add DIR.
+func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("pool", "ha enable|ha disable|role HOST vm[,utility]|repository add DIR", stderr)
+	sock := socketFlags(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	socket, err := sock()
+	if err != nil {
+		return err
+	}
+	req := map[string]any{}
+	switch {
+	case len(pos) == 2 && pos[0] == "ha" && (pos[1] == "enable" || pos[1] == "disable"):
+		req["ha"] = pos[1] == "enable"
+	case len(pos) == 3 && pos[0] == "role":
+		req["roles"] = map[string][]string{pos[1]: strings.Split(pos[2], ",")}
+	case len(pos) == 3 && pos[0] == "repository" && pos[1] == "add":
+		req["repository"] = pos[2]
+	default:
+		return fmt.Errorf("%w: hbfence pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR", errUsage)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var c store.PoolConfig
+	if err := control.Call(ctx, socket, "pool", req, &c); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pool HA %s; %d guest(s); repositories %v\n", map[bool]string{true: "enabled", false: "disabled"}[c.HA], len(c.Guests), c.Repositories)
+	return nil
+}
