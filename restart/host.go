@@ -31,7 +31,7 @@ func (k ActionKind) String() string {
 type Action struct {
 	Kind    ActionKind
 	Guest   string
-	Attempt int
+	Attempt AttemptID
 }
 
 // HostInput is what a host decides on, once a round (doc.go, H1–H4).
@@ -44,9 +44,9 @@ type HostInput struct {
 	Plan  Plan
 	// Running is what the hypervisor runs now.
 	Running []string
-	// Attempted is, per guest, the highest start attempt this incarnation
-	// has made (successful or not): an attempt is made once.
-	Attempted map[string]int
+	// Attempted is, per guest, the latest start order this incarnation
+	// has carried out (successful or not): an order is carried out once.
+	Attempted map[string]AttemptID
 }
 
 // Decide returns what the host does this round: start the guests the plan
@@ -72,7 +72,7 @@ func Decide(in HostInput) []Action {
 		running := slices.Contains(in.Running, u)
 		switch a.State {
 		case Starting, Running:
-			if !running && in.Attempted[u] < a.Attempt {
+			if !running && in.Attempted[u].Before(a.Attempt) {
 				out = append(out, Action{Kind: Start, Guest: u, Attempt: a.Attempt})
 			}
 		case Stopping:

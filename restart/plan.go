@@ -63,10 +63,24 @@ type Pool struct {
 	MaxAttempts int
 }
 
+// AttemptID names one start order: the epoch of the plan that gave it and
+// a number that grows with every placement of the guest. A host starts a
+// guest at most once per AttemptID (doc.go, H2); the epoch makes the
+// orders of a new master new, whatever plan it knew before.
+type AttemptID struct {
+	Epoch uint64 `json:"epoch"`
+	N     int    `json:"n"`
+}
+
+// Before orders attempt IDs: by epoch, then number.
+func (a AttemptID) Before(b AttemptID) bool {
+	return a.Epoch < b.Epoch || a.Epoch == b.Epoch && a.N < b.N
+}
+
 // Failure is a start attempt that failed on a host.
 type Failure struct {
-	Attempt int    `json:"attempt"`
-	Message string `json:"message"`
+	Attempt AttemptID `json:"attempt"`
+	Message string    `json:"message"`
 }
 
 // Report is what a host incarnation last published (see doc.go, H4).
@@ -137,9 +151,13 @@ type Assignment struct {
 	// Host is the incarnation that runs the guest or may start it; zero
 	// when none.
 	Host    HostID   `json:"host"`
-	State   State    `json:"state"`
-	Attempt int      `json:"attempt,omitempty"`
-	Tried   []string `json:"tried,omitempty"`
+	State State `json:"state"`
+	// Attempt is the start order of the guest's latest placement; Tries
+	// counts the placements since the last fresh start (a failover, or
+	// the operator's start), bounded by MaxAttempts.
+	Attempt AttemptID `json:"attempt"`
+	Tries   int       `json:"tries,omitempty"`
+	Tried   []string  `json:"tried,omitempty"`
 	Message string   `json:"message,omitempty"`
 	// StartSeq is the guest's StartSeq this entry has acted on.
 	StartSeq uint64 `json:"start_seq,omitempty"`
@@ -229,7 +247,7 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 		if len(owners) == 1 {
 			o := owners[0]
-			a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, StartSeq: max(prev.StartSeq, g.StartSeq),
+			a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, Tries: prev.Tries, StartSeq: max(prev.StartSeq, g.StartSeq),
 				ReportSeq: o.report().Seq}
 			if !slices.Contains(o.report().Running, g.UUID) {
 				a.State, a.ReportSeq = Starting, prev.ReportSeq
@@ -253,7 +271,7 @@ func Reconcile(in Input) (Plan, []Note) {
 			failed := false
 			if r := h.report(); known && r != nil && h.ID == prev.Host {
 				f, failed = r.Failed[g.UUID]
-				failed = failed && f.Attempt >= prev.Attempt
+				failed = failed && !f.Attempt.Before(prev.Attempt)
 			}
 			stoppedThere := prev.State == Running && known && h.ID == prev.Host && h.State == liveness.Live &&
 				h.report() != nil && h.report().Seq > prev.ReportSeq
@@ -268,7 +286,7 @@ func Reconcile(in Input) (Plan, []Note) {
 			case failed:
 				reason = attemptFailed
 				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
-				prev.Message = fmt.Sprintf("start on %s failed (attempt %d): %s", prev.Host.Name, f.Attempt, f.Message)
+				prev.Message = fmt.Sprintf("start on %s failed (try %d): %s", prev.Host.Name, prev.Tries, f.Message)
 				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
 			case known && !h.gone() && prev.State != Stopping && (h.ID == prev.Host || !h.caughtUp(in.Epoch)):
 				// Its host may still start it, or (a later incarnation
@@ -303,13 +321,13 @@ func Reconcile(in Input) (Plan, []Note) {
 	// Free guests (M5).
 	for _, f := range free {
 		g, prev := f.g, f.prev
-		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tried: prev.Tried, Message: prev.Message, StartSeq: prev.StartSeq}
+		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message, StartSeq: prev.StartSeq}
 		var want bool
 		switch {
 		case g.Stopped:
 		case g.StartSeq > prev.StartSeq:
 			want = true // hbfence guest start: fresh attempts
-			a.Attempt, a.Tried, a.StartSeq, a.Message = 0, nil, g.StartSeq, ""
+			a.Tries, a.Tried, a.StartSeq, a.Message = 0, nil, g.StartSeq, ""
 		case prev.State == Error:
 			a.State = Error // until the operator starts it again
 		case f.reason == attemptFailed, prev.State == Pending:
@@ -317,7 +335,7 @@ func Reconcile(in Input) (Plan, []Note) {
 		case f.reason == ownerGone:
 			// A failover: fresh attempts.
 			want = haEffective(in.Pool, g)
-			a.Attempt, a.Tried = 0, nil
+			a.Tries, a.Tried = 0, nil
 			if !want {
 				a.Message += "; not restarted: " + haOff(in.Pool, g)
 			}
@@ -332,23 +350,29 @@ func Reconcile(in Input) (Plan, []Note) {
 			continue
 		}
 		switch {
-		case a.Attempt >= maxAttempts:
+		case a.Tries >= maxAttempts:
 			a.State = Error
-			a.Message = fmt.Sprintf("gave up after %d start attempts; last: %s", a.Attempt, prev.Message)
+			a.Message = fmt.Sprintf("gave up after %d start attempts; last: %s", a.Tries, prev.Message)
 			notes = append(notes, Note{Guest: g.UUID, Text: a.Message})
 		case len(behind) > 0:
 			a.State = Pending
 			a.Message = fmt.Sprintf("waiting for %s to report on epoch %d", strings.Join(behind, ", "), in.Epoch)
 		default:
 			h, ok := choose(in, g, a.Tried, load)
+			if !ok && len(a.Tried) > 0 {
+				// Every available host was tried: try them again, within
+				// the bound on attempts.
+				h, ok = choose(in, g, nil, load)
+			}
 			if !ok {
 				a.State = Pending
 				a.Message = "no available host" + placementNote(g)
 				break
 			}
-			a.Host, a.State, a.Attempt = h.ID, Starting, a.Attempt+1
+			a.Host, a.State, a.Tries = h.ID, Starting, a.Tries+1
+			a.Attempt = AttemptID{Epoch: in.Epoch, N: a.Attempt.N + 1}
 			load[h.ID.Name]++
-			notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("placed on %s (attempt %d)", h.ID, a.Attempt)})
+			notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("placed on %s (try %d)", h.ID, a.Tries)})
 		}
 		p.Guests[g.UUID] = a
 	}

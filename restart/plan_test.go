@@ -51,7 +51,7 @@ func TestReconcile(t *testing.T) {
 				want(t, p, "g1", id("c"), Starting)
 				want(t, p, "g2", id("b"), Starting) // b has g3, c has g1: tie broken by name
 				want(t, p, "g3", id("b"), Running)
-				if p.Guests["g1"].Attempt != 1 || !strings.Contains(p.Guests["g1"].Message, "dead, hence fenced") {
+				if p.Guests["g1"].Tries != 1 || p.Guests["g1"].Attempt != (AttemptID{Epoch: 2, N: 1}) || !strings.Contains(p.Guests["g1"].Message, "dead, hence fenced") {
 					t.Errorf("g1: %+v", p.Guests["g1"])
 				}
 			},
@@ -72,7 +72,7 @@ func TestReconcile(t *testing.T) {
 			name: "a suspect host keeps its guests",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{with(host("a", 1), func(h *Host) { h.State = liveness.Suspect; h.Report.Running = nil }), host("b", 1)},
-				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: 1}})},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1}})},
 			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("a"), Starting) },
 		},
 		{
@@ -132,9 +132,9 @@ func TestReconcile(t *testing.T) {
 			name: "a failed start is tried on another host, then the guest is in error",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{
-					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: 2, Message: "no memory"}} }),
+					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 2}, Message: "no memory"}} }),
 					host("b", 1), host("c", 1)},
-				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: 2, Tried: []string{"b"}}})},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 2}, Tries: 2, Tried: []string{"b"}}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
 				want(t, p, "g1", HostID{}, Error)
 				if !strings.Contains(p.Guests["g1"].Message, "no memory") {
@@ -146,12 +146,12 @@ func TestReconcile(t *testing.T) {
 			name: "the first failed start moves the guest to a host not yet tried",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{
-					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: 1, Message: "no memory"}} }),
+					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 1}, Message: "no memory"}} }),
 					host("b", 1)},
-				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: 1}})},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
 				want(t, p, "g1", id("b"), Starting)
-				if a := p.Guests["g1"]; a.Attempt != 2 || len(a.Tried) != 1 || a.Tried[0] != "a" {
+				if a := p.Guests["g1"]; a.Tries != 2 || a.Attempt != (AttemptID{1, 2}) || len(a.Tried) != 1 || a.Tried[0] != "a" {
 					t.Errorf("g1: %+v", a)
 				}
 			},
@@ -255,14 +255,14 @@ func want(t *testing.T, p Plan, uuid string, h HostID, st State) {
 func TestDecide(t *testing.T) {
 	self := id("a")
 	p := Plan{Epoch: 2, Seq: 7, Guests: map[string]Assignment{
-		"g1": {Host: self, State: Starting, Attempt: 1},
+		"g1": {Host: self, State: Starting, Attempt: AttemptID{2, 1}},
 		"g2": {Host: self, State: Running},
-		"g3": {Host: id("b"), State: Starting, Attempt: 1},
+		"g3": {Host: id("b"), State: Starting, Attempt: AttemptID{2, 1}},
 		"g4": {Host: self, State: Stopping},
-		"g5": {Host: self, State: Starting, Attempt: 2},
+		"g5": {Host: self, State: Starting, Attempt: AttemptID{1, 7}},
 	}}
-	got := Decide(HostInput{Self: self, Epoch: 2, Plan: p, Running: []string{"g2", "g4"}, Attempted: map[string]int{"g5": 2}})
-	wantActs := []Action{{Kind: Start, Guest: "g1", Attempt: 1}, {Kind: Stop, Guest: "g4"}}
+	got := Decide(HostInput{Self: self, Epoch: 2, Plan: p, Running: []string{"g2", "g4"}, Attempted: map[string]AttemptID{"g5": {1, 7}}})
+	wantActs := []Action{{Kind: Start, Guest: "g1", Attempt: AttemptID{2, 1}}, {Kind: Stop, Guest: "g4"}}
 	if len(got) != len(wantActs) {
 		t.Fatalf("actions %+v, want %+v", got, wantActs)
 	}

@@ -71,7 +71,7 @@ type Agent struct {
 	pool      store.PoolConfig
 	poolHdr   store.Header
 	seq       uint64
-	attempted map[string]int
+	attempted map[string]restart.AttemptID
 	failed    map[string]restart.Failure
 	leaving   bool
 	running   []string
@@ -86,7 +86,7 @@ func New(cfg Config) *Agent {
 		cfg.OpTimeout = 2 * time.Minute
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
-		attempted: map[string]int{}, failed: map[string]restart.Failure{}}
+		attempted: map[string]restart.AttemptID{}, failed: map[string]restart.Failure{}}
 }
 
 // Run runs a round every interval until ctx ends.
@@ -223,7 +223,7 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 			cancel()
 		}
 		if err == nil {
-			log.Info().Int("attempt", act.Attempt).Msg("guest started")
+			log.Info().Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest started")
 			return
 		}
 		if ok {
@@ -234,7 +234,7 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 				return
 			}
 		}
-		log.Warn().Err(err).Int("attempt", act.Attempt).Msg("guest start failed")
+		log.Warn().Err(err).Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest start failed")
 		a.mu.Lock()
 		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
 		a.mu.Unlock()
@@ -469,7 +469,7 @@ func (a *Agent) Guests() []GuestStatus {
 		s := GuestStatus{Name: g.Name, UUID: g.UUID, HAGuest: g.HA, HAPool: a.pool.HA, HA: a.pool.HA && g.HA && !g.Management,
 			Driver: g.Driver, Config: g.Config, Placement: g.Placement, Preferred: g.Preferred, State: restart.Stopped}
 		if e, ok := plan.Guests[g.UUID]; ok {
-			s.State, s.Attempt, s.Message = e.State, e.Attempt, e.Message
+			s.State, s.Attempt, s.Message = e.State, e.Tries, e.Message
 			if e.State == restart.Running || e.State == restart.Starting || e.State == restart.Stopping {
 				s.Host = e.Host.Name
 			}
