@@ -150,15 +150,15 @@ const (
 type Assignment struct {
 	// Host is the incarnation that runs the guest or may start it; zero
 	// when none.
-	Host    HostID   `json:"host"`
-	State State `json:"state"`
+	Host  HostID `json:"host"`
+	State State  `json:"state"`
 	// Attempt is the start order of the guest's latest placement; Tries
 	// counts the placements since the last fresh start (a failover, or
 	// the operator's start), bounded by MaxAttempts.
 	Attempt AttemptID `json:"attempt"`
 	Tries   int       `json:"tries,omitempty"`
 	Tried   []string  `json:"tried,omitempty"`
-	Message string   `json:"message,omitempty"`
+	Message string    `json:"message,omitempty"`
 	// StartSeq is the guest's StartSeq this entry has acted on.
 	StartSeq uint64 `json:"start_seq,omitempty"`
 	// ReportSeq is the sequence of the host's report that last showed

@@ -132,7 +132,9 @@ func TestReconcile(t *testing.T) {
 			name: "a failed start is tried on another host, then the guest is in error",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{
-					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 2}, Message: "no memory"}} }),
+					with(host("a", 1), func(h *Host) {
+						h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 2}, Message: "no memory"}}
+					}),
 					host("b", 1), host("c", 1)},
 				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 2}, Tries: 2, Tried: []string{"b"}}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
@@ -146,7 +148,9 @@ func TestReconcile(t *testing.T) {
 			name: "the first failed start moves the guest to a host not yet tried",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{
-					with(host("a", 1), func(h *Host) { h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 1}, Message: "no memory"}} }),
+					with(host("a", 1), func(h *Host) {
+						h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 1}, Message: "no memory"}}
+					}),
 					host("b", 1)},
 				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
