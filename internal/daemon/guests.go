@@ -328,7 +328,7 @@ func startAgent(ag *agent.Agent) *agentRun {
 }
 
 // halt stops the agent's rounds and waits (at most ctx) until the round
-// under way has ended: nothing is started after it returns nil.
+// under way has ended.
 func (ar *agentRun) halt(ctx context.Context) error {
 	if ar == nil {
 		return nil
@@ -338,19 +338,22 @@ func (ar *agentRun) halt(ctx context.Context) error {
 	case <-ar.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("the guest agent did not stop (a hypervisor command hangs?): %w", ctx.Err())
+		return fmt.Errorf("the guest agent did not stop (a hypervisor command or the storage hangs?): %w", ctx.Err())
 	}
 }
 
-// haltingKiller stops the guest agent before it kills the guests, so that
-// no start under way can bring a guest back after the kill.
+// haltingKiller forbids the guest agent every further start, and waits
+// for a start under way, before it kills the guests: no start can bring a
+// guest back after the kill. It does not wait for the agent's storage I/O,
+// which may hang on the very storage that made the host fence.
 type haltingKiller struct {
 	ar    *agentRun
 	inner fence.GuestKiller
 }
 
 func (k haltingKiller) KillHAGuests(ctx context.Context, reason string) error {
-	if err := k.ar.halt(ctx); err != nil {
+	k.ar.stop()
+	if err := k.ar.ag.Halt(ctx); err != nil {
 		return err
 	}
 	return k.inner.KillHAGuests(ctx, reason)

@@ -65,6 +65,11 @@ type Agent struct {
 	cfg Config
 	log zerolog.Logger
 
+	// opMu is held while a driver starts or stops a guest; halted, set
+	// under it, forbids every later start (Halt).
+	opMu   sync.Mutex
+	halted bool
+
 	mu        sync.Mutex // guards what Status and the commands read
 	plan      restart.Plan
 	planSeen  time.Time
@@ -194,9 +199,31 @@ func (a *Agent) guest(uuid string) (store.GuestDef, bool) {
 	return a.pool.Guests[i], true
 }
 
+// Halt forbids every start from now on and waits (at most ctx) for a
+// start or stop under way to return: once it returns nil, nothing this
+// agent does can bring a guest up. The fencing path halts the agent before
+// it kills the guests. It does not wait for storage I/O.
+func (a *Agent) Halt(ctx context.Context) error {
+	for !a.opMu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("a guest start or stop under way did not return: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	a.halted = true
+	a.opMu.Unlock()
+	return nil
+}
+
 // do performs one action. A failed start is cleaned up and confirmed
 // absent before the failure is reported (restart doc.go, H3).
 func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.halted && act.Kind == restart.Start {
+		return
+	}
 	g, ok := a.guest(act.Guest)
 	if !ok {
 		a.note("the plan names guest %s, which the pool record does not define", act.Guest)
