@@ -17,7 +17,7 @@ import (
 // binary.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "-guest-disk" {
-		os.Exit(runGuestDisk(os.Args[2]))
+		os.Exit(lab.RunGuestDisk(os.Args[2]))
 	}
 	os.Exit(m.Run())
 }

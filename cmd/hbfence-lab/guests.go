@@ -1,95 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hbfence/hbfence/internal/lab"
 	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/agent"
-	"golang.org/x/sys/unix"
 )
-
-// runGuestDisk is a demonstration guest: it appends a record — its host,
-// its pid, the machine's CLOCK_MONOTONIC time — to its disk image on the
-// shared storage every 50 ms, synchronously, until it is killed. Two
-// copies of one guest would interleave their records: the verdict at the
-// end of the story reads every disk and looks for that.
-func runGuestDisk(path string) int {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_DSYNC, 0o644)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "guest:", err)
-		return 1
-	}
-	host, pid := os.Getenv("HBFENCE_HOST"), os.Getpid()
-	for {
-		line := fmt.Sprintf("%s %d %d\n", host, pid, monoNow())
-		if _, err := f.WriteString(line); err != nil {
-			fmt.Fprintln(os.Stderr, "guest:", err)
-			return 1
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func monoNow() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
-
-// writer is one copy of a guest as its disk shows it.
-type writer struct {
-	host        string
-	pid         int
-	first, last int64
-	records     int
-}
-
-// readDisk reads a guest's disk image into its writers, in order of their
-// first record.
-func readDisk(path string) ([]writer, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	byID := map[string]*writer{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) != 3 {
-			continue // a record cut by a kill
-		}
-		pid, err1 := strconv.Atoi(fs[1])
-		t, err2 := strconv.ParseInt(fs[2], 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		id := fs[0] + "/" + fs[1]
-		w := byID[id]
-		if w == nil {
-			w = &writer{host: fs[0], pid: pid, first: t}
-			byID[id] = w
-		}
-		w.last = max(w.last, t)
-		w.records++
-	}
-	var out []writer
-	for _, w := range byID {
-		out = append(out, *w)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].first < out[j].first })
-	return out, sc.Err()
-}
 
 // guestDef is one guest of the demonstration.
 type guestDef struct {
@@ -275,20 +198,20 @@ func (d *demo) checkFailover(ctx context.Context, killed time.Time, lost []agent
 // ever wrote in overlapping time.
 func sceneVerdict(ctx context.Context, d *demo) error {
 	for _, g := range demoGuests {
-		ws, err := readDisk(filepath.Join(d.repo(), "disks", g.name+".img"))
+		ws, err := lab.ReadDisk(filepath.Join(d.repo(), "disks", g.name+".img"))
 		if err != nil {
 			return err
 		}
 		var parts []string
 		overlap := false
 		for i, w := range ws {
-			parts = append(parts, fmt.Sprintf("%s pid %d (%d records)", w.host, w.pid, w.records))
-			if i > 0 && w.first <= ws[i-1].last {
+			parts = append(parts, fmt.Sprintf("%s pid %d (%d records)", w.Host, w.PID, w.Records))
+			if i > 0 && w.First <= ws[i-1].Last {
 				overlap = true
-				d.fail("%s: %s pid %d wrote from %v while %s pid %d still wrote until %v", g.name, w.host, w.pid, time.Duration(w.first), ws[i-1].host, ws[i-1].pid, time.Duration(ws[i-1].last))
+				d.fail("%s: %s pid %d wrote from %v while %s pid %d still wrote until %v", g.name, w.Host, w.PID, time.Duration(w.First), ws[i-1].Host, ws[i-1].PID, time.Duration(ws[i-1].Last))
 			}
 			if i > 0 {
-				gap := time.Duration(w.first - ws[i-1].last)
+				gap := time.Duration(w.First - ws[i-1].Last)
 				parts[len(parts)-1] += fmt.Sprintf(" after a gap of %.2fs", gap.Seconds())
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hbfence/hbfence/internal/lab"
 	"io"
 	"os"
 	"os/exec"
@@ -45,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *guestDisk != "" {
-		return runGuestDisk(*guestDisk)
+		return lab.RunGuestDisk(*guestDisk)
 	}
 	binary, err := findBinary(*bin)
 	if err != nil {

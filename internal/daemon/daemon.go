@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/join"
 	"github.com/hbfence/hbfence/heartbeat/lease"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
@@ -225,9 +227,17 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	for incarnation := 1; ; incarnation++ {
 		poison := make(chan poisonPill, 1)
 		ms := &masterSide{t: h.Timing, log: log}
+		var kick atomic.Pointer[agent.Agent] // this incarnation's guest side, once started
 		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog,
 			OnRenewal: ms.onRenewal,
 			OnRead:    ms.onRead,
+			Observer: func(e liveness.Event) {
+				// A host that turned dead or left, or came back, may
+				// move guests: the master reconciles at once.
+				if ag := kick.Load(); ag != nil && (e.Kind != liveness.Transition || e.To == liveness.Dead || e.To == liveness.Left || e.To == liveness.Live) {
+					ag.Kick()
+				}
+			},
 			OnMessage: func(in heartbeat.Incoming) heartbeat.Reply {
 				switch in.Message.Kind {
 				case heartbeat.KindHandOver:
@@ -292,6 +302,9 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		r, err := master.Start(master.Config{Self: m.Self(), Header: h, FirstRenewalBy: m.FirstRenewalBy(),
 			Storage: leaseStore, Log: log,
 			OnEvent: func(e lease.Event) {
+				if ag := kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
+					ag.Kick() // report on the new epoch at once; a new master reconciles
+				}
 				if e.Kind == lease.FencedEvent {
 					// Renewals lapsed by the lease's count: the
 					// fencer's rule says the same; never carry on
@@ -307,6 +320,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		if gstore != nil {
 			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r}, Store: gstore, Drivers: drv,
 				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration}))
+			kick.Store(ar.ag)
 			// Fencing stops the agent before the guests are killed.
 			fc.killer = haltingKiller{ar: ar, inner: killer}
 		}

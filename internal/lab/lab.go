@@ -179,7 +179,10 @@ type Host struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	err     error // the process's exit error, once exited
+	// pgid is the machine's process group under the watchdog stand-in
+	// (found once, for the stand-in pgidOf).
+	pgid, pgidOf int
+	err          error // the process's exit error, once exited
 }
 
 // AddHost writes a configuration for a host named name. Its machine id is
@@ -341,6 +344,57 @@ func (h *Host) Freeze() error {
 	return syscall.Kill(pid, syscall.SIGSTOP)
 }
 
+// RestartDaemon kills the daemon alone (SIGKILL), as a crash of the agent
+// would, and starts it again on the same machine: the watchdog stand-in
+// keeps running (a restarted daemon reopens its FIFO before it fires), the
+// machine's other processes — its guests — keep running, and the new
+// daemon joins the machine's process group, so that a reset still takes
+// it. Only for pools under the watchdog stand-in.
+func (h *Host) RestartDaemon() error {
+	if !h.pool.Watchdog {
+		return fmt.Errorf("%s: RestartDaemon needs the watchdog stand-in", h.Name)
+	}
+	pg := h.machineGroup()
+	if pg == 0 {
+		return fmt.Errorf("%s: no daemon process found", h.Name)
+	}
+	if err := syscall.Kill(pg, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("%s: killing the daemon: %w", h.Name, err)
+	}
+	// The stand-in reaps it.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pg)); err != nil {
+			break
+		}
+		if i == 500 {
+			return fmt.Errorf("%s: the daemon (pid %d) did not go away", h.Name, pg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	logf, err := os.OpenFile(h.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(h.pool.Binary, "daemon", "--config", h.Config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pg, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		// The group is gone (no guest kept it): a group of its own.
+		cmd = exec.Command(h.pool.Binary, "daemon", "--config", h.Config)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("restarting %s: %w", h.Name, err)
+		}
+	}
+	go func() {
+		cmd.Wait()
+		logf.Close()
+	}()
+	return nil
+}
+
 // Thaw continues a daemon stopped by Freeze (SIGCONT).
 func (h *Host) Thaw() error {
 	pid := h.DaemonPID()
@@ -366,6 +420,12 @@ func (h *Host) machineGroup() int {
 	if parent == 0 {
 		return 0
 	}
+	h.mu.Lock()
+	cached, cachedFor := h.pgid, h.pgidOf
+	h.mu.Unlock()
+	if cached != 0 && cachedFor == parent {
+		return cached
+	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
@@ -381,6 +441,9 @@ func (h *Host) machineGroup() int {
 		var state byte
 		var ppid, pgrp int
 		if _, err := fmt.Sscanf(s[i+2:], "%c %d %d", &state, &ppid, &pgrp); err == nil && ppid == parent {
+			h.mu.Lock()
+			h.pgid, h.pgidOf = pgrp, parent
+			h.mu.Unlock()
 			return pgrp
 		}
 	}

@@ -21,6 +21,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// This test binary is also the guest program of the guest tests.
+	if len(os.Args) == 3 && os.Args[1] == "-guest-disk" {
+		os.Exit(lab.RunGuestDisk(os.Args[2]))
+	}
 	dir, err := os.MkdirTemp("", "hbfence-lab-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

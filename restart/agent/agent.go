@@ -83,6 +83,9 @@ type Agent struct {
 	ownPlan   restart.Plan // the last plan this host wrote as master
 	notes     []string
 	lastErr   string
+
+	kick     chan struct{}
+	fastTill time.Time // full rounds every quarter interval until then
 }
 
 // New returns an agent; Run starts it.
@@ -91,21 +94,60 @@ func New(cfg Config) *Agent {
 		cfg.OpTimeout = 2 * time.Minute
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
-		attempted: map[string]restart.AttemptID{}, failed: map[string]restart.Failure{}}
+		attempted: map[string]restart.AttemptID{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1)}
 }
 
-// Run runs a round every interval until ctx ends.
+// Kick asks for a round now, and for rounds every quarter interval for
+// the next two intervals: something changed that may move guests (a host
+// turned dead or left, the master changed, the plan changed).
+func (a *Agent) Kick() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs a round every interval until ctx ends, and more often after a
+// Kick or when a new plan appears: between two rounds it reads the plan
+// every quarter interval, and a plan of a new epoch or sequence starts a
+// round at once. A guest placed on this host is started within a quarter
+// interval of the plan that places it.
 func (a *Agent) Run(ctx context.Context) {
-	tick := time.NewTicker(a.cfg.Timing.Interval)
+	quarter := a.cfg.Timing.Interval / 4
+	tick := time.NewTicker(quarter)
 	defer tick.Stop()
+	last := time.Time{}
 	for {
-		a.Round(ctx)
+		now := time.Now()
+		a.mu.Lock()
+		fast := now.Before(a.fastTill)
+		a.mu.Unlock()
+		if fast || now.Sub(last) >= a.cfg.Timing.Interval-quarter/2 || a.newPlan() {
+			a.Round(ctx)
+			last = now
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.kick:
+			a.mu.Lock()
+			a.fastTill = time.Now().Add(2 * a.cfg.Timing.Interval)
+			a.mu.Unlock()
 		case <-tick.C:
 		}
 	}
+}
+
+// newPlan reads the plan and reports whether it is newer than the one this
+// host acts on (it is then kept by the round's own read).
+func (a *Agent) newPlan() bool {
+	_, p, _, err := a.cfg.Store.ReadPlan()
+	if err != nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return p.Epoch > a.plan.Epoch || p.Epoch == a.plan.Epoch && p.Seq > a.plan.Seq
 }
 
 // Round is one round: the host's part (read the plan, act, report), then,

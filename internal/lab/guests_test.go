@@ -1,0 +1,215 @@
+package lab_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/lab"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
+)
+
+// guestPool is three hosts under the watchdog stand-in with the process
+// driver, a master, and guests added and started through it; it waits
+// until every guest runs.
+func guestPool(t *testing.T, guests ...lab.GuestSpec) (*lab.Pool, []*lab.Host, *lab.Host) {
+	t.Helper()
+	p := newPool(t, lab.Options{Watchdog: true, Guests: true})
+	hosts := startHosts(t, p, "v1", "v2", "v3")
+	waitAllArmed(t, hosts...)
+	m, _ := waitActing(t, hosts, 0, 2*hostDead)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AddGuests(context.Background(), m, self, guests...); err != nil {
+		t.Fatal(err)
+	}
+	waitGuests(t, m, 10*time.Second, "every guest running", func(gs map[string]agent.GuestStatus) bool {
+		for _, g := range guests {
+			if gs[g.Name].State != restart.Running {
+				return false
+			}
+		}
+		return true
+	})
+	return p, hosts, m
+}
+
+func waitGuests(t *testing.T, h *lab.Host, timeout time.Duration, what string, cond func(map[string]agent.GuestStatus) bool) map[string]agent.GuestStatus {
+	t.Helper()
+	var gs map[string]agent.GuestStatus
+	err := lab.WaitUntil(context.Background(), timeout, 50*time.Millisecond, what, func() (bool, error) {
+		var err error
+		gs, err = h.Guests(context.Background())
+		return err == nil && cond(gs), err
+	})
+	if err != nil {
+		t.Fatalf("%v; guests as %s sees them: %+v", err, h.Name, gs)
+	}
+	return gs
+}
+
+func hostByName(hosts []*lab.Host, name string) *lab.Host {
+	for _, h := range hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+func checkDisks(t *testing.T, p *lab.Pool, names ...string) map[string][]lab.Writer {
+	t.Helper()
+	bad, all, err := p.CheckDisks(names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bad {
+		t.Error(b)
+	}
+	return all
+}
+
+// A host killed with SIGKILL: its HA guests run again on other hosts once
+// it is dead (a manual one only on a preferred host), its guest without HA
+// does not, and no disk ever had two writers.
+func TestGuestsFailOverOnHostKill(t *testing.T) {
+	guests := []lab.GuestSpec{
+		{Name: "a1", HA: true, Placement: "manual", Preferred: []string{"v2", "v3"}},
+		{Name: "a2", HA: true}, {Name: "a3", HA: true}, {Name: "a4", HA: true},
+		{Name: "n1", HA: false, Placement: "manual", Preferred: []string{"v2"}},
+	}
+	p, hosts, _ := guestPool(t, guests...)
+	v2 := hostByName(hosts, "v2")
+	obs := hostByName(hosts, "v1")
+	gs, err := obs.Guests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost []string
+	for _, g := range guests {
+		if gs[g.Name].Host == "v2" && g.HA {
+			lost = append(lost, g.Name)
+		}
+	}
+	if gs["n1"].Host != "v2" {
+		t.Fatalf("n1 (manual, preferred v2) runs on %q", gs["n1"].Host)
+	}
+	killed := time.Now()
+	if err := v2.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	gs = waitGuests(t, obs, 3*hostDead, "v2's HA guests running elsewhere", func(gs map[string]agent.GuestStatus) bool {
+		for _, n := range lost {
+			if gs[n].State != restart.Running || gs[n].Host == "v2" {
+				return false
+			}
+		}
+		return gs["n1"].State == restart.Stopped
+	})
+	took := time.Since(killed)
+	if took < hostDead-interval {
+		t.Errorf("guests restarted %v after the kill, before v2 could be known fenced", took)
+	}
+	if gs["a1"].Host != "v3" {
+		t.Errorf("a1 (manual, preferred v2, v3) runs on %q", gs["a1"].Host)
+	}
+	if !strings.Contains(gs["n1"].Message, "HA is disabled on the guest") {
+		t.Errorf("the guest without HA: %+v", gs["n1"])
+	}
+	t.Logf("v2 killed: its HA guests %v ran again elsewhere %v later (%.2f × host_dead)", lost, took.Round(time.Millisecond), took.Seconds()/hostDead.Seconds())
+	time.Sleep(4 * interval)
+	all := checkDisks(t, p, "a1", "a2", "a3", "a4", "n1")
+	for _, n := range lost {
+		if w := all[n]; len(w) != 2 || w[0].Host != "v2" || w[1].Host == "v2" {
+			t.Errorf("%s's disk shows writers %+v, want v2 then another host", n, w)
+		}
+	}
+	if w := all["n1"]; len(w) != 1 {
+		t.Errorf("n1's disk shows writers %+v, want only v2's", w)
+	}
+}
+
+// The daemon of a host restarts (SIGKILL of the daemon alone): its guests
+// keep running, the new incarnation adopts them, and nothing is started
+// anywhere else.
+func TestDaemonRestartAdoptsGuests(t *testing.T) {
+	guests := []lab.GuestSpec{{Name: "k1", HA: true, Placement: "manual", Preferred: []string{"v2"}}, {Name: "k2", HA: true}}
+	p, hosts, _ := guestPool(t, guests...)
+	v2 := hostByName(hosts, "v2")
+	before, err := v2.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v2.RestartDaemon(); err != nil {
+		t.Fatal(err)
+	}
+	err = lab.WaitUntil(context.Background(), 10*time.Second, 50*time.Millisecond, "v2 back as a new generation", func() (bool, error) {
+		st, err := v2.Status(context.Background())
+		return err == nil && st.Joined && st.Generation == before.Generation+1, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Several rounds of every host, and a master's.
+	time.Sleep(8 * interval)
+	gs, err := hostByName(hosts, "v1").Guests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs["k1"].State != restart.Running || gs["k1"].Host != "v2" {
+		t.Errorf("k1 after v2's daemon restarted: %+v; want still running on v2", gs["k1"])
+	}
+	if resets := v2.Resets(); len(resets) != 0 {
+		t.Fatalf("the restart reset the machine: %+v", resets)
+	}
+	all := checkDisks(t, p, "k1", "k2")
+	if w := all["k1"]; len(w) != 1 || w[0].Host != "v2" {
+		t.Errorf("k1's disk shows writers %+v: want the one copy on v2, never restarted", w)
+	}
+	if !strings.Contains(v2.Log(), "guest") {
+		t.Errorf("v2's log says nothing of its guests")
+	}
+}
+
+// A host stopped the way systemd stops it: its guests are stopped,
+// reported, and run again elsewhere at once, long before host_dead; a
+// manual guest whose only preferred host left waits pending, and starts
+// when that host returns.
+func TestPlannedStopAndPending(t *testing.T) {
+	guests := []lab.GuestSpec{
+		{Name: "s1", HA: true, Placement: "manual", Preferred: []string{"v3", "v1"}},
+		{Name: "s2", HA: true, Placement: "manual", Preferred: []string{"v3"}},
+	}
+	p, hosts, _ := guestPool(t, guests...)
+	v3 := hostByName(hosts, "v3")
+	obs := hostByName(hosts, "v1")
+	stopped := time.Now()
+	if err := v3.Stop(context.Background()); err != nil {
+		t.Fatalf("v3 did not stop cleanly: %v", err)
+	}
+	gs := waitGuests(t, obs, hostDead, "s1 on v1, s2 pending", func(gs map[string]agent.GuestStatus) bool {
+		return gs["s1"].State == restart.Running && gs["s1"].Host == "v1" && gs["s2"].State == restart.Pending
+	})
+	took := time.Since(stopped)
+	if took > hostDead/2 {
+		t.Errorf("the guests of a host stopped cleanly moved after %v: not \"at once\"", took)
+	}
+	t.Logf("v3 stopped: s1 running on v1 %v later; s2 %s (%s)", took.Round(time.Millisecond), gs["s2"].State, gs["s2"].Message)
+	if err := v3.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitGuests(t, obs, 3*hostDead, "s2 running on v3 again", func(gs map[string]agent.GuestStatus) bool {
+		return gs["s2"].State == restart.Running && gs["s2"].Host == "v3"
+	})
+	time.Sleep(4 * interval)
+	all := checkDisks(t, p, "s1", "s2")
+	if w := all["s2"]; len(w) != 2 || !slices.ContainsFunc(w, func(w lab.Writer) bool { return w.Host == "v3" }) {
+		t.Errorf("s2's disk: %+v", w)
+	}
+}
