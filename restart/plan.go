@@ -217,6 +217,21 @@ func Reconcile(in Input) (Plan, []Note) {
 	}
 	sort.Strings(behind)
 	load := map[string]int{}
+	// Who reports each guest (hosts that are not gone), in host order.
+	reportedBy := map[string][]Host{}
+	for _, h := range in.Hosts {
+		r := h.report()
+		if h.gone() || r == nil {
+			continue
+		}
+		for _, list := range [][]string{r.Running, r.Starting} {
+			for _, u := range list {
+				if hs := reportedBy[u]; len(hs) == 0 || hs[len(hs)-1].ID != h.ID {
+					reportedBy[u] = append(hs, h)
+				}
+			}
+		}
+	}
 
 	guests := slices.Clone(in.Guests)
 	slices.SortFunc(guests, func(a, b Guest) int { return cmp.Compare(a.UUID, b.UUID) })
@@ -229,12 +244,7 @@ func Reconcile(in Input) (Plan, []Note) {
 	for _, g := range guests {
 		prev := in.Prev.Guests[g.UUID]
 		// M1: owners by report.
-		var owners []Host
-		for _, h := range in.Hosts {
-			if !h.gone() && h.report().has(g.UUID) {
-				owners = append(owners, h)
-			}
-		}
+		owners := reportedBy[g.UUID]
 		if len(owners) > 1 {
 			names := make([]string, len(owners))
 			for i, o := range owners {
@@ -319,6 +329,7 @@ func Reconcile(in Input) (Plan, []Note) {
 		free = append(free, freed{g, prev, reason})
 	}
 	// Free guests (M5).
+	pl := newPlacer(in, load)
 	for _, f := range free {
 		g, prev := f.g, f.prev
 		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message, StartSeq: prev.StartSeq}
@@ -358,11 +369,11 @@ func Reconcile(in Input) (Plan, []Note) {
 			a.State = Pending
 			a.Message = fmt.Sprintf("waiting for %s to report on epoch %d", strings.Join(behind, ", "), in.Epoch)
 		default:
-			h, ok := choose(in, g, a.Tried, load)
+			h, ok := pl.choose(g, a.Tried)
 			if !ok && len(a.Tried) > 0 {
 				// Every available host was tried: try them again, within
 				// the bound on attempts.
-				h, ok = choose(in, g, nil, load)
+				h, ok = pl.choose(g, nil)
 			}
 			if !ok {
 				a.State = Pending
@@ -371,7 +382,6 @@ func Reconcile(in Input) (Plan, []Note) {
 			}
 			a.Host, a.State, a.Tries = h.ID, Starting, a.Tries+1
 			a.Attempt = AttemptID{Epoch: in.Epoch, N: a.Attempt.N + 1}
-			load[h.ID.Name]++
 			notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("placed on %s (try %d)", h.ID, a.Tries)})
 		}
 		p.Guests[g.UUID] = a
@@ -418,21 +428,96 @@ func placementNote(g Guest) string {
 	return ""
 }
 
-// choose picks the available host for g: the least loaded (then by name),
-// among g's preferred hosts when its placement is manual, not yet tried.
-func choose(in Input, g Guest, tried []string, load map[string]int) (Host, bool) {
-	var best Host
-	found := false
+// placer picks hosts for free guests: the least loaded available host
+// (then by name), among a manual guest's preferred hosts, not yet tried. It
+// keeps the available hosts in a heap by load, so that placing G guests
+// over H hosts costs O((G + H) log H).
+type placer struct {
+	hosts []Host         // available hosts
+	load  []int          // by index into hosts
+	index map[string]int // name → index
+	heap  []int          // indices, a min-heap by (load, name)
+	pos   []int          // index → position in heap
+}
+
+func newPlacer(in Input, load map[string]int) *placer {
+	p := &placer{index: map[string]int{}}
 	for _, h := range in.Hosts {
-		if !h.available(in.Epoch) || slices.Contains(tried, h.ID.Name) {
-			continue
-		}
-		if g.Placement == Manual && !slices.Contains(g.Preferred, h.ID.Name) {
-			continue
-		}
-		if !found || load[h.ID.Name] < load[best.ID.Name] || load[h.ID.Name] == load[best.ID.Name] && h.ID.Name < best.ID.Name {
-			best, found = h, true
+		if h.available(in.Epoch) {
+			p.index[h.ID.Name] = len(p.hosts)
+			p.hosts = append(p.hosts, h)
+			p.load = append(p.load, load[h.ID.Name])
 		}
 	}
-	return best, found
+	p.pos = make([]int, len(p.hosts))
+	for i := range p.hosts {
+		p.heap = append(p.heap, i)
+		p.pos[i] = i
+	}
+	for i := len(p.heap)/2 - 1; i >= 0; i-- {
+		p.down(i)
+	}
+	return p
+}
+
+func (p *placer) less(a, b int) bool {
+	return p.load[a] < p.load[b] || p.load[a] == p.load[b] && p.hosts[a].ID.Name < p.hosts[b].ID.Name
+}
+
+func (p *placer) swap(i, j int) {
+	p.heap[i], p.heap[j] = p.heap[j], p.heap[i]
+	p.pos[p.heap[i]], p.pos[p.heap[j]] = i, j
+}
+
+func (p *placer) down(i int) {
+	for {
+		l, small := 2*i+1, i
+		if l < len(p.heap) && p.less(p.heap[l], p.heap[small]) {
+			small = l
+		}
+		if r := l + 1; r < len(p.heap) && p.less(p.heap[r], p.heap[small]) {
+			small = r
+		}
+		if small == i {
+			return
+		}
+		p.swap(i, small)
+		i = small
+	}
+}
+
+// choose picks a host for g, or reports none.
+func (p *placer) choose(g Guest, tried []string) (Host, bool) {
+	best := -1
+	consider := func(i int) {
+		if !slices.Contains(tried, p.hosts[i].ID.Name) && (best < 0 || p.less(i, best)) {
+			best = i
+		}
+	}
+	if g.Placement == Manual {
+		for _, n := range g.Preferred {
+			if i, ok := p.index[n]; ok {
+				consider(i)
+			}
+		}
+	} else {
+		// Walk the heap in order of load until a host not tried: tried
+		// is short, so this visits few nodes.
+		var walk func(pos int)
+		walk = func(pos int) {
+			if pos >= len(p.heap) || best >= 0 && !p.less(p.heap[pos], best) {
+				return
+			}
+			consider(p.heap[pos])
+			walk(2*pos + 1)
+			walk(2*pos + 2)
+		}
+		walk(0)
+	}
+	if best < 0 {
+		return Host{}, false
+	}
+	p.load[best]++
+	p.down(p.pos[best])
+	return p.hosts[best], true
 }
