@@ -261,3 +261,122 @@ func (d *demo) checkLeave(ctx context.Context, stopped time.Time, moving []agent
 	d.figure("guests_after_clean_stop_seconds", took)
 	return nil
 }
+
+// benchGuests measures guest failover over runs: three hosts under the
+// watchdog stand-in with six HA guests; each run kills (SIGKILL, the whole
+// machine) the host that runs the most guests, and measures, from each of
+// its guests' disk images, the time from the kill (CLOCK_MONOTONIC) to the
+// first record of the guest's new copy on another host. The killed host is
+// restarted after each run. It reports the worst guest of each run, min,
+// median and max, as a ratio to host_dead, and checks every disk for two
+// writers at once.
+func benchGuests(ctx context.Context, d *demo, runs int) error {
+	if err := sceneStart(ctx, d); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	m, err := d.masterHost(ctx)
+	if err != nil {
+		return err
+	}
+	var specs []lab.GuestSpec
+	var names []string
+	for i := 1; i <= 6; i++ {
+		n := fmt.Sprintf("g%d", i)
+		specs = append(specs, lab.GuestSpec{Name: n, HA: true})
+		names = append(names, n)
+	}
+	if err := d.pool.AddGuests(ctx, m, self, specs...); err != nil {
+		return err
+	}
+	t := d.timing
+	obs := func() *lab.Host { return d.liveHosts()[0] }
+	allRunning := func(gs []agent.GuestStatus) bool {
+		n := 0
+		for _, g := range gs {
+			if g.State == restart.Running {
+				n++
+			}
+		}
+		return n == len(specs)
+	}
+	var worst []float64
+	for i := 0; i < runs; i++ {
+		gs, err := d.waitGuests(ctx, obs(), 3*secs(t.HostDead), "every guest running", allRunning)
+		if err != nil {
+			return err
+		}
+		count := map[string]int{}
+		for _, g := range gs {
+			count[g.Host]++
+		}
+		victim := ""
+		for _, h := range []string{"node1", "node2", "node3"} {
+			if victim == "" || count[h] > count[victim] {
+				victim = h
+			}
+		}
+		lost := guestsOn(gs, victim)
+		killedMono := time.Duration(lab.MonoNow())
+		if err := d.hosts[victim].Kill(); err != nil {
+			return err
+		}
+		var rest *lab.Host
+		for _, h := range d.liveHosts() {
+			if h.Name != victim {
+				rest = h
+			}
+		}
+		if _, err := d.waitGuests(ctx, rest, 3*secs(t.HostDead), "the victim's guests running elsewhere", func(gs []agent.GuestStatus) bool {
+			m := byName(gs)
+			for _, g := range lost {
+				if m[g.Name].State != restart.Running || m[g.Name].Host == victim {
+					return false
+				}
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		// From the disks: kill → the new copy's first record.
+		var runWorst float64
+		for _, g := range lost {
+			ws, err := lab.ReadDisk(d.pool.Disk(g.Name))
+			if err != nil {
+				return err
+			}
+			for _, w := range ws {
+				if w.Host != victim && time.Duration(w.First) > killedMono {
+					runWorst = max(runWorst, (time.Duration(w.First) - killedMono).Seconds())
+					break
+				}
+			}
+		}
+		worst = append(worst, runWorst/t.HostDead)
+		d.say("run %d/%d: killed %s with %d guests; the last of them wrote again elsewhere %.2fs later = %.3f × host_dead", i+1, runs, victim, len(lost), runWorst, runWorst/t.HostDead)
+		if err := d.hosts[victim].Start(); err != nil {
+			return err
+		}
+		if err := d.pool.WaitJoined(ctx, 30*time.Second, d.liveHosts()...); err != nil {
+			return err
+		}
+	}
+	bad, _, err := d.pool.CheckDisks(names...)
+	if err != nil {
+		return err
+	}
+	for _, b := range bad {
+		d.fail("%s", b)
+	}
+	d.check(len(bad) == 0, "no disk ever had two writers at once over %d failovers", runs)
+	lo, med, hi := stats(worst)
+	d.say("guest failover (kill → the last guest of the host writing again elsewhere) over %d runs: min %.3f, median %.3f, max %.3f × host_dead (%gs)", runs, lo, med, hi, t.HostDead)
+	d.figure("guest_failover_runs", runs)
+	d.figure("guest_failover_ratio_min", lo)
+	d.figure("guest_failover_ratio_median", med)
+	d.figure("guest_failover_ratio_max", hi)
+	return nil
+}

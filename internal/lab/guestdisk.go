@@ -181,3 +181,7 @@ func (p *Pool) CheckDisks(names ...string) ([]string, map[string][]Writer, error
 	}
 	return bad, all, nil
 }
+
+// MonoNow is the machine's CLOCK_MONOTONIC time in nanoseconds, the clock
+// of the guests' records.
+func MonoNow() int64 { return monoNS() }
