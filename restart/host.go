@@ -13,8 +13,11 @@ const (
 	// On failure, force-destroy it, confirm it absent, and report the
 	// attempt failed (doc.go, H3).
 	Start ActionKind = iota + 1
-	// Stop: stop the guest (the operator asked).
+	// Stop: stop the guest (the operator asked, or an evacuation).
 	Stop
+	// Migrate: live-migrate the guest to Target (an evacuation), once
+	// per Attempt; a failure is reported like a failed start.
+	Migrate
 )
 
 func (k ActionKind) String() string {
@@ -23,6 +26,8 @@ func (k ActionKind) String() string {
 		return "start"
 	case Stop:
 		return "stop"
+	case Migrate:
+		return "migrate"
 	}
 	return "action"
 }
@@ -32,6 +37,7 @@ type Action struct {
 	Kind    ActionKind
 	Guest   string
 	Attempt AttemptID
+	Target  string // Migrate: the host to move to
 }
 
 // HostInput is what a host decides on, once a round (doc.go, H1–H4).
@@ -78,6 +84,10 @@ func Decide(in HostInput) []Action {
 		case Stopping:
 			if running {
 				out = append(out, Action{Kind: Stop, Guest: u})
+			}
+		case Migrating:
+			if running && in.Attempted[u].Before(a.Attempt) {
+				out = append(out, Action{Kind: Migrate, Guest: u, Attempt: a.Attempt, Target: a.Target.Name})
 			}
 		}
 	}

@@ -129,9 +129,10 @@ func (h Host) report() *Report {
 	return nil
 }
 
-func (h Host) available(epoch uint64) bool {
+func (h Host) available(epoch uint64, evac map[HostID]Evacuation) bool {
+	_, evacuated := evac[h.ID]
 	return h.State == liveness.Live && !h.Unsafe && h.caughtUp(epoch) && slices.Contains(h.Roles, RoleVM) &&
-		!h.Report.Leaving
+		!h.Report.Leaving && !evacuated
 }
 
 // State is a guest's state in the plan.
@@ -143,7 +144,9 @@ const (
 	Pending  State = "pending"
 	Stopped  State = "stopped"
 	Stopping State = "stopping"
-	Error    State = "error"
+	// Migrating: live-migrating from Host to Target (an evacuation).
+	Migrating State = "migrating"
+	Error     State = "error"
 )
 
 // Assignment is one guest's entry in the plan.
@@ -161,6 +164,11 @@ type Assignment struct {
 	Message string    `json:"message,omitempty"`
 	// StartSeq is the guest's StartSeq this entry has acted on.
 	StartSeq uint64 `json:"start_seq,omitempty"`
+	// Target is where a Migrating guest goes.
+	Target HostID `json:"target,omitempty"`
+	// Restart: a Stopping guest is restarted elsewhere once stopped (an
+	// evacuation without migration).
+	Restart bool `json:"restart,omitempty"`
 	// ReportSeq is the sequence of the host's report that last showed
 	// the guest running there: a later report without it means the guest
 	// stopped on that host (it crashed, or was stopped by hand).
@@ -176,12 +184,24 @@ type Plan struct {
 
 // Input is what Reconcile decides on.
 type Input struct {
-	Epoch  uint64 // the master's epoch
-	Pool   Pool
-	Guests []Guest
-	Hosts  []Host
-	Prev   Plan // the latest plan on storage (any epoch); zero if none
+	Epoch       uint64 // the master's epoch
+	Pool        Pool
+	Guests      []Guest
+	Hosts       []Host
+	Prev        Plan // the latest plan on storage (any epoch); zero if none
+	Evacuations []Evacuation
 }
+
+// Evacuation is the operator's request to empty one host incarnation
+// before a planned shutdown: the guests named (or all) are live-migrated,
+// the others stopped and restarted on other hosts.
+type Evacuation struct {
+	Host    HostID
+	All     bool
+	Migrate []string
+}
+
+func (e Evacuation) migrates(uuid string) bool { return e.All || slices.Contains(e.Migrate, uuid) }
 
 // Note is one thing the master should log: a placement, a guest failing
 // over, an invariant broken.
@@ -233,6 +253,10 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 	}
 
+	evac := map[HostID]Evacuation{}
+	for _, e := range in.Evacuations {
+		evac[e.Host] = e
+	}
 	guests := slices.Clone(in.Guests)
 	slices.SortFunc(guests, func(a, b Guest) int { return cmp.Compare(a.UUID, b.UUID) })
 	type freed struct {
@@ -241,10 +265,24 @@ func Reconcile(in Input) (Plan, []Note) {
 		reason freeReason
 	}
 	var free []freed
+	type migration struct {
+		g Guest
+		a Assignment
+	}
+	var migrations []migration
 	for _, g := range guests {
 		prev := in.Prev.Guests[g.UUID]
 		// M1: owners by report.
 		owners := reportedBy[g.UUID]
+		if len(owners) == 2 && prev.State == Migrating && (owners[0].ID == prev.Host && owners[1].ID == prev.Target ||
+			owners[1].ID == prev.Host && owners[0].ID == prev.Target) {
+			// Under way: the hypervisors hold one copy on each side,
+			// of which one runs.
+			p.Guests[g.UUID] = prev
+			load[prev.Host.Name]++
+			load[prev.Target.Name]++
+			continue
+		}
 		if len(owners) > 1 {
 			names := make([]string, len(owners))
 			for i, o := range owners {
@@ -265,12 +303,45 @@ func Reconcile(in Input) (Plan, []Note) {
 			if g.Stopped {
 				a.State = Stopping
 			}
+			if e, ok := evac[o.ID]; ok && !g.Stopped && a.State == Running {
+				f, failed := o.report().Failed[g.UUID]
+				failed = failed && prev.State == Migrating && !f.Attempt.Before(prev.Attempt)
+				switch {
+				case prev.State == Stopping && prev.Restart && prev.Host == o.ID:
+					a = prev // stopping for the evacuation: not migrated after all
+				case e.migrates(g.UUID) && !failed:
+					a.Attempt = prev.Attempt
+					if prev.State == Migrating && prev.Host == o.ID {
+						a.Target = prev.Target
+					}
+					migrations = append(migrations, migration{g, a})
+					continue
+				default:
+					a.State, a.Restart = Stopping, true
+					a.Message = fmt.Sprintf("evacuating %s: stopped there, restarted on another host", o.ID.Name)
+					if failed {
+						a.Message = fmt.Sprintf("evacuating %s: migration failed (%s); stopped there, restarted on another host", o.ID.Name, f.Message)
+					}
+				}
+			}
 			if prev.Host != o.ID || prev.State != a.State {
 				notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("%s on %s", a.State, o.ID)})
 			}
 			p.Guests[g.UUID] = a
 			load[o.ID.Name]++
 			continue
+		}
+		// Reported nowhere. A migration whose source or target is not
+		// gone may still hold it on either side: keep it until one of
+		// them reports it.
+		if prev.State == Migrating {
+			src, srcKnown := hosts[prev.Host.Name]
+			dst, dstKnown := hosts[prev.Target.Name]
+			if srcKnown && !src.gone() || dstKnown && !dst.gone() {
+				p.Guests[g.UUID] = prev
+				continue
+			}
+			prev.State = Running // both gone: as if its host had failed
 		}
 		// Reported nowhere. Still assigned to a host that may start it
 		// (M3): keep it there.
@@ -307,6 +378,9 @@ func Reconcile(in Input) (Plan, []Note) {
 				p.Guests[g.UUID] = prev
 				load[prev.Host.Name]++
 				continue
+			case prev.State == Stopping && prev.Restart:
+				reason = evacuated
+				prev.Message = fmt.Sprintf("stopped on %s for its evacuation", prev.Host.Name)
 			case prev.State == Stopping:
 				reason = stoppedByOperator
 				prev.Message = "stopped by the operator"
@@ -329,7 +403,23 @@ func Reconcile(in Input) (Plan, []Note) {
 		free = append(free, freed{g, prev, reason})
 	}
 	// Free guests (M5).
-	pl := newPlacer(in, load)
+	pl := newPlacer(in, load, evac)
+	// Migrations of an evacuation: keep a target that is still
+	// available, else choose one (a new order).
+	for _, m := range migrations {
+		a := m.a
+		if !a.Target.IsZero() && pl.take(a.Target) {
+			a.State = Migrating
+		} else if t, ok := pl.choose(m.g, nil); ok {
+			a.State, a.Target = Migrating, t.ID
+			a.Attempt = AttemptID{Epoch: in.Epoch, N: a.Attempt.N + 1}
+			notes = append(notes, Note{Guest: m.g.UUID, Text: fmt.Sprintf("migrating from %s to %s", a.Host, t.ID)})
+		} else {
+			a.Target = HostID{}
+			a.Message = fmt.Sprintf("evacuating %s: no available host to migrate to%s", a.Host.Name, placementNote(m.g))
+		}
+		p.Guests[m.g.UUID] = a
+	}
 	for _, f := range free {
 		g, prev := f.g, f.prev
 		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message, StartSeq: prev.StartSeq}
@@ -343,6 +433,9 @@ func Reconcile(in Input) (Plan, []Note) {
 			a.State = Error // until the operator starts it again
 		case f.reason == attemptFailed, prev.State == Pending:
 			want = true
+		case f.reason == evacuated:
+			want = true // every guest not migrated is restarted elsewhere
+			a.Tries, a.Tried = 0, nil
 		case f.reason == ownerGone:
 			// A failover: fresh attempts.
 			want = haEffective(in.Pool, g)
@@ -398,6 +491,7 @@ const (
 	attemptFailed                       // its host reported the start failed
 	stoppedByOperator                   // hbfence guest stop, done
 	stoppedOnHost                       // it no longer runs on its live host
+	evacuated                           // stopped for an evacuation: start it elsewhere
 )
 
 func appendOnce(list []string, s string) []string {
@@ -440,10 +534,10 @@ type placer struct {
 	pos   []int          // index → position in heap
 }
 
-func newPlacer(in Input, load map[string]int) *placer {
+func newPlacer(in Input, load map[string]int, evac map[HostID]Evacuation) *placer {
 	p := &placer{index: map[string]int{}}
 	for _, h := range in.Hosts {
-		if h.available(in.Epoch) {
+		if h.available(in.Epoch, evac) {
 			p.index[h.ID.Name] = len(p.hosts)
 			p.hosts = append(p.hosts, h)
 			p.load = append(p.load, load[h.ID.Name])
@@ -484,6 +578,18 @@ func (p *placer) down(i int) {
 		p.swap(i, small)
 		i = small
 	}
+}
+
+// take counts one more guest on host id if it is available, and reports
+// whether it is.
+func (p *placer) take(id HostID) bool {
+	i, ok := p.index[id.Name]
+	if !ok || p.hosts[i].ID != id {
+		return false
+	}
+	p.load[i]++
+	p.down(p.pos[i])
+	return true
 }
 
 // choose picks a host for g, or reports none.

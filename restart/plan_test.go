@@ -284,3 +284,80 @@ func TestDecide(t *testing.T) {
 		t.Errorf("another incarnation obeyed an assignment to generation 1: %+v", acts)
 	}
 }
+
+func TestEvacuation(t *testing.T) {
+	pool := Pool{HA: true}
+	a := id("a")
+	ev := []Evacuation{{Host: a, Migrate: []string{"g1"}}}
+	// Round 1: g1 migrates to the least loaded host, g2 (not to migrate,
+	// and without HA) is stopped on a to be restarted elsewhere.
+	in := Input{Epoch: 1, Pool: pool, Evacuations: ev,
+		Guests: []Guest{haGuest("g1"), {UUID: "g2"}, haGuest("g3")},
+		Hosts:  []Host{host("a", 1, "g1", "g2"), host("b", 1, "g3"), host("c", 1)}}
+	p, _ := Reconcile(in)
+	want(t, p, "g1", a, Migrating)
+	if tg := p.Guests["g1"].Target; tg != id("c") {
+		t.Errorf("g1 migrates to %v, want c (least loaded)", tg)
+	}
+	want(t, p, "g2", a, Stopping)
+	if !p.Guests["g2"].Restart {
+		t.Error("g2 is not marked to restart elsewhere")
+	}
+	acts := Decide(HostInput{Self: a, Epoch: 1, Plan: p, Running: []string{"g1", "g2"}, Attempted: map[string]AttemptID{}})
+	if len(acts) != 2 || acts[0] != (Action{Kind: Migrate, Guest: "g1", Attempt: p.Guests["g1"].Attempt, Target: "c"}) || acts[1].Kind != Stop || acts[1].Guest != "g2" {
+		t.Fatalf("a's actions: %+v", acts)
+	}
+	// Round 2: the migration is under way (both hosts list g1), g2 is
+	// stopped: g1 keeps its target, g2 is placed elsewhere (not on a).
+	in.Prev = p
+	in.Hosts = []Host{with(host("a", 1, "g1"), func(h *Host) { h.Report.Seq = 2 }), host("b", 1, "g3"), host("c", 1, "g1")}
+	p2, notes := Reconcile(in)
+	for _, n := range notes {
+		if n.Alarm {
+			t.Fatalf("a migration under way raised an alarm: %s", n.Text)
+		}
+	}
+	want(t, p2, "g1", a, Migrating)
+	if p2.Guests["g1"].Target != id("c") || p2.Guests["g1"].Attempt != p.Guests["g1"].Attempt {
+		t.Errorf("g1 during its migration: %+v (was %+v)", p2.Guests["g1"], p.Guests["g1"])
+	}
+	if g2 := p2.Guests["g2"]; g2.State != Starting || g2.Host == a {
+		t.Errorf("g2 after it stopped for the evacuation: %+v; want starting on another host", g2)
+	}
+	// Round 3: g1 runs on c only: done.
+	in.Prev = p2
+	in.Hosts = []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 3 }), host("b", 1, "g3"), host("c", 1, "g1")}
+	p3, _ := Reconcile(in)
+	want(t, p3, "g1", id("c"), Running)
+}
+
+func TestEvacuationFallbacks(t *testing.T) {
+	pool := Pool{HA: true}
+	a := id("a")
+	ev := []Evacuation{{Host: a, All: true}}
+	// A migration that fails (the driver cannot migrate) stops the guest
+	// there to restart it elsewhere.
+	mig := Assignment{Host: a, State: Migrating, Target: id("b"), Attempt: AttemptID{1, 2}}
+	in := Input{Epoch: 1, Pool: pool, Evacuations: ev, Guests: []Guest{haGuest("g1")},
+		Hosts: []Host{with(host("a", 1, "g1"), func(h *Host) {
+			h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 2}, Message: "this driver cannot migrate"}}
+		}), host("b", 1)},
+		Prev: planOf(1, map[string]Assignment{"g1": mig})}
+	p, _ := Reconcile(in)
+	want(t, p, "g1", a, Stopping)
+	if !strings.Contains(p.Guests["g1"].Message, "cannot migrate") {
+		t.Errorf("message %q", p.Guests["g1"].Message)
+	}
+	// No host to migrate to: it keeps running where it is, and says so.
+	in = Input{Epoch: 1, Pool: pool, Evacuations: ev, Guests: []Guest{haGuest("g1")}, Hosts: []Host{host("a", 1, "g1")}}
+	p, _ = Reconcile(in)
+	want(t, p, "g1", a, Running)
+	if !strings.Contains(p.Guests["g1"].Message, "no available host to migrate to") {
+		t.Errorf("message %q", p.Guests["g1"].Message)
+	}
+	// An evacuation of an older incarnation does not apply.
+	in = Input{Epoch: 1, Pool: pool, Evacuations: []Evacuation{{Host: HostID{"a", 0}, All: true}}, Guests: []Guest{haGuest("g1")},
+		Hosts: []Host{host("a", 1, "g1"), host("b", 1)}}
+	p, _ = Reconcile(in)
+	want(t, p, "g1", a, Running)
+}

@@ -33,6 +33,7 @@ func init() {
 		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
 		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start, stop", cmdGuest},
 		"pool":    {"pool settings: ha enable|disable, role HOST ROLES, repository add DIR", cmdPool},
+		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown", cmdHost},
 		"version": {"print the version", cmdVersion},
 	}
 }

@@ -181,6 +181,9 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
 			return poolCommand(currentAgent(), currentMaster(), args)
 		},
+		"host.evacuate": func(_ context.Context, args json.RawMessage) (any, error) {
+			return evacuate(currentAgent(), currentMaster(), current(), args)
+		},
 		"status": func(context.Context, json.RawMessage) (any, error) {
 			mu.Lock()
 			fc, ms := cur, curMaster

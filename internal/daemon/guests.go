@@ -14,6 +14,7 @@ import (
 	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/lease"
+	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
@@ -379,4 +380,53 @@ func opTimeout(c *config.Config) time.Duration {
 		return c.Guests.OpTimeout.Duration
 	}
 	return 2 * time.Minute
+}
+
+// EvacuateRequest is the argument of "host.evacuate".
+type EvacuateRequest struct {
+	Host       string   `json:"host"`
+	Migrate    []string `json:"migrate,omitempty"` // guest names or UUIDs
+	MigrateAll bool     `json:"migrate_all,omitempty"`
+}
+
+// evacuate records an evacuation of HOST's current incarnation in the pool
+// record; the master's plan then migrates or moves its guests.
+func evacuate(ag *agent.Agent, ms *masterSide, fc *fencing, raw json.RawMessage) (any, error) {
+	var req EvacuateRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return nil, fmt.Errorf("host evacuate: bad arguments: %v", err)
+	}
+	if fc == nil {
+		return nil, errors.New("host evacuate: this host has not joined the pool yet")
+	}
+	var gen uint64
+	for _, h := range fc.m.Status(time.Now()).Hosts {
+		if h.Name == req.Host {
+			if h.State != liveness.Live {
+				return nil, fmt.Errorf("host evacuate: %s is %s: only a live host can be evacuated (a dead host's HA guests are restarted without it)", req.Host, h.State)
+			}
+			gen = h.Generation
+		}
+	}
+	if gen == 0 {
+		return nil, fmt.Errorf("host evacuate: no host %q in the pool (see hbfence status)", req.Host)
+	}
+	var out store.Evacuation
+	err := update(ag, ms, func(c *store.PoolConfig) error {
+		e := store.Evacuation{Generation: gen, All: req.MigrateAll}
+		for _, n := range req.Migrate {
+			i, ok := c.Find(n)
+			if !ok {
+				return fmt.Errorf("--migrate %s: no such guest in the pool", n)
+			}
+			e.Migrate = append(e.Migrate, c.Guests[i].UUID)
+		}
+		if c.Evacuations == nil {
+			c.Evacuations = map[string]store.Evacuation{}
+		}
+		c.Evacuations[req.Host] = e
+		out = e
+		return nil
+	})
+	return out, err
 }

@@ -213,3 +213,48 @@ func TestPlannedStopAndPending(t *testing.T) {
 		t.Errorf("s2's disk: %+v", w)
 	}
 }
+
+// hbfence host evacuate empties a host before a planned shutdown: a guest
+// to migrate whose driver cannot (the process driver) is stopped and
+// restarted elsewhere like the others, and the command shows each guest's
+// progress until the host runs none.
+func TestEvacuate(t *testing.T) {
+	guests := []lab.GuestSpec{{Name: "e1", HA: true}, {Name: "e2", HA: true}, {Name: "e3", HA: false}}
+	p, hosts, m := guestPool(t, guests...)
+	gs, err := m.Guests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := gs["e1"].Host
+	var moved []string
+	for _, g := range guests {
+		if gs[g.Name].Host == victim {
+			moved = append(moved, g.Name)
+		}
+	}
+	start := time.Now()
+	out, err := p.Run(context.Background(), "host", "evacuate", victim, "--migrate", "e1", "--wait", "30s", "--socket", m.Socket)
+	if err != nil {
+		t.Fatalf("hbfence host evacuate %s: %v\n%s", victim, err, out)
+	}
+	t.Logf("hbfence host evacuate %s (%v):\n%s", victim, time.Since(start).Round(time.Millisecond), out)
+	if !strings.Contains(out, "runs none of the pool's guests") {
+		t.Errorf("the progress does not end with the host empty")
+	}
+	if log := hostByName(hosts, victim).Log(); !strings.Contains(log, "guest migration failed") || !strings.Contains(log, "cannot migrate") {
+		t.Errorf("%s's log does not show e1's migration failing (the process driver cannot migrate)", victim)
+	}
+	gs = waitGuests(t, m, 10*time.Second, "every moved guest running elsewhere", func(gs map[string]agent.GuestStatus) bool {
+		for _, n := range moved {
+			if gs[n].State != restart.Running || gs[n].Host == victim {
+				return false
+			}
+		}
+		return true
+	})
+	if h := hostByName(hosts, victim); h.Exited() {
+		t.Errorf("%s's daemon exited: an evacuation only empties it", victim)
+	}
+	time.Sleep(4 * interval)
+	checkDisks(t, p, "e1", "e2", "e3")
+}

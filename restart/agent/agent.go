@@ -293,6 +293,9 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		}
 		if err == nil {
 			log.Info().Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest started")
+			a.mu.Lock()
+			delete(a.failed, g.UUID)
+			a.mu.Unlock()
 			return
 		}
 		if ok {
@@ -304,6 +307,28 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 			}
 		}
 		log.Warn().Err(err).Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest start failed")
+		a.mu.Lock()
+		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
+		a.mu.Unlock()
+	case restart.Migrate:
+		a.mu.Lock()
+		a.attempted[g.UUID] = act.Attempt
+		a.mu.Unlock()
+		err := fmt.Errorf("no %q driver on this host", g.Driver)
+		if ok {
+			opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
+			err = d.Migrate(opCtx, spec, act.Target)
+			cancel()
+		}
+		if err == nil {
+			log.Info().Str("target", act.Target).Msg("guest migrated")
+			a.mu.Lock()
+			delete(a.failed, g.UUID)
+			a.mu.Unlock()
+			return
+		}
+		// The master stops it here and restarts it elsewhere.
+		log.Warn().Err(err).Str("target", act.Target).Msg("guest migration failed")
 		a.mu.Lock()
 		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
 		a.mu.Unlock()
@@ -405,11 +430,11 @@ func (a *Agent) listRunning(ctx context.Context) ([]string, error) {
 func (a *Agent) report(epoch uint64, running []string, leaving bool) {
 	a.mu.Lock()
 	a.seq++
-	failed := map[string]restart.Failure{}
+	// A failure stays reported until a later order for the guest
+	// succeeds here (a failed migration leaves the guest running).
+	failed := make(map[string]restart.Failure, len(a.failed))
 	for u, f := range a.failed {
-		if !slices.Contains(running, u) {
-			failed[u] = f
-		}
+		failed[u] = f
 	}
 	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: failed, Leaving: leaving}
 	a.running = running
@@ -430,6 +455,9 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	}
 	a.mu.Unlock()
 	in := restart.Input{Epoch: m.Epoch, Pool: restart.Pool{HA: pool.HA, MaxAttempts: pool.MaxAttempts}, Prev: prev}
+	for host, e := range pool.Evacuations {
+		in.Evacuations = append(in.Evacuations, restart.Evacuation{Host: restart.HostID{Name: host, Generation: e.Generation}, All: e.All, Migrate: e.Migrate})
+	}
 	for _, g := range pool.Guests {
 		in.Guests = append(in.Guests, g.Guest())
 	}
@@ -518,10 +546,12 @@ type GuestStatus struct {
 	Placement restart.Placement `json:"placement"`
 	Preferred []string          `json:"preferred,omitempty"`
 	// Host is where it runs (or is starting); empty when not running.
-	Host    string        `json:"host"`
-	State   restart.State `json:"state"`
-	Attempt int           `json:"attempt,omitempty"`
-	Message string        `json:"message,omitempty"`
+	Host  string        `json:"host"`
+	State restart.State `json:"state"`
+	// Target is where a migrating guest goes.
+	Target  string `json:"target,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // Guests reports every guest of the pool as the last plan read here shows
@@ -539,8 +569,11 @@ func (a *Agent) Guests() []GuestStatus {
 			Driver: g.Driver, Config: g.Config, Placement: g.Placement, Preferred: g.Preferred, State: restart.Stopped}
 		if e, ok := plan.Guests[g.UUID]; ok {
 			s.State, s.Attempt, s.Message = e.State, e.Tries, e.Message
-			if e.State == restart.Running || e.State == restart.Starting || e.State == restart.Stopping {
+			if e.State == restart.Running || e.State == restart.Starting || e.State == restart.Stopping || e.State == restart.Migrating {
 				s.Host = e.Host.Name
+			}
+			if e.State == restart.Migrating {
+				s.Target = e.Target.Name
 			}
 		}
 		out = append(out, s)
@@ -580,6 +613,13 @@ func clonePool(c store.PoolConfig) store.PoolConfig {
 	out := c
 	out.Guests = slices.Clone(c.Guests)
 	out.Repositories = slices.Clone(c.Repositories)
+	if c.Evacuations != nil {
+		out.Evacuations = map[string]store.Evacuation{}
+		for k, v := range c.Evacuations {
+			v.Migrate = slices.Clone(v.Migrate)
+			out.Evacuations[k] = v
+		}
+	}
 	if c.Roles != nil {
 		out.Roles = map[string][]restart.Role{}
 		for k, v := range c.Roles {

@@ -31,6 +31,19 @@ type PoolConfig struct {
 	// configuration must resolve inside; empty: the cluster root.
 	Repositories []string   `json:"repositories,omitempty"`
 	Guests       []GuestDef `json:"guests"`
+	// Evacuations are the hosts being emptied before a planned
+	// shutdown, by name (hbfence host evacuate).
+	Evacuations map[string]Evacuation `json:"evacuations,omitempty"`
+}
+
+// Evacuation empties one incarnation of a host: the guests in Migrate (or
+// all) are live-migrated, the others stopped and restarted elsewhere. It
+// ends with that incarnation: a host back as a new generation is not
+// evacuated.
+type Evacuation struct {
+	Generation uint64   `json:"generation"`
+	All        bool     `json:"all,omitempty"`
+	Migrate    []string `json:"migrate,omitempty"`
 }
 
 // GuestDef is one guest's definition.

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
+)
+
+// cmdHost: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all].
+func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("host", "evacuate HOST", stderr)
+	sock := socketFlags(fs)
+	migrate := fs.String("migrate", "", "guests to live-migrate, comma-separated; the others are stopped and restarted on other hosts")
+	all := fs.Bool("migrate-all", false, "live-migrate every guest")
+	wait := fs.Duration("wait", 10*time.Minute, "how long to show the progress before giving up watching (the evacuation goes on)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 || pos[0] != "evacuate" {
+		return fmt.Errorf("%w: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all]", errUsage)
+	}
+	if *all && *migrate != "" {
+		return fmt.Errorf("%w: --migrate and --migrate-all exclude each other", errUsage)
+	}
+	socket, err := sock()
+	if err != nil {
+		return err
+	}
+	host := pos[1]
+	req := daemon.EvacuateRequest{Host: host, MigrateAll: *all}
+	if *migrate != "" {
+		req.Migrate = strings.Split(*migrate, ",")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = control.Call(cctx, socket, "host.evacuate", req, nil)
+	cancel()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "evacuating %s: ", host)
+	switch {
+	case *all:
+		fmt.Fprintln(stdout, "every guest is live-migrated")
+	case *migrate != "":
+		fmt.Fprintf(stdout, "%s live-migrated, the others stopped and restarted on other hosts\n", *migrate)
+	default:
+		fmt.Fprintln(stdout, "every guest is stopped and restarted on another host")
+	}
+	return watchEvacuation(ctx, socket, host, *wait, stdout)
+}
+
+// watchEvacuation prints each guest's progress off host as it happens,
+// until none runs there.
+func watchEvacuation(ctx context.Context, socket, host string, wait time.Duration, w io.Writer) error {
+	seen := map[string]string{}
+	deadline := time.Now().Add(wait)
+	start := time.Now()
+	var involved []string
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var st daemon.Status
+		err := control.Call(cctx, socket, "status", nil, &st)
+		cancel()
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, g := range st.Guests {
+			line := progressLine(g, host)
+			if g.Host == host && g.State != restart.Stopped {
+				left++
+				if !contains(involved, g.Name) {
+					involved = append(involved, g.Name)
+				}
+			}
+			if !contains(involved, g.Name) {
+				continue
+			}
+			if seen[g.Name] != line {
+				seen[g.Name] = line
+				fmt.Fprintf(w, "[%6.1fs] %-12s %s\n", time.Since(start).Seconds(), g.Name, line)
+			}
+		}
+		if left == 0 && time.Since(start) > time.Second {
+			sort.Strings(involved)
+			fmt.Fprintf(w, "%s runs none of the pool's guests: it can be shut down (moved: %s)\n", host, strings.Join(involved, ", "))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d guest(s) still on %s after %v; the evacuation goes on (hbfence guest list)", left, host, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func progressLine(g agent.GuestStatus, host string) string {
+	switch {
+	case g.State == restart.Migrating:
+		return fmt.Sprintf("migrating to %s", g.Target)
+	case g.Host == host:
+		s := string(g.State) + " on " + host
+		if g.Message != "" {
+			s += " (" + g.Message + ")"
+		}
+		return s
+	case g.Host != "":
+		return fmt.Sprintf("%s on %s", g.State, g.Host)
+	}
+	s := string(g.State)
+	if g.Message != "" {
+		s += " (" + g.Message + ")"
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
