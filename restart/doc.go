@@ -6,16 +6,19 @@
 //
 // # Records
 //
-//   - A host report, written only by one incarnation of one host (a file of
-//     its own on the cluster root, replaced atomically): its name and
+//   - A host report, written only by one incarnation of one host (a record
+//     file of its own on the cluster root, written in place with O_DIRECT
+//     and checksummed: package store): its name and
 //     generation, the latest master epoch it has read (Report.Epoch), the
-//     guests its hypervisor runs and those it is starting, and the start
-//     attempts that failed. A host reports what its hypervisor says: a
-//     restarted daemon adopts the guests that run (DESIGN invariant 5).
-//   - The plan, written only by the master of its epoch (replaced
-//     atomically): per guest, its owner (host and generation), the start
-//     attempt, the hosts tried, the state and a message. Every plan carries
-//     the master's epoch (the fencing token) and a sequence.
+//     guests its hypervisor runs, the start orders it carried out and those
+//     that failed, and its answers about migrations to it (Absent). A host
+//     reports what its hypervisor says: a restarted daemon adopts the
+//     guests that run (DESIGN invariant 5).
+//   - The plan, written only by the master of its epoch (same kind of
+//     record): per guest, its owner (host and generation), the start order
+//     (AttemptID: epoch and number), the tries, the hosts tried, the state
+//     and a message. Every plan carries the master's epoch (the fencing
+//     token), its writer and a sequence.
 //
 // # The rules
 //
@@ -24,9 +27,11 @@
 //	H1. It obeys only a plan whose epoch is the latest leader epoch it has
 //	    read (lease.Validator); an older plan is over, a newer one waits
 //	    until H has read the leader record again.
-//	H2. It starts guest G only on an assignment of G to its own name and
-//	    generation in such a plan, once per attempt, and only if G does not
-//	    already run there.
+//	H2. It starts guest G only on a Starting assignment of G to its own
+//	    name and generation in such a plan, once per start order, only if
+//	    G does not already run there, and only while its own renewals are
+//	    fresh. A Running guest that vanished is never restarted by its
+//	    host: the master places it again, with a new order.
 //	H3. A failed start is cleaned up (force-destroy) and confirmed absent
 //	    before the failure is reported; a failed attempt is never tried
 //	    again.
@@ -50,7 +55,10 @@
 //	    keeps its guests and reports them.
 //	M3. A guest is free when no host that is not gone reports it, and the
 //	    plan does not assign it to a host that is not gone (unless that
-//	    host reported the attempt failed).
+//	    host reported the order failed, or carried it out and does not run
+//	    the guest, or two of its reports in a row no longer show a guest
+//	    that ran there). A host the master cannot name (an unreadable slot)
+//	    or that has a report but no slot in its view is not gone.
 //	M4. The master assigns nothing until every host that is not gone has
 //	    written a report with epoch e or later (is caught up): until then a
 //	    host might still act on a plan of an older epoch, which a master of
@@ -62,6 +70,18 @@
 //	    such host: pending. At most MaxAttempts attempts, each on a host
 //	    not yet tried; then error. A free guest without HA whose host
 //	    failed is stopped, and started again only by the operator.
+//
+// Evacuation (hbfence host evacuate): a guest to migrate is Migrating from
+// its host to a target; while either side may hold it, it is placed
+// nowhere else. Two reports of it, one from each side, are the migration
+// under way, not an alarm. Once the source no longer has it, the master
+// asks the target (SourceDone); only the target's answer, given after it
+// read the question, hence after the migration's end, frees the guest.
+// A failed migration, and every guest not to migrate, is stopped on the
+// host and restarted elsewhere.
+//
+// A host stopped cleanly writes "left" only after a listing shows none of
+// the pool's guests; otherwise it fences.
 //
 // # Why a guest never runs twice
 //
@@ -85,10 +105,11 @@
 //
 // Timing assumptions: none beyond the lease's and the liveness rules'
 // (package liveness: dead means fenced under the timing rule). Reports and
-// plans are files replaced atomically (rename): a reader sees a whole old
-// or a whole new file, never a mix. A plan that lands late (a write of a
-// master that has since been replaced) carries its older epoch and is
-// refused (H1).
+// plans are checksummed records: a reader sees a whole old or a whole new
+// record, never a mix. A plan that lands late (a write of a master that
+// has since been replaced) carries its older epoch and is refused (H1). A
+// plan whose write failed counts as written: the next one continues its
+// sequence and its start orders.
 //
 // # What it does not guarantee
 //
@@ -99,4 +120,12 @@
 //     by both (M1: error), not prevented.
 //   - A host that never acts on its assignment (a hung agent with a live
 //     heartbeat) holds its guests: there is no start timeout yet.
+//   - A dead host without a watchdog is not gone, and holds every
+//     placement back after a master change (M4) until it reports again.
+//   - A hypervisor that starts a guest after its client was killed (a
+//     cancelled virsh create whose job goes on in libvirtd) can defeat the
+//     "confirmed absent" of a failed start: there is no settle time yet.
+//   - Tries are counted per placement and reset only by a failover or the
+//     operator's start: a guest that crashes three times, however far
+//     apart, goes into error.
 package restart

@@ -77,7 +77,10 @@ func Decide(in HostInput) []Action {
 		}
 		running := slices.Contains(in.Running, u)
 		switch a.State {
-		case Starting, Running:
+		case Starting:
+			// Only a Starting entry is a start order. A Running guest
+			// that is gone is the master's to place again (with a new
+			// order): a host never restarts one by itself.
 			if !running && in.Attempted[u].Before(a.Attempt) {
 				out = append(out, Action{Kind: Start, Guest: u, Attempt: a.Attempt})
 			}
@@ -89,6 +92,26 @@ func Decide(in HostInput) []Action {
 			if running && in.Attempted[u].Before(a.Attempt) {
 				out = append(out, Action{Kind: Migrate, Guest: u, Attempt: a.Attempt, Target: a.Target.Name})
 			}
+		}
+	}
+	return out
+}
+
+// Absent answers the plan's questions to this host: the migrations to it
+// whose source is done (SourceDone) of guests its hypervisor does not run
+// now. The host reports the answer; it is read after the plan that asks,
+// so it describes the hypervisor after the migration's end.
+func Absent(self HostID, epoch uint64, p Plan, running []string) map[string]AttemptID {
+	if p.Epoch == 0 || p.Epoch != epoch {
+		return nil
+	}
+	var out map[string]AttemptID
+	for u, a := range p.Guests {
+		if a.State == Migrating && a.SourceDone && a.Target == self && !slices.Contains(running, u) {
+			if out == nil {
+				out = map[string]AttemptID{}
+			}
+			out[u] = a.Attempt
 		}
 	}
 	return out

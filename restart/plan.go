@@ -95,6 +95,14 @@ type Report struct {
 	Starting []string           `json:"starting"`
 	Failed   map[string]Failure `json:"failed,omitempty"`
 	Leaving  bool               `json:"leaving,omitempty"`
+	// Done is, per guest, the latest start order this incarnation carried
+	// out successfully: a Starting guest that is done but not running
+	// stopped at once, and counts as a failed try.
+	Done map[string]AttemptID `json:"done,omitempty"`
+	// Absent answers the plan's question about a migration to this host
+	// whose source is done (Assignment.SourceDone): read after that plan,
+	// this host's hypervisor does not run the guest.
+	Absent map[string]AttemptID `json:"absent,omitempty"`
 }
 
 func (r *Report) has(uuid string) bool {
@@ -169,6 +177,15 @@ type Assignment struct {
 	// Restart: a Stopping guest is restarted elsewhere once stopped (an
 	// evacuation without migration).
 	Restart bool `json:"restart,omitempty"`
+	// SourceDone: a Migrating guest no longer runs on its source; the
+	// target says whether it has it (Report.Absent) before the guest may
+	// be started anywhere else.
+	SourceDone bool `json:"source_done,omitempty"`
+	// AbsentSeq is the sequence of the first report of its host that did
+	// not show a Running guest: a second, later one is needed before the
+	// guest counts as stopped there (a guest rebooting is absent from
+	// one listing).
+	AbsentSeq uint64 `json:"absent_seq,omitempty"`
 	// ReportSeq is the sequence of the host's report that last showed
 	// the guest running there: a later report without it means the guest
 	// stopped on that host (it crashed, or was stopped by hand).
@@ -274,8 +291,10 @@ func Reconcile(in Input) (Plan, []Note) {
 		prev := in.Prev.Guests[g.UUID]
 		// M1: owners by report.
 		owners := reportedBy[g.UUID]
-		if len(owners) == 2 && prev.State == Migrating && (owners[0].ID == prev.Host && owners[1].ID == prev.Target ||
-			owners[1].ID == prev.Host && owners[0].ID == prev.Target) {
+		// (By name: a side's daemon may have restarted since, and its new
+		// incarnation adopted the copy.)
+		if len(owners) == 2 && prev.State == Migrating && (owners[0].ID.Name == prev.Host.Name && owners[1].ID.Name == prev.Target.Name ||
+			owners[1].ID.Name == prev.Host.Name && owners[0].ID.Name == prev.Target.Name) {
 			// Under way: the hypervisors hold one copy on each side,
 			// of which one runs.
 			p.Guests[g.UUID] = prev
@@ -335,13 +354,39 @@ func Reconcile(in Input) (Plan, []Note) {
 		// gone may still hold it on either side: keep it until one of
 		// them reports it.
 		if prev.State == Migrating {
-			src, srcKnown := hosts[prev.Host.Name]
+			// A side may hold it while its incarnation is not gone, or
+			// a later incarnation (a restarted daemon, which adopts
+			// what runs) has not reported yet.
+			mayHold := func(id HostID) bool {
+				h, ok := hosts[id.Name]
+				return ok && !h.gone() && (h.ID == id || !h.caughtUp(in.Epoch))
+			}
+			// The source no longer holds it once a report it wrote after
+			// the migration began does not list it (or it is gone).
+			srcDone := !mayHold(prev.Host)
+			if h, ok := hosts[prev.Host.Name]; ok && h.ID == prev.Host && h.caughtUp(in.Epoch) && h.report().Seq > prev.ReportSeq {
+				srcDone = true
+			}
+			// The target may have it: a report older than the
+			// migration's end does not tell. Ask it (SourceDone), and
+			// free the guest only on its answer, given after it read
+			// the question, hence after the migration's end.
 			dst, dstKnown := hosts[prev.Target.Name]
-			if srcKnown && !src.gone() || dstKnown && !dst.gone() {
+			answered := dstKnown && dst.ID == prev.Target && dst.report() != nil && dst.report().Absent[g.UUID] == prev.Attempt
+			switch {
+			case !srcDone:
+				p.Guests[g.UUID] = prev
+				continue
+			case mayHold(prev.Target) && !prev.SourceDone:
+				prev.SourceDone = true
+				prev.Message = fmt.Sprintf("no longer on %s; asking %s whether the migration reached it", prev.Host.Name, prev.Target.Name)
+				p.Guests[g.UUID] = prev
+				continue
+			case mayHold(prev.Target) && !answered:
 				p.Guests[g.UUID] = prev
 				continue
 			}
-			prev.State = Running // both gone: as if its host had failed
+			prev.State = Running // neither side has it: as if its host had failed
 		}
 		// Reported nowhere. Still assigned to a host that may start it
 		// (M3): keep it there.
@@ -354,9 +399,25 @@ func Reconcile(in Input) (Plan, []Note) {
 				f, failed = r.Failed[g.UUID]
 				failed = failed && !f.Attempt.Before(prev.Attempt)
 			}
-			stoppedThere := prev.State == Running && known && h.ID == prev.Host && h.State == liveness.Live &&
+			absentNow := prev.State == Running && known && h.ID == prev.Host && h.State == liveness.Live &&
 				h.report() != nil && h.report().Seq > prev.ReportSeq
+			stoppedThere := absentNow && prev.AbsentSeq != 0 && h.report().Seq > prev.AbsentSeq
+			doneNotRunning := prev.State == Starting && known && h.ID == prev.Host && h.report() != nil &&
+				h.report().Done[g.UUID] == prev.Attempt
 			switch {
+			case absentNow && !stoppedThere:
+				// Absent from one listing: wait for a second one.
+				if prev.AbsentSeq == 0 {
+					prev.AbsentSeq = h.report().Seq
+				}
+				p.Guests[g.UUID] = prev
+				load[prev.Host.Name]++
+				continue
+			case doneNotRunning:
+				reason = attemptFailed
+				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
+				prev.Message = fmt.Sprintf("started on %s, then stopped at once (try %d)", prev.Host.Name, prev.Tries)
+				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
 			case stoppedThere:
 				// Counted as a failed attempt on that host: a guest
 				// that keeps dying does not go round the pool for ever.

@@ -212,13 +212,32 @@ func TestReconcile(t *testing.T) {
 		{
 			name: "a guest that stopped on its live host (a newer report) is restarted elsewhere if HA",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1"), {UUID: "g2"}},
-				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 5 }), host("b", 1)},
-				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running, ReportSeq: 4}, "g2": {Host: id("a"), State: Running, ReportSeq: 4}})},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 6 }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running, ReportSeq: 4, AbsentSeq: 5}, "g2": {Host: id("a"), State: Running, ReportSeq: 4, AbsentSeq: 5}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
 				// Counted as a failed attempt on a: tried elsewhere.
 				want(t, p, "g1", id("b"), Starting)
 				want(t, p, "g2", HostID{}, Stopped)
 			},
+		},
+		{
+			name: "one report without a running guest is not enough: it may be rebooting",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Seq = 5 }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running, ReportSeq: 4}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Running)
+				if p.Guests["g1"].AbsentSeq != 5 {
+					t.Errorf("AbsentSeq %d, want 5", p.Guests["g1"].AbsentSeq)
+				}
+			},
+		},
+		{
+			name: "a start that was carried out but does not run counts as a failed try",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) { h.Report.Done = map[string]AttemptID{"g1": {1, 1}} }), host("b", 1)},
+				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("b"), Starting) },
 		},
 		{
 			name: "an older report without the guest changes nothing",

@@ -321,7 +321,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		ms.r.Store(r)
 		var ar *agentRun
 		if gstore != nil {
-			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r}, Store: gstore, Drivers: drv,
+			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r, t: h.Timing}, Store: gstore, Drivers: drv,
 				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration}))
 			kick.Store(ar.ag)
 			// Fencing stops the agent before the guests are killed.
@@ -344,14 +344,20 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 				if ar != nil {
 					// Stop the guests and report them stopped; the
 					// master restarts the HA ones once it reads
-					// "left".
+					// "left". If that cannot be done, "left" would be
+					// a lie: fence instead (the guests are killed, or
+					// the watchdog resets the machine).
 					lctx, cancel := context.WithTimeout(context.Background(), opTimeout(c)+h.Timing.HostDead)
-					if err := ar.halt(lctx); err == nil {
-						ar.ag.Leave(lctx, r.Holder().Epoch)
-					} else {
-						log.Error().Err(err).Msg("stopping the guest agent before leaving")
+					err := ar.halt(lctx)
+					if err == nil {
+						err = ar.ag.Leave(lctx, r.Holder().Epoch)
 					}
 					cancel()
+					if err != nil {
+						log.Error().Err(err).Msg("the guests could not all be stopped before leaving: fencing instead of writing \"left\"")
+						fc.order("stopping, but the guests could not all be stopped: " + err.Error())
+						return
+					}
 				}
 				ms.beforeLeave()
 				memberStop()

@@ -95,6 +95,12 @@ func (b bothKillers) KillHAGuests(ctx context.Context, reason string) error {
 type cluster struct {
 	m *heartbeat.Member
 	r *master.Runner
+	t timing.Params
+}
+
+func (c cluster) Fresh(now time.Time) bool {
+	last := c.m.LastRenewal()
+	return !last.IsZero() && now.Sub(last) < c.t.RenewalFail
 }
 
 func (c cluster) Self() ondisk.Owner   { return c.m.Self() }
@@ -106,10 +112,10 @@ func (c cluster) Peers() []agent.Peer {
 	st := c.m.Status(time.Now())
 	out := make([]agent.Peer, 0, len(st.Hosts))
 	for _, h := range st.Hosts {
-		if h.Name == "" {
+		if h.Name == "" && (h.State == liveness.Dead || h.State == liveness.Left) {
 			continue
 		}
-		out = append(out, agent.Peer{Name: h.Name, Generation: h.Generation, State: h.State, Unsafe: h.Unsafe})
+		out = append(out, agent.Peer{Name: h.Name, Slot: h.Slot, Generation: h.Generation, State: h.State, Unsafe: h.Unsafe})
 	}
 	return out
 }

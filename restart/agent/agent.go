@@ -30,7 +30,9 @@ import (
 
 // Peer is one host as this daemon's heartbeat sees it.
 type Peer struct {
+	// Name is empty for a slot in use whose record cannot be read.
 	Name       string
+	Slot       int
 	Generation uint64
 	State      liveness.State
 	Unsafe     bool // no watchdog
@@ -46,6 +48,10 @@ type Cluster interface {
 	Master(now time.Time) (lease.Mastership, bool)
 	// Peers is the liveness view, this host included.
 	Peers() []Peer
+	// Fresh says whether this host's last successful renewal began less
+	// than renewal_fail ago: a host whose renewals lapsed is fencing (or
+	// about to), and starts nothing.
+	Fresh(now time.Time) bool
 }
 
 // Config configures an agent.
@@ -77,12 +83,17 @@ type Agent struct {
 	poolHdr   store.Header
 	seq       uint64
 	attempted map[string]restart.AttemptID
+	done      map[string]restart.AttemptID
 	failed    map[string]restart.Failure
+	updMu     sync.Mutex // serialises Update
 	leaving   bool
 	running   []string
 	ownPlan   restart.Plan // the last plan this host wrote as master
-	notes     []string
-	lastErr   string
+	// seen is the newest report read of each host incarnation: a stale
+	// read (an older sequence) never takes the master back.
+	seen    map[restart.HostID]restart.Report
+	notes   []string
+	lastErr string
 
 	kick     chan struct{}
 	fastTill time.Time // full rounds every quarter interval until then
@@ -94,7 +105,8 @@ func New(cfg Config) *Agent {
 		cfg.OpTimeout = 2 * time.Minute
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
-		attempted: map[string]restart.AttemptID{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1)}
+		attempted: map[string]restart.AttemptID{}, done: map[string]restart.AttemptID{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1),
+		seen: map[restart.HostID]restart.Report{}}
 }
 
 // Kick asks for a round now, and for rounds every quarter interval for
@@ -286,6 +298,15 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		default:
 			err = a.checkConfig(g)
 		}
+		if err == nil && !a.cfg.Cluster.Fresh(time.Now()) {
+			// A stalled daemon that wakes past its renewals must not
+			// start anything: it may be judged dead already.
+			a.mu.Lock()
+			delete(a.attempted, g.UUID) // not carried out
+			a.mu.Unlock()
+			log.Warn().Msg("not starting: this host's renewals have lapsed")
+			return
+		}
 		if err == nil {
 			opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
 			err = d.Start(opCtx, spec)
@@ -295,6 +316,7 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 			log.Info().Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest started")
 			a.mu.Lock()
 			delete(a.failed, g.UUID)
+			a.done[g.UUID] = act.Attempt
 			a.mu.Unlock()
 			return
 		}
@@ -436,7 +458,12 @@ func (a *Agent) report(epoch uint64, running []string, leaving bool) {
 	for u, f := range a.failed {
 		failed[u] = f
 	}
-	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: failed, Leaving: leaving}
+	done := make(map[string]restart.AttemptID, len(a.done))
+	for u, d := range a.done {
+		done[u] = d
+	}
+	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: failed, Leaving: leaving, Done: done,
+		Absent: restart.Absent(a.self(), epoch, a.plan, running)}
 	a.running = running
 	a.mu.Unlock()
 	if err := a.cfg.Store.WriteReport(r); err != nil {
@@ -461,27 +488,56 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	for _, g := range pool.Guests {
 		in.Guests = append(in.Guests, g.Guest())
 	}
+	named := map[string]bool{}
 	for _, p := range peers {
+		named[p.Name] = true
+		if p.Name == "" {
+			// A slot whose record this host cannot read: someone may
+			// be there. A placeholder that is neither gone nor caught
+			// up holds every placement back (restart doc.go, M4).
+			in.Hosts = append(in.Hosts, restart.Host{ID: restart.HostID{Name: fmt.Sprintf("(slot %d)", p.Slot)}, State: liveness.Unknown})
+			continue
+		}
 		h := restart.Host{ID: restart.HostID{Name: p.Name, Generation: p.Generation}, State: p.State, Unsafe: p.Unsafe, Roles: pool.RolesOf(p.Name)}
 		if _, r, err := a.cfg.Store.ReadReport(p.Name); err == nil {
+			if old, ok := a.seen[r.Host]; ok && old.Seq > r.Seq {
+				r = old
+			}
+			a.seen[r.Host] = r
 			h.Report = &r
 		} else if !errors.Is(err, store.ErrEmpty) {
 			a.note("reading the report of %s: %v", p.Name, err)
 		}
 		in.Hosts = append(in.Hosts, h)
 	}
+	// A host that has a report but is not in the liveness view (a new
+	// master that has not read its slot yet) is not gone: its report
+	// counts, and it is unknown.
+	if names, err := a.cfg.Store.Hosts(); err == nil {
+		for _, n := range names {
+			if named[n] {
+				continue
+			}
+			if _, r, err := a.cfg.Store.ReadReport(n); err == nil && !(r.Leaving && len(r.Running) == 0) {
+				in.Hosts = append(in.Hosts, restart.Host{ID: r.Host, State: liveness.Unknown, Report: &r})
+			}
+		}
+	}
 	plan, notes := restart.Reconcile(in)
 	// Act only while still master: ask again right before the write.
 	if now, ok := a.cfg.Cluster.Master(time.Now()); !ok || now.Epoch != m.Epoch {
 		return
 	}
+	// The plan counts as written before the write: a write that fails
+	// may still land, and the next plan must not reuse its sequence or
+	// its start orders.
+	a.mu.Lock()
+	a.ownPlan = plan
+	a.mu.Unlock()
 	if err := a.cfg.Store.WritePlan(plan, a.cfg.Cluster.Self()); err != nil {
 		a.note("writing the plan: %v", err)
 		return
 	}
-	a.mu.Lock()
-	a.ownPlan = plan
-	a.mu.Unlock()
 	for _, n := range notes {
 		ev := a.log.Info()
 		if n.Alarm {
@@ -506,30 +562,50 @@ func (a *Agent) note(format string, args ...any) {
 	}
 }
 
-// Leave stops every guest this host runs under hbfence and reports them
+// Leave stops every guest of the pool this host runs and reports them
 // stopped, before the daemon writes "left": a host that left runs no guest
 // (restart doc.go, M2), and the master restarts the HA ones at once.
 // Guests without HA are stopped too: "left" promises the pool that nothing
-// of it runs here.
-func (a *Agent) Leave(ctx context.Context, epoch uint64) {
+// of it runs here. It returns an error unless a final listing shows none
+// of the pool's guests: the daemon must then not write "left" (it fences
+// instead).
+func (a *Agent) Leave(ctx context.Context, epoch uint64) error {
 	a.mu.Lock()
 	a.leaving = true
+	poolKnown := a.poolHdr.Seq > 0
 	a.mu.Unlock()
+	if !poolKnown {
+		a.readPool()
+		a.mu.Lock()
+		poolKnown = a.poolHdr.Seq > 0
+		a.mu.Unlock()
+	}
 	running, err := a.listRunning(ctx)
 	if err != nil {
-		a.note("listing the guests to stop before leaving: %v", err)
+		return fmt.Errorf("listing the guests to stop before leaving: %w", err)
+	}
+	if !poolKnown && len(running) > 0 {
+		return fmt.Errorf("the pool record was never read, so guests %v cannot be told apart from the pool's", running)
 	}
 	for _, u := range running {
-		g, ok := a.guest(u)
-		if !ok {
-			continue // not a guest of this pool
+		if _, ok := a.guest(u); ok {
+			a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u}, running)
 		}
-		a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u}, running)
-		_ = g
 	}
-	if running, err = a.listRunning(ctx); err == nil {
-		a.report(epoch, running, true)
+	if running, err = a.listRunning(ctx); err != nil {
+		return fmt.Errorf("listing the guests after stopping them: %w", err)
 	}
+	var left []string
+	for _, u := range running {
+		if _, ok := a.guest(u); ok {
+			left = append(left, u)
+		}
+	}
+	a.report(epoch, running, true)
+	if len(left) > 0 {
+		return fmt.Errorf("guests %v still run after their stop", left)
+	}
+	return nil
 }
 
 // GuestStatus is one guest as status shows it.
@@ -588,6 +664,8 @@ var ErrNotMaster = errors.New("changes to the pool's guests are made by the mast
 // Update changes the pool record, on the master only: f edits a copy of
 // the newest record, which is written stamped with the master's epoch.
 func (a *Agent) Update(f func(*store.PoolConfig) error) error {
+	a.updMu.Lock()
+	defer a.updMu.Unlock()
 	m, ok := a.cfg.Cluster.Master(time.Now())
 	if !ok {
 		return ErrNotMaster

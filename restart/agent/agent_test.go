@@ -53,6 +53,8 @@ func (c fakeCluster) Master(time.Time) (lease.Mastership, bool) {
 	return lease.Mastership{Epoch: c.w.epoch}, c.w.master == c.name && c.w.states[c.name] == liveness.Live
 }
 
+func (c fakeCluster) Fresh(time.Time) bool { return true }
+
 func (c fakeCluster) Peers() []Peer {
 	c.w.mu.Lock()
 	defer c.w.mu.Unlock()

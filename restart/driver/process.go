@@ -126,6 +126,31 @@ func (p *Process) alive(uuid string) (int, bool) {
 	return pid, true
 }
 
+// gone checks that a guest whose pid file does not show a live process is
+// really gone: its pid file unreadable only because it does not exist, or
+// its process absent from /proc (or another process, or a zombie).
+func (p *Process) gone(uuid string) error {
+	b, err := os.ReadFile(p.pidFile(uuid))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("guest %s: pid file: %w", uuid, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return nil // a torn pid file: written only after the guest started, never by halves
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil {
+		return nil
+	}
+	if _, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("guest %s: /proc/%d: %w", uuid, pid, err)
+	}
+	return nil
+}
+
 // startTime is the process's start time (field 22 of /proc/PID/stat),
 // or an error if it does not run or is a zombie.
 func startTime(pid int) (uint64, error) {
@@ -165,9 +190,14 @@ func (p *Process) Running(context.Context) ([]string, error) {
 		}
 		if _, ok := p.alive(uuid); ok {
 			out = append(out, uuid)
-		} else {
-			os.Remove(p.pidFile(uuid))
+			continue
 		}
+		// Not running, or unknown: a pid file that cannot be read, or a
+		// /proc that cannot be read, is "unknown", never "none".
+		if err := p.gone(uuid); err != nil {
+			return nil, err
+		}
+		os.Remove(p.pidFile(uuid))
 	}
 	return out, nil
 }

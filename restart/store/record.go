@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/directio"
@@ -96,9 +97,10 @@ var (
 	ErrCorrupt = errors.New("not a valid hbfence record")
 )
 
-// File is one record file, opened for direct I/O. A File is used by one
-// goroutine at a time.
+// File is one record file, opened for direct I/O. Its reads and writes
+// are serialised.
 type File struct {
+	mu      sync.Mutex
 	path    string
 	dev     *directio.Device
 	timeout time.Duration
@@ -142,6 +144,8 @@ func (f *File) Close() error { return f.dev.Close() }
 // or than the sequence found in the file when the File was opened by a new
 // writer (SetSeq).
 func (f *File) Write(h Header, payload []byte) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("record %s: %d bytes, more than the %d a record holds", f.path, len(payload), MaxPayload)
 	}
@@ -166,6 +170,8 @@ func (f *File) Write(h Header, payload []byte) (uint64, error) {
 // SetSeq sets the sequence the next Write continues from (a new writer
 // continues the file's sequence).
 func (f *File) SetSeq(seq uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if seq > f.seq {
 		f.seq = seq
 	}
@@ -175,6 +181,8 @@ func (f *File) SetSeq(seq uint64) {
 // ErrCorrupt (wrapped, with the file and what was found) say why there is
 // none.
 func (f *File) Read(want Kind) (Header, []byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	first := make([]byte, f.align)
 	if err := f.dev.ReadAt(first, 0, f.timeout); err != nil {
 		if errors.Is(err, directio.ErrShort) {
