@@ -534,6 +534,9 @@ func Reconcile(in Input) (Plan, []Note) {
 				a.Message = "no available host" + placementNote(g)
 				break
 			}
+			if prev.State == Pending {
+				a.Message = "" // why it waited no longer holds
+			}
 			a.Host, a.State, a.Tries = h.ID, Starting, a.Tries+1
 			a.Attempt = AttemptID{Epoch: in.Epoch, N: a.Attempt.N + 1}
 			notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("placed on %s (try %d)", h.ID, a.Tries)})
