@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,6 +57,9 @@ type Writer struct {
 // first record.
 func ReadDisk(path string) ([]Writer, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // never written: a guest killed before its first record
+	}
 	if err != nil {
 		return nil, err
 	}
