@@ -24,6 +24,7 @@ var scenes = []scene{
 	{"Clean stop: SIGTERM node3, the master now, which releases the lease and writes \"left\"", sceneLeave},
 	{"Restart node2: a new incarnation of the same machine", sceneRejoin},
 	{"A second machine calling itself node1 is refused", sceneDuplicate},
+	{"Evacuate node1 before a planned shutdown: hbfence host evacuate --migrate-all", sceneEvacuate},
 	{"A frozen daemon: SIGSTOP node3, whose watchdog resets it", sceneFreeze},
 	{"Storage cut: node2's path to the heartbeat file fails", sceneStorageCut},
 	{"The heartbeat area, read without a daemon", sceneDump},
