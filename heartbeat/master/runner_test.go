@@ -244,6 +244,19 @@ func (p *pool) stopAll() {
 	}
 }
 
+// threeHosts starts three hosts on an 8-slot pool under the watcher and
+// waits until all have joined.
+func threeHosts(t *testing.T) (*pool, chan struct{}, *watcher) {
+	p := newPool(t, 8)
+	stop := make(chan struct{})
+	w := p.watch(stop)
+	for i := range 3 {
+		p.start(fmt.Sprintf("h%d", i), byte(i+1))
+	}
+	p.waitJoined(2 * p.hd.Timing.HostDead)
+	return p, stop, w
+}
+
 // Hosts joining at once elect exactly one master, and every host reads the
 // same holder.
 func TestOneMasterAmongHostsJoiningAtOnce(t *testing.T) {
@@ -280,14 +293,8 @@ func TestOneMasterAmongHostsJoiningAtOnce(t *testing.T) {
 // renewal, with the next epoch; the replacement is logged by the others.
 func TestMasterKilledIsReplaced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPool(t, 8)
-		stop := make(chan struct{})
-		w := p.watch(stop)
-		for i := range 3 {
-			p.start(fmt.Sprintf("h%d", i), byte(i+1))
-		}
+		p, stop, w := threeHosts(t)
 		tm := p.hd.Timing
-		p.waitJoined(2 * tm.HostDead)
 		old, epoch, _ := p.waitMaster(2*tm.HostDead, "")
 		time.Sleep(2 * tm.Interval)
 		p.node(old).kill()
@@ -311,14 +318,8 @@ func TestMasterKilledIsReplaced(t *testing.T) {
 // epoch, within about two intervals, with no gap in which two act.
 func TestHandOverMovesTheRole(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPool(t, 8)
-		stop := make(chan struct{})
-		w := p.watch(stop)
-		for i := range 3 {
-			p.start(fmt.Sprintf("h%d", i), byte(i+1))
-		}
+		p, stop, w := threeHosts(t)
 		tm := p.hd.Timing
-		p.waitJoined(2 * tm.HostDead)
 		old, epoch, _ := p.waitMaster(2*tm.HostDead, "")
 		time.Sleep(2 * tm.Interval)
 		var target *node
@@ -359,14 +360,8 @@ func TestHandOverMovesTheRole(t *testing.T) {
 // another host takes over at once, long before host_dead.
 func TestCleanStopReleases(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPool(t, 8)
-		stop := make(chan struct{})
-		w := p.watch(stop)
-		for i := range 3 {
-			p.start(fmt.Sprintf("h%d", i), byte(i+1))
-		}
+		p, stop, w := threeHosts(t)
 		tm := p.hd.Timing
-		p.waitJoined(2 * tm.HostDead)
 		old, epoch, _ := p.waitMaster(2*tm.HostDead, "")
 		time.Sleep(2 * tm.Interval)
 		n := p.node(old)
