@@ -122,9 +122,9 @@
 //     heartbeat) holds its guests: there is no start timeout yet.
 //   - A dead host without a watchdog is not gone, and holds every
 //     placement back after a master change (M4) until it reports again.
-//   - A hypervisor that starts a guest after its client was killed (a
-//     cancelled virsh create whose job goes on in libvirtd) can defeat the
-//     "confirmed absent" of a failed start: there is no settle time yet.
+//   - "Confirmed absent" is two listings a settle time apart (package
+//     driver); a hypervisor that finishes a create later than that after
+//     its client was killed defeats it.
 //   - Tries are counted per placement and reset only by a failover or the
 //     operator's start: a guest that crashes three times, however far
 //     apart, goes into error.

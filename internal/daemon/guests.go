@@ -77,6 +77,9 @@ func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
 				errs = append(errs, fmt.Errorf("%s: destroying %s: %w", name, u, err))
 			}
 		}
+		if err := driver.ConfirmGone(ctx, d, run...); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
 		if run, err := d.Running(ctx); err != nil || len(run) > 0 {
 			errs = append(errs, fmt.Errorf("%s: guests still listed after destroy: %v (%v)", name, run, err))
 		}

@@ -379,14 +379,7 @@ func (a *Agent) destroy(ctx context.Context, d driver.Driver, g driver.Spec) err
 	if err := d.Destroy(opCtx, g); err != nil {
 		return err
 	}
-	run, err := d.Running(opCtx)
-	if err != nil {
-		return err
-	}
-	if slices.Contains(run, g.UUID) {
-		return fmt.Errorf("guest %s still runs after destroy", g.Name)
-	}
-	return nil
+	return driver.ConfirmGone(opCtx, d, g.UUID)
 }
 
 // checkConfig checks, before every start, that the guest's configuration

@@ -29,6 +29,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"time"
 )
 
 // Spec names a guest for a driver.
@@ -51,6 +53,48 @@ type Driver interface {
 	// Migrate moves a running guest to host, live. ErrNoMigration when
 	// the driver cannot: the caller stops it here and starts it there.
 	Migrate(ctx context.Context, g Spec, host string) error
+}
+
+// Settler is a driver whose hypervisor may list a guest a moment after a
+// command about it returned (a create that goes on after its client was
+// killed): ConfirmGone waits that long before its second listing.
+type Settler interface {
+	Settle() time.Duration
+}
+
+// ConfirmGone checks that none of the guests uuids is listed, and, for a
+// driver that settles, still none after the settle time (one wait for
+// them all): only then may a guest be reported gone (a failed start) or
+// the host disarm (a fence).
+func ConfirmGone(ctx context.Context, d Driver, uuids ...string) error {
+	check := func() error {
+		run, err := d.Running(ctx)
+		if err != nil {
+			return err
+		}
+		var still []string
+		for _, u := range uuids {
+			if slices.Contains(run, u) {
+				still = append(still, u)
+			}
+		}
+		if len(still) > 0 {
+			return fmt.Errorf("guests %v are still listed by %s", still, d.Name())
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	if s, ok := d.(Settler); ok && s.Settle() > 0 && len(uuids) > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.Settle()):
+		}
+		return check()
+	}
+	return nil
 }
 
 // ErrNoMigration: the driver cannot migrate a running guest.

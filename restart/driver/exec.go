@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Exec runs the operator's own script for every operation, with an argv
@@ -21,6 +22,10 @@ type Exec struct {
 	// Argv is the script and its leading arguments.
 	Argv []string
 }
+
+// Settle implements Settler: a domain may show up a moment after a
+// cancelled create.
+func (v *Exec) Settle() time.Duration { return 2 * time.Second }
 
 // Name implements Driver.
 func (e *Exec) Name() string { return "exec" }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Virsh drives libvirt through virsh. A guest's configuration is its
@@ -21,6 +22,10 @@ type Virsh struct {
 	// the host name (default "qemu+ssh://%s/system").
 	MigrateURI string
 }
+
+// Settle implements Settler: a domain may show up a moment after a
+// cancelled create.
+func (v *Virsh) Settle() time.Duration { return 2 * time.Second }
 
 // Name implements Driver.
 func (v *Virsh) Name() string { return "virsh" }

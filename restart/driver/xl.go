@@ -9,9 +9,11 @@ import (
 )
 
 // Xl drives Xen's xl toolstack (Oracle VM Server). A guest's configuration
-// is an xl domain configuration file on the shared storage; xl names
-// domains by name, so the guest's name in hbfence must be its domain
-// name, and Running maps the running domains to their UUIDs (xl list -l).
+// is an xl domain configuration file on the shared storage. xl names
+// domains by name or domain id, not by UUID: stop, destroy and migrate
+// look the guest's domain id up by its UUID in xl list -l first, so that
+// they act on the domain that runs the guest whatever its name (the fence
+// path knows guests by UUID only).
 type Xl struct {
 	// Path is the xl program (default "xl", found on PATH).
 	Path string
@@ -34,30 +36,61 @@ func (x *Xl) Start(ctx context.Context, g Spec) error {
 	return err
 }
 
-// Stop implements Driver: xl shutdown -w NAME (waits until it is gone).
+// Stop implements Driver: xl shutdown -w DOMID (waits until it is gone).
 func (x *Xl) Stop(ctx context.Context, g Spec) error {
-	if run, err := x.isRunning(ctx, g); err != nil || !run {
+	id, ok, err := x.domid(ctx, g)
+	if err != nil || !ok {
 		return err
 	}
-	_, err := x.cmd().run(ctx, "shutdown", "-w", g.Name)
+	_, err = x.cmd().run(ctx, "shutdown", "-w", id)
 	return err
 }
 
-// Destroy implements Driver: xl destroy NAME, then checks it is gone.
+// Destroy implements Driver: xl destroy DOMID, then checks it is gone.
 func (x *Xl) Destroy(ctx context.Context, g Spec) error {
-	if run, err := x.isRunning(ctx, g); err != nil || !run {
+	id, ok, err := x.domid(ctx, g)
+	if err != nil || !ok {
 		return err
 	}
-	if _, err := x.cmd().run(ctx, "destroy", g.Name); err != nil {
+	if _, err := x.cmd().run(ctx, "destroy", id); err != nil {
 		return err
 	}
 	return waitGone(ctx, g, x.Running)
 }
 
-// Migrate implements Driver: xl migrate NAME HOST (live).
+// Migrate implements Driver: xl migrate DOMID HOST (live).
 func (x *Xl) Migrate(ctx context.Context, g Spec, host string) error {
-	_, err := x.cmd().run(ctx, "migrate", g.Name, host)
+	id, ok, err := x.domid(ctx, g)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("guest %s does not run here", g.Name)
+	}
+	_, err = x.cmd().run(ctx, "migrate", id, host)
 	return err
+}
+
+// Settle implements Settler: a domain may show up a moment after a
+// cancelled create.
+func (x *Xl) Settle() time.Duration { return 2 * time.Second }
+
+// domid finds the domain id of the running guest by its UUID.
+func (x *Xl) domid(ctx context.Context, g Spec) (string, bool, error) {
+	out, err := x.cmd().run(ctx, "list", "-l")
+	if err != nil {
+		return "", false, err
+	}
+	doms, err := parseXlDomains([]byte(out))
+	if err != nil {
+		return "", false, err
+	}
+	for _, d := range doms {
+		if d.uuid == g.UUID {
+			return fmt.Sprint(d.domid), true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // Running implements Driver: the UUIDs of the domains in xl list -l, but
@@ -70,14 +103,27 @@ func (x *Xl) Running(ctx context.Context) ([]string, error) {
 	return ParseXlList([]byte(out))
 }
 
-func (x *Xl) isRunning(ctx context.Context, g Spec) (bool, error) {
-	run, err := x.Running(ctx)
-	return slices.Contains(run, g.UUID), err
+type xlDomain struct {
+	domid int
+	uuid  string
 }
 
 // ParseXlList reads the JSON of xl list -l: an array of domains, each with
-// its domid and config.c_info (name, uuid).
+// its domid and config.c_info (name, uuid). It returns the UUIDs of every
+// domain but Domain-0.
 func ParseXlList(b []byte) ([]string, error) {
+	doms, err := parseXlDomains(b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(doms))
+	for _, d := range doms {
+		out = append(out, d.uuid)
+	}
+	return out, nil
+}
+
+func parseXlDomains(b []byte) ([]xlDomain, error) {
 	var doms []struct {
 		Domid  *int `json:"domid"`
 		Config struct {
@@ -90,7 +136,7 @@ func ParseXlList(b []byte) ([]string, error) {
 	if err := json.Unmarshal(b, &doms); err != nil {
 		return nil, fmt.Errorf("xl list -l: not the JSON array of domains expected: %v", err)
 	}
-	var out []string
+	var out []xlDomain
 	for _, d := range doms {
 		if d.Domid == nil {
 			return nil, fmt.Errorf("xl list -l: a domain without a domid (%q)", d.Config.CInfo.Name)
@@ -101,7 +147,7 @@ func ParseXlList(b []byte) ([]string, error) {
 		if err := ValidUUID(d.Config.CInfo.UUID); err != nil {
 			return nil, fmt.Errorf("xl list -l: domain %d (%q): %v", *d.Domid, d.Config.CInfo.Name, err)
 		}
-		out = append(out, d.Config.CInfo.UUID)
+		out = append(out, xlDomain{domid: *d.Domid, uuid: d.Config.CInfo.UUID})
 	}
 	return out, nil
 }
