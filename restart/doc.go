@@ -125,7 +125,7 @@
 //   - "Confirmed absent" is two listings a settle time apart (package
 //     driver); a hypervisor that finishes a create later than that after
 //     its client was killed defeats it.
-//   - Tries are counted per placement and reset only by a failover or the
-//     operator's start: a guest that crashes three times, however far
-//     apart, goes into error.
+//   - Tries are counted per placement and reset once the guest has been
+//     seen running in two reports: a guest that runs for a round or two
+//     between crashes is restarted for ever (never faster than a round).
 package restart

@@ -314,8 +314,13 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 		if len(owners) == 1 {
 			o := owners[0]
-			a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, Tries: prev.Tries, StartSeq: max(prev.StartSeq, g.StartSeq),
-				ReportSeq: o.report().Seq}
+			a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried,
+				StartSeq: max(prev.StartSeq, g.StartSeq), ReportSeq: o.report().Seq}
+			if prev.State == Running && prev.Host == o.ID && o.report().Seq > prev.ReportSeq {
+				// Seen running in two reports: the placement succeeded;
+				// a later crash starts a fresh count of tries.
+				a.Tries, a.Tried = 0, nil
+			}
 			if !slices.Contains(o.report().Running, g.UUID) {
 				a.State, a.ReportSeq = Starting, prev.ReportSeq
 			}
