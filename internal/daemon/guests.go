@@ -202,8 +202,11 @@ func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, er
 		g := &c.Guests[i]
 		switch req.Op {
 		case "remove":
-			if st := guestState(ag, g.UUID); st == restart.Running || st == restart.Starting || st == restart.Stopping {
-				return fmt.Errorf("guest %s is %s: stop it first (hbfence guest stop %s)", g.Name, st, g.Name)
+			// Only a guest known to run nowhere may leave the pool's
+			// records: one in error may still run somewhere (two hosts
+			// reported it), and would then run untracked.
+			if st := guestState(ag, g.UUID); st != restart.Stopped && st != restart.Pending && st != "" {
+				return fmt.Errorf("guest %s is %s: stop it first (hbfence guest stop %s), and remove it once it is stopped", g.Name, st, g.Name)
 			}
 			result = *g
 			c.Guests = slices.Delete(c.Guests, i, i+1)
@@ -239,6 +242,26 @@ func guestState(ag *agent.Agent, uuid string) restart.State {
 func newGuest(req GuestRequest, c store.PoolConfig) (store.GuestDef, error) {
 	g := store.GuestDef{UUID: strings.ToLower(req.UUID), Name: req.Name, Driver: req.Driver, Config: req.Config, HA: req.HA,
 		Placement: restart.Placement(req.Placement), Preferred: req.Preferred, Management: req.Management, Stopped: true}
+	// For xl and virsh the configuration names the UUID: take it, or
+	// check that --uuid agrees.
+	var reader driver.ConfigReader
+	switch g.Driver {
+	case "xl":
+		reader = &driver.Xl{}
+	case "virsh":
+		reader = &driver.Virsh{}
+	}
+	if reader != nil {
+		u, err := reader.ConfigUUID(g.Config)
+		if err != nil {
+			return g, fmt.Errorf("--config: %w", err)
+		}
+		if g.UUID == "" {
+			g.UUID = u
+		} else if u != g.UUID {
+			return g, fmt.Errorf("--uuid %s, but the configuration %s gives the guest UUID %s", g.UUID, g.Config, u)
+		}
+	}
 	if g.UUID == "" {
 		g.UUID = ondisk.NewUUID().String()
 	}

@@ -298,6 +298,13 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		default:
 			err = a.checkConfig(g)
 		}
+		if cr, isReader := d.(driver.ConfigReader); err == nil && ok && isReader {
+			if u, cerr := cr.ConfigUUID(g.Config); cerr != nil {
+				err = cerr
+			} else if u != strings.ToLower(g.UUID) {
+				err = fmt.Errorf("the configuration %s gives the guest UUID %s, not %s: it would run unseen by the pool", g.Config, u, g.UUID)
+			}
+		}
 		if err == nil && !a.cfg.Cluster.Fresh(time.Now()) {
 			// A stalled daemon that wakes past its renewals must not
 			// start anything: it may be judged dead already.

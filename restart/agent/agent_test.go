@@ -241,3 +241,35 @@ func TestInsideRepository(t *testing.T) {
 		}
 	}
 }
+
+// uuidDriver is a memDriver whose configurations name another UUID.
+type uuidDriver struct {
+	*memDriver
+	uuid string
+}
+
+func (d uuidDriver) ConfigUUID(string) (string, error) { return d.uuid, nil }
+
+// A guest whose configuration names another UUID is never started: it
+// would run unseen by the pool.
+func TestStartRefusesAConfigOfAnotherUUID(t *testing.T) {
+	_, nodes, cfg := setup(t, "a")
+	n := nodes["a"]
+	n.a.cfg.Drivers["mem"] = uuidDriver{n.d, "99999999-2222-3333-4444-555555555555"}
+	rounds(nodes, 1)
+	if err := n.a.Update(func(c *store.PoolConfig) error {
+		c.HA, c.MaxAttempts = true, 1
+		c.Guests = append(c.Guests, store.GuestDef{UUID: g1, Name: "web", Driver: "mem", Config: cfg, HA: true, Placement: restart.Auto, StartSeq: 1})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rounds(nodes, 4)
+	if run, _ := n.d.Running(context.Background()); len(run) != 0 {
+		t.Fatalf("started %v", run)
+	}
+	gs := n.a.Guests()
+	if gs[0].State != restart.Error || !strings.Contains(gs[0].Message, "would run unseen") {
+		t.Fatalf("guest: %+v", gs[0])
+	}
+}

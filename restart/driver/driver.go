@@ -55,6 +55,14 @@ type Driver interface {
 	Migrate(ctx context.Context, g Spec, host string) error
 }
 
+// ConfigReader is a driver that can read the UUID a guest's configuration
+// gives the guest. Before every start the agent checks that it is the
+// guest's UUID: a guest started under another UUID would never be listed
+// as this guest, and could be started a second time elsewhere.
+type ConfigReader interface {
+	ConfigUUID(path string) (string, error)
+}
+
 // Settler is a driver whose hypervisor may list a guest a moment after a
 // command about it returned (a create that goes on after its client was
 // killed): ConfirmGone waits that long before its second listing.

@@ -2,8 +2,10 @@ package driver
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,25 @@ func (v *Virsh) cmd() command {
 		uri = "qemu:///system"
 	}
 	return command{argv: []string{p, "--quiet", "-c", uri}}
+}
+
+// ConfigUUID implements ConfigReader: the <uuid> of the domain XML.
+func (v *Virsh) ConfigUUID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("domain XML: %w", err)
+	}
+	var dom struct {
+		XMLName xml.Name `xml:"domain"`
+		UUID    string   `xml:"uuid"`
+	}
+	if err := xml.Unmarshal(b, &dom); err != nil {
+		return "", fmt.Errorf("domain XML %s: %v", path, err)
+	}
+	if dom.UUID == "" {
+		return "", fmt.Errorf("domain XML %s has no <uuid>: give it the guest's UUID", path)
+	}
+	return strings.ToLower(strings.TrimSpace(dom.UUID)), nil
 }
 
 // Start implements Driver: virsh create XML.

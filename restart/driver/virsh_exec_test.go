@@ -76,3 +76,28 @@ func TestExecContract(t *testing.T) {
 		t.Fatalf("argv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The UUID a guest's configuration gives it, read for the check before
+// every start.
+func TestConfigUUID(t *testing.T) {
+	dir := t.TempDir()
+	xmlPath := filepath.Join(dir, "d.xml")
+	os.WriteFile(xmlPath, []byte("<domain type='kvm'><name>d</name><uuid>0B7C1D2E-3F40-4A5B-8C6D-7E8F9A0B1C2D</uuid></domain>"), 0o644)
+	if u, err := (&Virsh{}).ConfigUUID(xmlPath); err != nil || u != "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d" {
+		t.Errorf("virsh: %q, %v", u, err)
+	}
+	noUUID := filepath.Join(dir, "n.xml")
+	os.WriteFile(noUUID, []byte("<domain type='kvm'><name>d</name></domain>"), 0o644)
+	if _, err := (&Virsh{}).ConfigUUID(noUUID); err == nil || !strings.Contains(err.Error(), "no <uuid>") {
+		t.Errorf("virsh without a uuid: %v", err)
+	}
+	cfg := filepath.Join(dir, "vm.cfg")
+	os.WriteFile(cfg, []byte("name = 'web01'\nuuid = '0004fb00-0006-0000-5b3e-7c1f0c6a1a01'\nmemory = 4096\n"), 0o644)
+	if u, err := (&Xl{}).ConfigUUID(cfg); err != nil || u != "0004fb00-0006-0000-5b3e-7c1f0c6a1a01" {
+		t.Errorf("xl: %q, %v", u, err)
+	}
+	os.WriteFile(cfg, []byte("name = 'web01'\n"), 0o644)
+	if _, err := (&Xl{}).ConfigUUID(cfg); err == nil || !strings.Contains(err.Error(), "no uuid") {
+		t.Errorf("xl without a uuid: %v", err)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,22 @@ func (x *Xl) cmd() command {
 		p = "xl"
 	}
 	return command{argv: []string{p}}
+}
+
+// ConfigUUID implements ConfigReader: the uuid = "..." line of the xl
+// configuration.
+func (x *Xl) ConfigUUID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("xl configuration: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, "=")
+		if ok && strings.TrimSpace(k) == "uuid" {
+			return strings.ToLower(strings.Trim(strings.TrimSpace(v), `"'`)), nil
+		}
+	}
+	return "", fmt.Errorf("xl configuration %s has no uuid = \"...\" line: give it the guest's UUID", path)
 }
 
 // Start implements Driver: xl create CONFIG.
