@@ -21,7 +21,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sock := socketFlagsNamed(fs, "daemon-config")
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "add: the guest's name (its domain name for xl)")
-	uuid := fs.String("uuid", "", "add: the guest's UUID (default: a new one)")
+	uuid := fs.String("uuid", "", "add: the guest's UUID (default: the one its xl or virsh configuration names, else a new one)")
 	drv := fs.String("driver", "", "add: process, xl, virsh or exec")
 	cfg := fs.String("config", "", "add: the path of its configuration on the shared storage, inside a repository of the pool")
 	ha := fs.Bool("ha", false, "add: protect it with HA (the pool's HA must be on too)")

@@ -25,7 +25,7 @@ func socketFlags(fs *flag.FlagSet) func() (string, error) {
 // another name (hbfence guest add has a --config of its own: the guest's).
 func socketFlagsNamed(fs *flag.FlagSet, cfgFlag string) func() (string, error) {
 	cfgPath := fs.String(cfgFlag, config.DefaultPath, "configuration file naming the control socket")
-	socket := fs.String("socket", "", "control socket (overrides --config)")
+	socket := fs.String("socket", "", "control socket (overrides --"+cfgFlag+")")
 	return func() (string, error) {
 		if *socket != "" {
 			return *socket, nil
