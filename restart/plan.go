@@ -407,8 +407,13 @@ func Reconcile(in Input) (Plan, []Note) {
 			absentNow := prev.State == Running && known && h.ID == prev.Host && h.State == liveness.Live &&
 				h.report() != nil && h.report().Seq > prev.ReportSeq
 			stoppedThere := absentNow && prev.AbsentSeq != 0 && h.report().Seq > prev.AbsentSeq
-			doneNotRunning := prev.State == Starting && known && h.ID == prev.Host && h.report() != nil &&
-				h.report().Done[g.UUID] == prev.Attempt
+			// Carried out (this order, or a later one: a new master may
+			// go by an older plan) and not running.
+			done, wasDone := AttemptID{}, false
+			if known && h.ID == prev.Host && h.report() != nil {
+				done, wasDone = h.report().Done[g.UUID]
+			}
+			doneNotRunning := prev.State == Starting && wasDone && !done.Before(prev.Attempt)
 			switch {
 			case absentNow && !stoppedThere:
 				// Absent from one listing: wait for a second one.

@@ -283,6 +283,9 @@ func TestDecide(t *testing.T) {
 		"g3": {Host: id("b"), State: Starting, Attempt: AttemptID{2, 1}},
 		"g4": {Host: self, State: Stopping},
 		"g5": {Host: self, State: Starting, Attempt: AttemptID{1, 7}},
+		// Running here, gone: the master's to place again, never this
+		// host's to restart (an adopted guest has no attempt here).
+		"g6": {Host: self, State: Running, Attempt: AttemptID{2, 1}},
 	}}
 	got := Decide(HostInput{Self: self, Epoch: 2, Plan: p, Running: []string{"g2", "g4"}, Attempted: map[string]AttemptID{"g5": {1, 7}}})
 	wantActs := []Action{{Kind: Start, Guest: "g1", Attempt: AttemptID{2, 1}}, {Kind: Stop, Guest: "g4"}}

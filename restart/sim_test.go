@@ -146,6 +146,15 @@ func (s *sim) chaos() {
 			s.stats["master-change"]++
 		}
 	}
+	if r.IntN(8) == 0 {
+		// A guest crashes on its host (the host lives on).
+		h := s.hosts[r.IntN(len(s.hosts))]
+		if h.state == "up" && len(h.running) > 0 {
+			i := r.IntN(len(h.running))
+			h.running = slices.Delete(h.running, i, i+1)
+			s.stats["guest-crash"]++
+		}
+	}
 	if r.IntN(60) == 0 {
 		// The operator evacuates a host: some guests (or all) to
 		// migrate, the others to stop and restart elsewhere.
@@ -358,7 +367,7 @@ func runSim(t *testing.T, seed uint64) map[string]int {
 		if !running {
 			var hs []string
 			for _, h := range s.hosts {
-				hs = append(hs, fmt.Sprintf("%s/%d %s %v", h.name, h.gen, h.state, h.running))
+				hs = append(hs, fmt.Sprintf("%s/%d %s %v attempted=%v done=%v failed=%v plan=%d.%d epochSeen=%d", h.name, h.gen, h.state, h.running, h.attempted[g.UUID], h.done[g.UUID], h.failed[g.UUID], h.plan.Epoch, h.plan.Seq, h.epochSeen))
 			}
 			t.Fatalf("seed %d: after the calm, HA guest %s does not run: %+v; hosts %v", seed, g.UUID, p.Guests[g.UUID], hs)
 		}
