@@ -1,7 +1,9 @@
 package restart
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -553,7 +555,22 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 		p.Guests[g.UUID] = a
 	}
+	// The sequence grows only when the plan changes: hosts run a round
+	// on every new sequence.
+	if in.Prev.Epoch == in.Epoch && samePlan(p.Guests, in.Prev.Guests) {
+		p.Seq = in.Prev.Seq
+	}
 	return p, notes
+}
+
+// samePlan compares two plans' entries.
+func samePlan(a, b map[string]Assignment) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // freeReason is why a guest has no host that may run it.

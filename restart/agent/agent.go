@@ -76,19 +76,20 @@ type Agent struct {
 	opMu   sync.Mutex
 	halted bool
 
-	mu        sync.Mutex // guards what Status and the commands read
-	plan      restart.Plan
-	planSeen  time.Time
-	pool      store.PoolConfig
-	poolHdr   store.Header
-	seq       uint64
-	attempted map[string]restart.AttemptID
-	done      map[string]restart.AttemptID
-	failed    map[string]restart.Failure
-	updMu     sync.Mutex // serialises Update
-	leaving   bool
-	running   []string
-	ownPlan   restart.Plan // the last plan this host wrote as master
+	mu          sync.Mutex // guards what Status and the commands read
+	plan        restart.Plan
+	planSeen    time.Time
+	pool        store.PoolConfig
+	poolHdr     store.Header
+	seq         uint64
+	attempted   map[string]restart.AttemptID
+	done        map[string]restart.AttemptID
+	failed      map[string]restart.Failure
+	updMu       sync.Mutex // serialises Update
+	leaving     bool
+	running     []string
+	ownPlan     restart.Plan // the last plan this host wrote as master
+	planWritten time.Time
 	// seen is the newest report read of each host incarnation: a stale
 	// read (an older sequence) never takes the master back.
 	seen    map[restart.HostID]restart.Report
@@ -481,6 +482,13 @@ func (a *Agent) masterRound(m lease.Mastership) {
 		prev = a.plan // the plan of an earlier epoch, for its history
 	}
 	a.mu.Unlock()
+	if prev.Epoch != m.Epoch {
+		// A new master: the newest plan on storage, if newer than the
+		// one this host last read.
+		if _, p, _, err := a.cfg.Store.ReadPlan(); err == nil && (p.Epoch > prev.Epoch || p.Epoch == prev.Epoch && p.Seq > prev.Seq) {
+			prev = p
+		}
+	}
 	in := restart.Input{Epoch: m.Epoch, Pool: restart.Pool{HA: pool.HA, MaxAttempts: pool.MaxAttempts}, Prev: prev}
 	for host, e := range pool.Evacuations {
 		in.Evacuations = append(in.Evacuations, restart.Evacuation{Host: restart.HostID{Name: host, Generation: e.Generation}, All: e.All, Migrate: e.Migrate})
@@ -530,14 +538,28 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	}
 	// The plan counts as written before the write: a write that fails
 	// may still land, and the next plan must not reuse its sequence or
-	// its start orders.
+	// its start orders. An unchanged plan (same sequence) is written
+	// again only now and then, in case a late write of an older master
+	// landed over it.
 	a.mu.Lock()
 	a.ownPlan = plan
+	unchanged := plan.Epoch == prev.Epoch && plan.Seq == prev.Seq && time.Since(a.planWritten) < 4*a.cfg.Timing.Interval
+	if !unchanged {
+		a.planWritten = time.Now()
+	}
 	a.mu.Unlock()
+	if unchanged {
+		a.logNotes(notes, pool, plan)
+		return
+	}
 	if err := a.cfg.Store.WritePlan(plan, a.cfg.Cluster.Self()); err != nil {
 		a.note("writing the plan: %v", err)
 		return
 	}
+	a.logNotes(notes, pool, plan)
+}
+
+func (a *Agent) logNotes(notes []restart.Note, pool store.PoolConfig, plan restart.Plan) {
 	for _, n := range notes {
 		ev := a.log.Info()
 		if n.Alarm {
