@@ -183,11 +183,12 @@ type Assignment struct {
 	// target says whether it has it (Report.Absent) before the guest may
 	// be started anywhere else.
 	SourceDone bool `json:"source_done,omitempty"`
-	// AbsentSeq is the sequence of the first report of its host that did
-	// not show a Running guest: a second, later one is needed before the
-	// guest counts as stopped there (a guest rebooting is absent from
-	// one listing).
+	// AbsentSeq is the sequence of the first report of its host's
+	// incarnation AbsentGen that did not show the guest: a second, later
+	// one is needed before the guest counts as gone from there (a guest
+	// rebooting is absent from one listing).
 	AbsentSeq uint64 `json:"absent_seq,omitempty"`
+	AbsentGen uint64 `json:"absent_gen,omitempty"`
 	// ReportSeq is the sequence of the host's report that last showed
 	// the guest running there: a later report without it means the guest
 	// stopped on that host (it crashed, or was stopped by hand).
@@ -406,9 +407,6 @@ func Reconcile(in Input) (Plan, []Note) {
 				f, failed = r.Failed[g.UUID]
 				failed = failed && !f.Attempt.Before(prev.Attempt)
 			}
-			absentNow := prev.State == Running && known && h.ID == prev.Host && h.State == liveness.Live &&
-				h.report() != nil && h.report().Seq > prev.ReportSeq
-			stoppedThere := absentNow && prev.AbsentSeq != 0 && h.report().Seq > prev.AbsentSeq
 			// Carried out (this order, or a later one: a new master may
 			// go by an older plan) and not running.
 			done, wasDone := AttemptID{}, false
@@ -416,35 +414,58 @@ func Reconcile(in Input) (Plan, []Note) {
 				done, wasDone = h.report().Done[g.UUID]
 			}
 			doneNotRunning := prev.State == Starting && wasDone && !done.Before(prev.Attempt)
+			// A guest that its host (the current incarnation, caught up)
+			// no longer lists is freed only after a second, later report
+			// of that incarnation still does not list it: one listing may
+			// catch a guest in a reboot, or a domain a restarted daemon's
+			// hypervisor is still bringing up.
+			var cur *Report
+			if known && h.State == liveness.Live && h.caughtUp(in.Epoch) {
+				cur = h.report()
+			}
+			needConfirm := cur != nil && (prev.State == Stopping ||
+				prev.State == Running && (h.ID != prev.Host || cur.Seq > prev.ReportSeq) ||
+				prev.State == Starting && (doneNotRunning || h.ID != prev.Host))
+			confirmed := needConfirm && prev.AbsentGen == h.ID.Generation && prev.AbsentSeq != 0 && cur.Seq > prev.AbsentSeq
 			switch {
-			case absentNow && !stoppedThere:
-				// Absent from one listing: wait for a second one.
-				if prev.AbsentSeq == 0 {
-					prev.AbsentSeq = h.report().Seq
+			case failed:
+				// Reported failed: the host confirmed it gone.
+				reason = attemptFailed
+				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
+				prev.Message = fmt.Sprintf("start on %s failed (try %d): %s", prev.Host.Name, prev.Tries, f.Message)
+				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
+			case needConfirm && !confirmed:
+				if prev.AbsentGen != h.ID.Generation || prev.AbsentSeq == 0 {
+					prev.AbsentGen, prev.AbsentSeq = h.ID.Generation, cur.Seq
 				}
 				p.Guests[g.UUID] = prev
 				load[prev.Host.Name]++
 				continue
-			case doneNotRunning:
+			case confirmed && prev.State == Stopping && prev.Restart:
+				reason = evacuated
+				prev.Message = fmt.Sprintf("stopped on %s for its evacuation", prev.Host.Name)
+			case confirmed && prev.State == Stopping:
+				reason = stoppedByOperator
+				prev.Message = "stopped by the operator"
+			case confirmed && h.ID != prev.Host:
+				reason = ownerGone
+				prev.Message = fmt.Sprintf("its host %s restarted as generation %d, which does not run it", prev.Host.Name, h.ID.Generation)
+				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
+			case confirmed && prev.State == Starting:
 				reason = attemptFailed
 				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
 				prev.Message = fmt.Sprintf("started on %s, then stopped at once (try %d)", prev.Host.Name, prev.Tries)
 				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case stoppedThere:
+			case confirmed:
 				// Counted as a failed attempt on that host: a guest
 				// that keeps dying does not go round the pool for ever.
 				reason = stoppedOnHost
 				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
 				prev.Message = fmt.Sprintf("stopped on %s without hbfence (it crashed, or was stopped by hand)", prev.Host.Name)
 				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case failed:
-				reason = attemptFailed
-				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
-				prev.Message = fmt.Sprintf("start on %s failed (try %d): %s", prev.Host.Name, prev.Tries, f.Message)
-				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case known && !h.gone() && prev.State != Stopping && (h.ID == prev.Host || !h.caughtUp(in.Epoch)):
-				// Its host may still start it, or (a later incarnation
-				// that has not reported yet) adopt it.
+			case known && !h.gone():
+				// Its host may still start it, stop it, or (a later
+				// incarnation that has not reported yet) adopt it.
 				if h.State == liveness.Dead && h.Unsafe {
 					prev.Message = fmt.Sprintf("its host %s is dead but runs with no watchdog: not known fenced, so not restarted elsewhere (stop it there by hand, then hbfence guest start)", h.ID.Name)
 				}
@@ -453,16 +474,14 @@ func Reconcile(in Input) (Plan, []Note) {
 				continue
 			case prev.State == Stopping && prev.Restart:
 				reason = evacuated
-				prev.Message = fmt.Sprintf("stopped on %s for its evacuation", prev.Host.Name)
+				prev.Message = fmt.Sprintf("its host %s is gone during its evacuation", prev.Host.Name)
 			case prev.State == Stopping:
 				reason = stoppedByOperator
-				prev.Message = "stopped by the operator"
+				prev.Message = "stopped by the operator; its host is gone"
 			default:
 				reason = ownerGone
 				why := "gone from the pool"
 				switch {
-				case known && !h.gone():
-					why = fmt.Sprintf("restarted as generation %d, which does not run it", h.ID.Generation)
 				case known && h.State == liveness.Dead:
 					why = "dead, hence fenced"
 				case known && h.State == liveness.Left:
