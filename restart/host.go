@@ -97,9 +97,9 @@ func Decide(in HostInput) []Action {
 	return out
 }
 
-// Absent answers the plan's questions to this host: the migrations to it
-// whose source is done (SourceDone) of guests its hypervisor does not run
-// now. The host reports the answer; it is read after the plan that asks,
+// Absent answers the plan's questions to this host, by name (whichever
+// incarnation runs here now): the migrations to it whose source is done
+// (SourceDone), of guests its hypervisor does not run now. The host reports the answer; it is read after the plan that asks,
 // so it describes the hypervisor after the migration's end.
 func Absent(self HostID, epoch uint64, p Plan, running []string) map[string]AttemptID {
 	if p.Epoch == 0 || p.Epoch != epoch {
@@ -107,7 +107,7 @@ func Absent(self HostID, epoch uint64, p Plan, running []string) map[string]Atte
 	}
 	var out map[string]AttemptID
 	for u, a := range p.Guests {
-		if a.State == Migrating && a.SourceDone && a.Target == self && !slices.Contains(running, u) {
+		if a.SourceDone && a.Target.Name == self.Name && !slices.Contains(running, u) {
 			if out == nil {
 				out = map[string]AttemptID{}
 			}

@@ -347,6 +347,10 @@ func Reconcile(in Input) (Plan, []Note) {
 					a.State, a.Restart = Stopping, true
 					a.Message = fmt.Sprintf("evacuating %s: stopped there, restarted on another host", o.ID.Name)
 					if failed {
+						// The migration may have gone on after its
+						// client gave up: the target is asked before
+						// the guest is started anywhere else.
+						a.Target, a.Attempt = prev.Target, prev.Attempt
 						a.Message = fmt.Sprintf("evacuating %s: migration failed (%s); stopped there, restarted on another host", o.ID.Name, f.Message)
 					}
 				}
@@ -379,19 +383,32 @@ func Reconcile(in Input) (Plan, []Note) {
 			// migration's end does not tell. Ask it (SourceDone), and
 			// free the guest only on its answer, given after it read
 			// the question, hence after the migration's end.
+			// The target is asked by name: whichever incarnation runs
+			// there now answers (a restarted daemon adopts what its
+			// hypervisor runs).
 			dst, dstKnown := hosts[prev.Target.Name]
-			answered := dstKnown && dst.ID == prev.Target && dst.report() != nil && dst.report().Absent[g.UUID] == prev.Attempt
+			answered := dstKnown && dst.report() != nil && dst.report().Absent[g.UUID] == prev.Attempt
+			dstHere := dstKnown && !dst.gone()
 			switch {
 			case !srcDone:
 				p.Guests[g.UUID] = prev
 				continue
-			case mayHold(prev.Target) && !prev.SourceDone:
+			case dstHere && !prev.SourceDone:
 				prev.SourceDone = true
 				prev.Message = fmt.Sprintf("no longer on %s; asking %s whether the migration reached it", prev.Host.Name, prev.Target.Name)
 				p.Guests[g.UUID] = prev
 				continue
-			case mayHold(prev.Target) && !answered:
+			case dstHere && !answered:
 				p.Guests[g.UUID] = prev
+				continue
+			case !dstHere:
+				// The target failed (or left) during the migration: the
+				// source's migration may still land the guest there, on a
+				// host the pool no longer watches. Neither restart it nor
+				// forget it: the operator checks both hosts.
+				msg := fmt.Sprintf("its migration from %s to %s did not finish and %s is gone: check that it runs on neither, then hbfence guest start %s", prev.Host.Name, prev.Target.Name, prev.Target.Name, g.Name)
+				p.Guests[g.UUID] = Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}
+				notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
 				continue
 			}
 			prev.State = Running // neither side has it: as if its host had failed
@@ -437,6 +454,20 @@ func Reconcile(in Input) (Plan, []Note) {
 			case needConfirm && !confirmed:
 				if prev.AbsentGen != h.ID.Generation || prev.AbsentSeq == 0 {
 					prev.AbsentGen, prev.AbsentSeq = h.ID.Generation, cur.Seq
+				}
+				p.Guests[g.UUID] = prev
+				load[prev.Host.Name]++
+				continue
+			case confirmed && prev.State == Stopping && prev.Restart && !prev.Target.IsZero() && targetGone(hosts, prev):
+				msg := fmt.Sprintf("its failed migration from %s to %s may have gone on, and %s is gone: check that it runs on neither, then hbfence guest start %s", prev.Host.Name, prev.Target.Name, prev.Target.Name, g.Name)
+				p.Guests[g.UUID] = Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}
+				notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
+				continue
+			case confirmed && prev.State == Stopping && prev.Restart && !prev.Target.IsZero() && !targetAnswered(hosts, prev, g.UUID):
+				// After a failed migration: ask the target too.
+				if !prev.SourceDone {
+					prev.SourceDone = true
+					prev.Message = fmt.Sprintf("stopped on %s; asking %s whether the failed migration reached it", prev.Host.Name, prev.Target.Name)
 				}
 				p.Guests[g.UUID] = prev
 				load[prev.Host.Name]++
@@ -590,6 +621,22 @@ func samePlan(a, b map[string]Assignment) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// targetGone reports whether the target of a migration is gone.
+func targetGone(hosts map[string]Host, a Assignment) bool {
+	dst, ok := hosts[a.Target.Name]
+	return !ok || dst.gone()
+}
+
+// targetAnswered reports whether the target of a migration (by name, any
+// incarnation) answered that it does not have the guest, or is gone.
+func targetAnswered(hosts map[string]Host, a Assignment, uuid string) bool {
+	dst, ok := hosts[a.Target.Name]
+	if !ok || dst.gone() {
+		return false // gone mid-migration: not answered (the caller holds)
+	}
+	return dst.report() != nil && dst.report().Absent[uuid] == a.Attempt
 }
 
 // freeReason is why a guest has no host that may run it.

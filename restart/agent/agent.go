@@ -84,6 +84,7 @@ type Agent struct {
 	seq         uint64
 	attempted   map[string]restart.AttemptID
 	done        map[string]restart.AttemptID
+	cleanup     map[string]restart.Failure // failed starts not yet confirmed gone
 	failed      map[string]restart.Failure
 	updMu       sync.Mutex // serialises Update
 	leaving     bool
@@ -106,7 +107,7 @@ func New(cfg Config) *Agent {
 		cfg.OpTimeout = 2 * time.Minute
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
-		attempted: map[string]restart.AttemptID{}, done: map[string]restart.AttemptID{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1),
+		attempted: map[string]restart.AttemptID{}, done: map[string]restart.AttemptID{}, cleanup: map[string]restart.Failure{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1),
 		seen: map[restart.HostID]restart.Report{}}
 }
 
@@ -210,6 +211,7 @@ func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
 	leaving := a.leaving
 	a.mu.Unlock()
 	if !leaving {
+		a.retryCleanups(ctx)
 		for _, act := range restart.Decide(in) {
 			a.do(ctx, act, running)
 		}
@@ -331,8 +333,12 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		if ok {
 			if cerr := a.destroy(ctx, d, spec); cerr != nil {
 				// Not confirmed gone: report nothing, so the master
-				// keeps it here; try to clean up again next round.
+				// keeps it here; clean up again every round until it
+				// is confirmed gone, then report the failure.
 				log.Error().Err(cerr).Msg("a failed start could not be cleaned up; the guest stays assigned here")
+				a.mu.Lock()
+				a.cleanup[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
+				a.mu.Unlock()
 				return
 			}
 		}
@@ -341,6 +347,9 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
 		a.mu.Unlock()
 	case restart.Migrate:
+		if a.halted || !a.cfg.Cluster.Fresh(time.Now()) {
+			return // fencing, or about to: not now
+		}
 		a.mu.Lock()
 		a.attempted[g.UUID] = act.Attempt
 		a.mu.Unlock()
@@ -378,6 +387,34 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 			}
 		}
 		log.Info().Msg("guest stopped")
+	}
+}
+
+// retryCleanups destroys again the guests whose failed start could not be
+// confirmed gone; once one is, its failure is reported.
+func (a *Agent) retryCleanups(ctx context.Context) {
+	a.mu.Lock()
+	pending := make(map[string]restart.Failure, len(a.cleanup))
+	for u, f := range a.cleanup {
+		pending[u] = f
+	}
+	a.mu.Unlock()
+	for u, f := range pending {
+		g, ok := a.guest(u)
+		if !ok {
+			continue
+		}
+		d, ok := a.cfg.Drivers[g.Driver]
+		if !ok {
+			continue
+		}
+		if err := a.destroy(ctx, d, driver.Spec{UUID: g.UUID, Name: g.Name, Config: g.Config}); err != nil {
+			continue
+		}
+		a.mu.Lock()
+		delete(a.cleanup, u)
+		a.failed[u] = f
+		a.mu.Unlock()
 	}
 }
 
@@ -526,7 +563,9 @@ func (a *Agent) masterRound(m lease.Mastership) {
 			if named[n] {
 				continue
 			}
-			if _, r, err := a.cfg.Store.ReadReport(n); err == nil && !(r.Leaving && len(r.Running) == 0) {
+			// A host that left (its slot taken since) keeps its last
+			// report, written after it stopped every guest: not a host.
+			if _, r, err := a.cfg.Store.ReadReport(n); err == nil && !r.Leaving {
 				in.Hosts = append(in.Hosts, restart.Host{ID: r.Host, State: liveness.Unknown, Report: &r})
 			}
 		}
@@ -612,6 +651,18 @@ func (a *Agent) Leave(ctx context.Context, epoch uint64) error {
 	for _, u := range running {
 		if _, ok := a.guest(u); ok {
 			a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u}, running)
+		}
+	}
+	// Confirmed gone, with each driver's settle time.
+	for name, d := range a.cfg.Drivers {
+		var ours []string
+		for _, u := range running {
+			if g, ok := a.guest(u); ok && g.Driver == name {
+				ours = append(ours, u)
+			}
+		}
+		if err := driver.ConfirmGone(ctx, d, ours...); err != nil {
+			return fmt.Errorf("guests not confirmed gone after their stop: %w", err)
 		}
 	}
 	if running, err = a.listRunning(ctx); err != nil {
