@@ -71,14 +71,26 @@
 //	    not yet tried; then error. A free guest without HA whose host
 //	    failed is stopped, and started again only by the operator.
 //
+// A guest its host (the current incarnation, live and caught up) no
+// longer lists is freed only after a second, later report of that
+// incarnation still does not list it: a running guest that vanished, a
+// start carried out whose guest does not run, a guest being stopped, and
+// a restarted daemon's first report all wait for it. One listing may catch
+// a guest in a reboot.
+//
 // Evacuation (hbfence host evacuate): a guest to migrate is Migrating from
 // its host to a target; while either side may hold it, it is placed
 // nowhere else. Two reports of it, one from each side, are the migration
 // under way, not an alarm. Once the source no longer has it, the master
-// asks the target (SourceDone); only the target's answer, given after it
-// read the question, hence after the migration's end, frees the guest.
-// A failed migration, and every guest not to migrate, is stopped on the
-// host and restarted elsewhere.
+// asks the target (SourceDone), by name, so that whichever incarnation
+// runs there answers; only that answer, given after it read the question,
+// hence after the migration's end, frees the guest. A failed migration
+// (which may have gone on after its client gave up) is stopped on the
+// source and the target is asked the same way before the guest is started
+// elsewhere. A target that is gone before it answered leaves the guest in
+// error, with an alarm: the migration may still land it there, on a host
+// the pool no longer watches. Every guest not to migrate is stopped on
+// the host and restarted elsewhere.
 //
 // A host stopped cleanly writes "left" only after a listing shows none of
 // the pool's guests; otherwise it fences.
