@@ -43,8 +43,8 @@
 //
 // The master of epoch e (Reconcile):
 //
-//	M1. A guest that a host not gone reports running or starting belongs
-//	    to that host: the plan follows the hypervisors (adoption). Two such
+//	M1. A guest that a host not gone reports running belongs to that
+//	    host: the plan follows the hypervisors (adoption). Two such
 //	    hosts: the guest is in error and is placed nowhere (the invariant
 //	    broke; the operator is told).
 //	M2. Gone means fenced: dead in the master's view with a watchdog (the

@@ -1,8 +1,8 @@
 package restart
 
 import (
+	"maps"
 	"slices"
-	"sort"
 )
 
 // ActionKind is what a host does to one guest.
@@ -64,13 +64,8 @@ func Decide(in HostInput) []Action {
 	if in.Plan.Epoch == 0 || in.Plan.Epoch != in.Epoch {
 		return nil
 	}
-	uuids := make([]string, 0, len(in.Plan.Guests))
-	for u := range in.Plan.Guests {
-		uuids = append(uuids, u)
-	}
-	sort.Strings(uuids)
 	var out []Action
-	for _, u := range uuids {
+	for _, u := range slices.Sorted(maps.Keys(in.Plan.Guests)) {
 		a := in.Plan.Guests[u]
 		if a.Host != in.Self {
 			continue

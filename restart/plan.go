@@ -92,11 +92,10 @@ type Report struct {
 	Seq uint64 `json:"seq"`
 	// Epoch is the latest leader epoch the host had read when it wrote
 	// the report: it obeys no plan older than that from then on.
-	Epoch    uint64             `json:"epoch"`
-	Running  []string           `json:"running"`
-	Starting []string           `json:"starting"`
-	Failed   map[string]Failure `json:"failed,omitempty"`
-	Leaving  bool               `json:"leaving,omitempty"`
+	Epoch   uint64             `json:"epoch"`
+	Running []string           `json:"running"`
+	Failed  map[string]Failure `json:"failed,omitempty"`
+	Leaving bool               `json:"leaving,omitempty"`
 	// Done is, per guest, the latest start order this incarnation carried
 	// out successfully: a Starting guest that is done but not running
 	// stopped at once, and counts as a failed try.
@@ -105,10 +104,6 @@ type Report struct {
 	// whose source is done (Assignment.SourceDone): read after that plan,
 	// this host's hypervisor does not run the guest.
 	Absent map[string]AttemptID `json:"absent,omitempty"`
-}
-
-func (r *Report) has(uuid string) bool {
-	return r != nil && (slices.Contains(r.Running, uuid) || slices.Contains(r.Starting, uuid))
 }
 
 // Host is one host as the master sees it: its current incarnation, its
@@ -202,6 +197,12 @@ type Plan struct {
 	Guests map[string]Assignment `json:"guests"`
 }
 
+// After reports whether p is newer than q: a later epoch, or a later
+// sequence of the same epoch.
+func (p Plan) After(q Plan) bool {
+	return p.Epoch > q.Epoch || p.Epoch == q.Epoch && p.Seq > q.Seq
+}
+
 // Input is what Reconcile decides on.
 type Input struct {
 	Epoch       uint64 // the master's epoch
@@ -232,8 +233,8 @@ type Note struct {
 }
 
 // Reconcile computes the plan of epoch in.Epoch from the hosts' reports,
-// the previous plan and the definitions (doc.go, M1–M5). The plan's
-// sequence is the previous one's plus one within the same epoch.
+// the previous plan and the definitions (doc.go, M1–M5). Within an epoch
+// the plan's sequence grows by one when the plan changes, and only then.
 func Reconcile(in Input) (Plan, []Note) {
 	maxAttempts := in.Pool.MaxAttempts
 	if maxAttempts <= 0 {
@@ -264,11 +265,9 @@ func Reconcile(in Input) (Plan, []Note) {
 		if h.gone() || r == nil {
 			continue
 		}
-		for _, list := range [][]string{r.Running, r.Starting} {
-			for _, u := range list {
-				if hs := reportedBy[u]; len(hs) == 0 || hs[len(hs)-1].ID != h.ID {
-					reportedBy[u] = append(hs, h)
-				}
+		for _, u := range r.Running {
+			if hs := reportedBy[u]; len(hs) == 0 || hs[len(hs)-1].ID != h.ID {
+				reportedBy[u] = append(hs, h)
 			}
 		}
 	}
@@ -324,9 +323,6 @@ func Reconcile(in Input) (Plan, []Note) {
 				// a later crash starts a fresh count of tries.
 				a.Tries, a.Tried = 0, nil
 			}
-			if !slices.Contains(o.report().Running, g.UUID) {
-				a.State, a.ReportSeq = Starting, prev.ReportSeq
-			}
 			if g.Stopped {
 				a.State = Stopping
 			}
@@ -337,7 +333,6 @@ func Reconcile(in Input) (Plan, []Note) {
 				case prev.State == Stopping && prev.Restart && prev.Host == o.ID:
 					a = prev // stopping for the evacuation: not migrated after all
 				case e.migrates(g.UUID) && !failed:
-					a.Attempt = prev.Attempt
 					if prev.State == Migrating && prev.Host == o.ID {
 						a.Target = prev.Target
 					}
@@ -386,9 +381,8 @@ func Reconcile(in Input) (Plan, []Note) {
 			// The target is asked by name: whichever incarnation runs
 			// there now answers (a restarted daemon adopts what its
 			// hypervisor runs).
-			dst, dstKnown := hosts[prev.Target.Name]
-			answered := dstKnown && dst.report() != nil && dst.report().Absent[g.UUID] == prev.Attempt
-			dstHere := dstKnown && !dst.gone()
+			answered := targetAnswered(hosts, prev, g.UUID)
+			dstHere := !targetGone(hosts, prev)
 			switch {
 			case !srcDone:
 				p.Guests[g.UUID] = prev
@@ -630,13 +624,10 @@ func targetGone(hosts map[string]Host, a Assignment) bool {
 }
 
 // targetAnswered reports whether the target of a migration (by name, any
-// incarnation) answered that it does not have the guest, or is gone.
+// incarnation) answered that it does not have the guest (Report.Absent).
 func targetAnswered(hosts map[string]Host, a Assignment, uuid string) bool {
 	dst, ok := hosts[a.Target.Name]
-	if !ok || dst.gone() {
-		return false // gone mid-migration: not answered (the caller holds)
-	}
-	return dst.report() != nil && dst.report().Absent[uuid] == a.Attempt
+	return ok && dst.report() != nil && dst.report().Absent[uuid] == a.Attempt
 }
 
 // freeReason is why a guest has no host that may run it.

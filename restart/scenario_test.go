@@ -3,9 +3,10 @@ package restart
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,11 +81,11 @@ func runScenario(t *testing.T, path string) {
 			i++
 		}
 		sc.in.Hosts = sc.in.Hosts[:0]
-		for _, n := range sortedKeys(sc.hosts) {
+		for _, n := range slices.Sorted(maps.Keys(sc.hosts)) {
 			sc.in.Hosts = append(sc.in.Hosts, sc.hosts[n])
 		}
 		sc.in.Guests = sc.in.Guests[:0]
-		for _, n := range sortedKeys(sc.guests) {
+		for _, n := range slices.Sorted(maps.Keys(sc.guests)) {
 			sc.in.Guests = append(sc.in.Guests, sc.guests[n])
 		}
 		p, _ := Reconcile(sc.in)
@@ -107,18 +108,9 @@ func runScenario(t *testing.T, path string) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 func render(p Plan) []string {
 	var out []string
-	for _, u := range sortedKeys(p.Guests) {
+	for _, u := range slices.Sorted(maps.Keys(p.Guests)) {
 		a := p.Guests[u]
 		host := "-"
 		if !a.Host.IsZero() {

@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -14,45 +15,12 @@ import (
 	"github.com/hbfence/hbfence/restart/agent"
 )
 
-// guestDef is one guest of the demonstration.
-type guestDef struct {
-	name      string
-	ha        bool
-	placement string
-	preferred string
-}
-
-var demoGuests = []guestDef{
-	{"web1", true, "auto", ""}, {"web2", true, "auto", ""}, {"db1", true, "auto", ""},
-	{"db2", true, "auto", ""}, {"cache1", true, "auto", ""},
-	{"billing", true, "manual", "node3"},
-	{"scratch", false, "manual", "node2"},
-}
-
-func (d *demo) repo() string { return filepath.Join(d.dir, "repo") }
-
-func (d *demo) guests(ctx context.Context, h *lab.Host) ([]agent.GuestStatus, error) {
-	st, err := h.Status(ctx)
-	return st.Guests, err
-}
-
-// waitGuests waits until cond holds for the guests as h sees them.
-func (d *demo) waitGuests(ctx context.Context, h *lab.Host, timeout time.Duration, what string, cond func([]agent.GuestStatus) bool) ([]agent.GuestStatus, error) {
-	var gs []agent.GuestStatus
-	err := lab.WaitUntil(ctx, timeout, 50*time.Millisecond, what, func() (bool, error) {
-		var err error
-		gs, err = d.guests(ctx, h)
-		return err == nil && cond(gs), err
-	})
-	return gs, err
-}
-
-func byName(gs []agent.GuestStatus) map[string]agent.GuestStatus {
-	m := map[string]agent.GuestStatus{}
-	for _, g := range gs {
-		m[g.Name] = g
-	}
-	return m
+// demoGuests are the guests of the story.
+var demoGuests = []lab.GuestSpec{
+	{Name: "web1", HA: true}, {Name: "web2", HA: true}, {Name: "db1", HA: true},
+	{Name: "db2", HA: true}, {Name: "cache1", HA: true},
+	{Name: "billing", HA: true, Placement: "manual", Preferred: []string{"node3"}},
+	{Name: "scratch", HA: false, Placement: "manual", Preferred: []string{"node2"}},
 }
 
 func (d *demo) masterHost(ctx context.Context) (*lab.Host, error) {
@@ -75,76 +43,59 @@ func sceneGuests(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(d.repo(), "disks"), 0o755); err != nil {
-		return err
-	}
 	m, err := d.masterHost(ctx)
 	if err != nil {
 		return err
 	}
-	run := func(args ...string) error {
-		out, err := d.run(ctx, append(args, "--socket", m.Socket)...)
-		if err != nil {
-			return fmt.Errorf("hbfence %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	d.say("on the master (%s): hbfence pool repository add %s; hbfence pool ha enable", m.Name, d.repo())
-	if err := run("pool", "repository", "add", d.repo()); err != nil {
+	d.say("on the master (%s): hbfence pool repository add %s; hbfence pool ha enable; hbfence guest add ...; hbfence guest start ...", m.Name, d.pool.Repo())
+	if err := d.pool.AddGuests(ctx, m, self, demoGuests...); err != nil {
 		return err
 	}
-	if err := run("pool", "ha", "enable"); err != nil {
-		return err
-	}
-	for _, g := range demoGuests {
-		cfg := filepath.Join(d.repo(), g.name+".json")
-		argv, _ := json.Marshal(map[string][]string{"argv": {self, "-guest-disk", filepath.Join(d.repo(), "disks", g.name+".img")}})
-		if err := os.WriteFile(cfg, argv, 0o644); err != nil {
-			return err
-		}
-		args := []string{"guest", "add", "--name", g.name, "--driver", "process", "--config", cfg, "--placement", g.placement}
-		if g.ha {
-			args = append(args, "--ha")
-		}
-		if g.preferred != "" {
-			args = append(args, "--preferred", g.preferred)
-		}
-		if err := run(args...); err != nil {
-			return err
-		}
-		if err := run("guest", "start", g.name); err != nil {
-			return err
-		}
-	}
-	d.say("added and started six HA guests (billing: manual placement, preferred host node3) and one without HA (scratch, placed on node2); each is a process appending records to its disk image in %s", filepath.Join(d.repo(), "disks"))
-	gs, err := d.waitGuests(ctx, m, 10*secs(d.timing.Interval)+5*time.Second, "every guest running", func(gs []agent.GuestStatus) bool {
-		n := 0
-		for _, g := range gs {
-			if g.State == restart.Running {
-				n++
-			}
-		}
-		return n == len(demoGuests)
+	d.say("added and started six HA guests (billing: manual placement, preferred host node3) and one without HA (scratch, placed on node2); each is a process appending records to its disk image in %s", filepath.Join(d.pool.Repo(), "disks"))
+	g, err := m.WaitGuests(ctx, 10*secs(d.timing.Interval)+5*time.Second, "every guest running", func(gs map[string]agent.GuestStatus) bool {
+		return len(guestsIn(gs, restart.Running)) == len(demoGuests)
 	})
 	if err != nil {
 		return err
 	}
 	out, _ := d.run(ctx, "guest", "list", "--socket", m.Socket)
 	d.show(out)
-	g := byName(gs)
 	d.check(g["billing"].Host == "node3", "billing runs on its preferred host node3")
 	d.check(g["scratch"].Host == "node2", "scratch runs on node2")
 	return nil
 }
 
-// guestsOn lists the guests h runs, as the plan says.
-func guestsOn(gs []agent.GuestStatus, host string) []agent.GuestStatus {
+// guestsOn lists the guests host runs, as the plan says, by name.
+func guestsOn(gs map[string]agent.GuestStatus, host string) []agent.GuestStatus {
 	var out []agent.GuestStatus
-	for _, g := range gs {
-		if g.Host == host && g.State == restart.Running {
+	for _, g := range guestsIn(gs, restart.Running) {
+		if g.Host == host {
 			out = append(out, g)
 		}
 	}
+	return out
+}
+
+// runningElsewhere reports whether every one of guests runs, on a host
+// other than host.
+func runningElsewhere(gs map[string]agent.GuestStatus, guests []agent.GuestStatus, host string) bool {
+	for _, g := range guests {
+		if gs[g.Name].State != restart.Running || gs[g.Name].Host == host {
+			return false
+		}
+	}
+	return true
+}
+
+// guestsIn lists the guests in state st, by name.
+func guestsIn(gs map[string]agent.GuestStatus, st restart.State) []agent.GuestStatus {
+	var out []agent.GuestStatus
+	for _, g := range gs {
+		if g.State == st {
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -161,20 +112,13 @@ func (d *demo) checkFailover(ctx context.Context, killed time.Time, lost []agent
 			ha = append(ha, g)
 		}
 	}
-	gs, err := d.waitGuests(ctx, obs, 3*secs(d.timing.HostDead), "node2's HA guests running elsewhere", func(gs []agent.GuestStatus) bool {
-		m := byName(gs)
-		for _, g := range ha {
-			if m[g.Name].State != restart.Running || m[g.Name].Host == "node2" {
-				return false
-			}
-		}
-		return true
+	m, err := obs.WaitGuests(ctx, 3*secs(d.timing.HostDead), "node2's HA guests running elsewhere", func(m map[string]agent.GuestStatus) bool {
+		return runningElsewhere(m, ha, "node2")
 	})
 	if err != nil {
 		return err
 	}
 	took := time.Since(killed).Seconds()
-	m := byName(gs)
 	for _, g := range lost {
 		now := m[g.Name]
 		switch {
@@ -197,26 +141,29 @@ func (d *demo) checkFailover(ctx context.Context, killed time.Time, lost []agent
 // sceneVerdict reads every guest's disk image: no two copies of a guest
 // ever wrote in overlapping time.
 func sceneVerdict(ctx context.Context, d *demo) error {
+	var names []string
 	for _, g := range demoGuests {
-		ws, err := lab.ReadDisk(filepath.Join(d.repo(), "disks", g.name+".img"))
-		if err != nil {
-			return err
-		}
+		names = append(names, g.Name)
+	}
+	bad, all, err := d.pool.CheckDisks(names...)
+	if err != nil {
+		return err
+	}
+	for _, b := range bad {
+		d.fail("%s", b)
+	}
+	for _, n := range names {
+		ws := all[n]
 		var parts []string
-		overlap := false
 		for i, w := range ws {
 			parts = append(parts, fmt.Sprintf("%s pid %d (%d records)", w.Host, w.PID, w.Records))
-			if i > 0 && w.First <= ws[i-1].Last {
-				overlap = true
-				d.fail("%s: %s pid %d wrote from %v while %s pid %d still wrote until %v", g.name, w.Host, w.PID, time.Duration(w.First), ws[i-1].Host, ws[i-1].PID, time.Duration(ws[i-1].Last))
-			}
 			if i > 0 {
-				gap := time.Duration(w.First - ws[i-1].Last)
-				parts[len(parts)-1] += fmt.Sprintf(" after a gap of %.2fs", gap.Seconds())
+				parts[i] += fmt.Sprintf(" after a gap of %.2fs", time.Duration(w.First-ws[i-1].Last).Seconds())
 			}
 		}
-		d.say("%s: %s", g.name, strings.Join(parts, " → "))
-		d.check(!overlap, "%s: never two writers at once (%d copies over the story)", g.name, len(ws))
+		overlap := slices.ContainsFunc(bad, func(b string) bool { return strings.HasPrefix(b, n+":") })
+		d.say("%s: %s", n, strings.Join(parts, " → "))
+		d.check(!overlap, "%s: never two writers at once (%d copies over the story)", n, len(ws))
 	}
 	return nil
 }
@@ -230,8 +177,7 @@ func (d *demo) checkLeave(ctx context.Context, stopped time.Time, moving []agent
 		names = append(names, g.Name)
 	}
 	d.say("node3 ran %v; on SIGTERM it stopped them, reported them stopped, then left", names)
-	gs, err := d.waitGuests(ctx, d.hosts["node1"], secs(d.timing.HostDead), "node3's guests placed again", func(gs []agent.GuestStatus) bool {
-		m := byName(gs)
+	m, err := d.hosts["node1"].WaitGuests(ctx, secs(d.timing.HostDead), "node3's guests placed again", func(m map[string]agent.GuestStatus) bool {
 		for _, g := range moving {
 			want := restart.Running
 			if g.Placement == restart.Manual {
@@ -247,7 +193,6 @@ func (d *demo) checkLeave(ctx context.Context, stopped time.Time, moving []agent
 		return err
 	}
 	took := time.Since(stopped).Seconds()
-	m := byName(gs)
 	for _, g := range moving {
 		now := m[g.Name]
 		if now.State == restart.Running {
@@ -294,18 +239,10 @@ func benchGuests(ctx context.Context, d *demo, runs int) error {
 	}
 	t := d.timing
 	obs := func() *lab.Host { return d.liveHosts()[0] }
-	allRunning := func(gs []agent.GuestStatus) bool {
-		n := 0
-		for _, g := range gs {
-			if g.State == restart.Running {
-				n++
-			}
-		}
-		return n == len(specs)
-	}
+	allRunning := func(gs map[string]agent.GuestStatus) bool { return len(guestsIn(gs, restart.Running)) == len(specs) }
 	var worst []float64
 	for i := 0; i < runs; i++ {
-		gs, err := d.waitGuests(ctx, obs(), 3*secs(t.HostDead), "every guest running", allRunning)
+		gs, err := obs().WaitGuests(ctx, 3*secs(t.HostDead), "every guest running", allRunning)
 		if err != nil {
 			return err
 		}
@@ -330,14 +267,8 @@ func benchGuests(ctx context.Context, d *demo, runs int) error {
 				rest = h
 			}
 		}
-		if _, err := d.waitGuests(ctx, rest, 3*secs(t.HostDead), "the victim's guests running elsewhere", func(gs []agent.GuestStatus) bool {
-			m := byName(gs)
-			for _, g := range lost {
-				if m[g.Name].State != restart.Running || m[g.Name].Host == victim {
-					return false
-				}
-			}
-			return true
+		if _, err := rest.WaitGuests(ctx, 3*secs(t.HostDead), "the victim's guests running elsewhere", func(gs map[string]agent.GuestStatus) bool {
+			return runningElsewhere(gs, lost, victim)
 		}); err != nil {
 			return err
 		}
@@ -390,7 +321,7 @@ func sceneEvacuate(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
-	gs, err := d.guests(ctx, m)
+	gs, err := m.Guests(ctx)
 	if err != nil {
 		return err
 	}
@@ -403,14 +334,8 @@ func sceneEvacuate(ctx context.Context, d *demo) error {
 		return fmt.Errorf("host evacuate: %v", err)
 	}
 	took := time.Since(start).Seconds()
-	gs, err = d.waitGuests(ctx, m, 5*time.Second, "node1's guests running elsewhere", func(gs []agent.GuestStatus) bool {
-		m := byName(gs)
-		for _, g := range moving {
-			if m[g.Name].State != restart.Running || m[g.Name].Host == "node1" {
-				return false
-			}
-		}
-		return true
+	gs, err = m.WaitGuests(ctx, 5*time.Second, "node1's guests running elsewhere", func(gs map[string]agent.GuestStatus) bool {
+		return runningElsewhere(gs, moving, "node1")
 	})
 	if err != nil {
 		return err

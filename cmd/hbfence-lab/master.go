@@ -21,23 +21,8 @@ type actingMaster struct {
 // waitMaster waits until one of hosts acts as master with an epoch above
 // after.
 func (d *demo) waitMaster(ctx context.Context, hosts []*lab.Host, after uint64, timeout time.Duration) (actingMaster, error) {
-	var got actingMaster
-	err := lab.WaitUntil(ctx, timeout, 20*time.Millisecond, fmt.Sprintf("a master with an epoch above %d", after), func() (bool, error) {
-		for _, h := range hosts {
-			if h.Exited() {
-				continue
-			}
-			now := time.Now()
-			m, err := h.Master(ctx)
-			if err != nil || !m.Self.Acting || m.Self.Epoch <= after {
-				continue
-			}
-			got = actingMaster{host: h, epoch: m.Self.Epoch, since: now.Add(-secs(m.Self.ActingSinceAgeSeconds))}
-			return true, nil
-		}
-		return false, nil
-	})
-	return got, err
+	h, m, since, err := lab.WaitActing(ctx, hosts, after, timeout)
+	return actingMaster{host: h, epoch: m.Self.Epoch, since: since}, err
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

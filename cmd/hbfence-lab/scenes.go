@@ -101,7 +101,7 @@ func sceneKill(ctx context.Context, d *demo) error {
 		return err
 	}
 	d.check(vm.Self.Acting, "node2 is the master (epoch %d) before the kill", vm.Self.Epoch)
-	gs, err := d.guests(ctx, victim) // node2 is master: its own plan
+	gs, err := victim.Guests(ctx) // node2 is master: its own plan
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func sceneLeave(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
-	gs, err := d.guests(ctx, h) // node3 is master: its own plan
+	gs, err := h.Guests(ctx) // node3 is master: its own plan
 	if err != nil {
 		return err
 	}
@@ -317,10 +317,10 @@ func sceneFreeze(ctx context.Context, d *demo) error {
 		return err
 	}
 	d.say("node3 is back (a new incarnation) and feeds its watchdog")
-	if gs, err := d.waitGuests(ctx, d.hosts["node1"], 4*secs(d.timing.HostDead), "billing running on node3 again", func(gs []agent.GuestStatus) bool {
-		return byName(gs)["billing"].State == restart.Running && byName(gs)["billing"].Host == "node3"
+	if gs, err := d.hosts["node1"].WaitGuests(ctx, 4*secs(d.timing.HostDead), "billing running on node3 again", func(gs map[string]agent.GuestStatus) bool {
+		return gs["billing"].State == restart.Running && gs["billing"].Host == "node3"
 	}); err == nil {
-		d.say("billing, pending while its only preferred host was away, runs on node3 again (%s)", byName(gs)["billing"].State)
+		d.say("billing, pending while its only preferred host was away, runs on node3 again (%s)", gs["billing"].State)
 	} else {
 		d.fail("billing did not start on node3 when it came back: %v", err)
 	}

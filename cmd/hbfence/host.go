@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,11 +79,11 @@ func watchEvacuation(ctx context.Context, socket, host string, wait time.Duratio
 			line := progressLine(g, host)
 			if g.Host == host && g.State != restart.Stopped {
 				left++
-				if !contains(involved, g.Name) {
+				if !slices.Contains(involved, g.Name) {
 					involved = append(involved, g.Name)
 				}
 			}
-			if !contains(involved, g.Name) {
+			if !slices.Contains(involved, g.Name) {
 				continue
 			}
 			if seen[g.Name] != line {
@@ -124,13 +125,4 @@ func progressLine(g agent.GuestStatus, host string) string {
 		s += " (" + g.Message + ")"
 	}
 	return s
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -201,6 +201,9 @@ func (c *Config) defaults() error {
 	if c.Guests.StateDir == "" {
 		c.Guests.StateDir = "/run/hbfence/guests"
 	}
+	if c.Guests.OpTimeout.Duration == 0 {
+		c.Guests.OpTimeout.Duration = 2 * time.Minute
+	}
 	base := filepath.Dir(c.Path)
 	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir} {
 		if *p != "" && !filepath.IsAbs(*p) {

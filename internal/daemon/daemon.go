@@ -347,7 +347,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 					// "left". If that cannot be done, "left" would be
 					// a lie: fence instead (the guests are killed, or
 					// the watchdog resets the machine).
-					lctx, cancel := context.WithTimeout(context.Background(), opTimeout(c)+h.Timing.HostDead)
+					lctx, cancel := context.WithTimeout(context.Background(), c.Guests.OpTimeout.Duration+h.Timing.HostDead)
 					err := ar.halt(lctx)
 					if err == nil {
 						err = ar.ag.Leave(lctx, r.Holder().Epoch)

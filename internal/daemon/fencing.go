@@ -292,21 +292,11 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 	}
 	mine, isMaster := r.Master(time.Now())
 	if !isMaster {
-		cur := r.Status(time.Now())
-		where := "no host holds the master role now; retry once one does (hbfence master)"
-		if cur.Name != "" {
-			where = fmt.Sprintf("%s is (epoch %d): run the command there", cur.Name, cur.Epoch)
-		}
-		return FenceResult{}, fmt.Errorf("fence: only the pool master orders a fence, and this host (%s) is not the master; %s", st.Self, where)
+		return FenceResult{}, fmt.Errorf("fence: only the pool master orders a fence, and this host (%s) is not the master; %s", st.Self, ms.whereMaster())
 	}
-	var target *heartbeat.HostStatus
-	for i := range st.Hosts {
-		if st.Hosts[i].Name == req.Host {
-			target = &st.Hosts[i]
-		}
-	}
-	if target == nil {
-		return FenceResult{}, fmt.Errorf("fence: no host %q in the pool (see hbfence status)", req.Host)
+	target, err := findHost(st, "fence", req.Host)
+	if err != nil {
+		return FenceResult{}, err
 	}
 	res := FenceResult{Host: req.Host, Slot: target.Slot, Generation: target.Generation, Action: action.String()}
 	switch target.State {

@@ -156,25 +156,13 @@ type GuestRequest struct {
 	Management bool `json:"management,omitempty"`
 }
 
-func notMaster(ms *masterSide) error {
-	where := "no host holds the master role now; retry once one does (hbfence master)"
-	if ms != nil {
-		if r := ms.runner(); r != nil {
-			if st := r.Status(time.Now()); st.Name != "" {
-				where = fmt.Sprintf("%s is: run the command there", st.Name)
-			}
-		}
-	}
-	return fmt.Errorf("guests and the pool are changed on the master, and this host is not the master; %s", where)
-}
-
 func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) error {
 	if ag == nil {
 		return errors.New("the guest side is off on this host (see its log), or it has not joined yet")
 	}
 	err := ag.Update(f)
 	if errors.Is(err, agent.ErrNotMaster) {
-		return notMaster(ms)
+		return fmt.Errorf("guests and the pool are changed on the master, and this host is not the master; %s", ms.whereMaster())
 	}
 	return err
 }
@@ -407,13 +395,6 @@ func poolWarnings(c store.PoolConfig, st heartbeat.Status) []string {
 	return w
 }
 
-func opTimeout(c *config.Config) time.Duration {
-	if c.Guests.OpTimeout.Duration > 0 {
-		return c.Guests.OpTimeout.Duration
-	}
-	return 2 * time.Minute
-}
-
 // EvacuateRequest is the argument of "host.evacuate".
 type EvacuateRequest struct {
 	Host       string   `json:"host"`
@@ -431,20 +412,16 @@ func evacuate(ag *agent.Agent, ms *masterSide, fc *fencing, raw json.RawMessage)
 	if fc == nil {
 		return nil, errors.New("host evacuate: this host has not joined the pool yet")
 	}
-	var gen uint64
-	for _, h := range fc.m.Status(time.Now()).Hosts {
-		if h.Name == req.Host {
-			if h.State != liveness.Live {
-				return nil, fmt.Errorf("host evacuate: %s is %s: only a live host can be evacuated (a dead host's HA guests are restarted without it)", req.Host, h.State)
-			}
-			gen = h.Generation
-		}
+	h, err := findHost(fc.m.Status(time.Now()), "host evacuate", req.Host)
+	if err != nil {
+		return nil, err
 	}
-	if gen == 0 {
-		return nil, fmt.Errorf("host evacuate: no host %q in the pool (see hbfence status)", req.Host)
+	if h.State != liveness.Live {
+		return nil, fmt.Errorf("host evacuate: %s is %s: only a live host can be evacuated (a dead host's HA guests are restarted without it)", req.Host, h.State)
 	}
+	gen := h.Generation
 	var out store.Evacuation
-	err := update(ag, ms, func(c *store.PoolConfig) error {
+	err = update(ag, ms, func(c *store.PoolConfig) error {
 		e := store.Evacuation{Generation: gen, All: req.MigrateAll}
 		for _, n := range req.Migrate {
 			i, ok := c.Find(n)

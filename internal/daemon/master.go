@@ -111,6 +111,29 @@ func (ms *masterSide) deferOrder(in heartbeat.Incoming, err error) {
 	}
 }
 
+// whereMaster says where to run a command that only the master runs.
+func (ms *masterSide) whereMaster() string {
+	if ms != nil {
+		if r := ms.runner(); r != nil {
+			if st := r.Status(time.Now()); st.Name != "" {
+				return fmt.Sprintf("%s is (epoch %d): run the command there", st.Name, st.Epoch)
+			}
+		}
+	}
+	return "no host holds the master role now; retry once one does (hbfence master)"
+}
+
+// findHost is the host named name in a member's status, or the error the
+// command cmd reports.
+func findHost(st heartbeat.Status, cmd, name string) (*heartbeat.HostStatus, error) {
+	for i := range st.Hosts {
+		if st.Hosts[i].Name == name {
+			return &st.Hosts[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no host %q in the pool (see hbfence status)", cmd, name)
+}
+
 // onHandOver answers a hand-over request from the master: accept only if
 // this host can take the lease and its own last read of the leader record
 // shows the sender as the owner of the epoch it claims (the epoch fences a
@@ -221,24 +244,15 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	res := MoveResult{From: st.Self, To: req.Host}
 	mine, ok := r.Master(time.Now())
 	if !ok {
-		cur := r.Status(time.Now())
-		if cur.Name == "" {
-			return res, fmt.Errorf("master move: this host (%s) is not the master, and no host holds the role now; the first host to acquire it becomes master", st.Self)
-		}
-		return res, fmt.Errorf("master move: this host (%s) is not the master; %s is (epoch %d): run the command there", st.Self, cur.Name, cur.Epoch)
+		return res, fmt.Errorf("master move: this host (%s) is not the master; %s", st.Self, ms.whereMaster())
 	}
 	res.Epoch = mine.Epoch
 	if req.Host == st.Self {
 		return res, fmt.Errorf("master move: %s is already the master (epoch %d)", req.Host, mine.Epoch)
 	}
-	var target *heartbeat.HostStatus
-	for i := range st.Hosts {
-		if st.Hosts[i].Name == req.Host {
-			target = &st.Hosts[i]
-		}
-	}
-	if target == nil {
-		return res, fmt.Errorf("master move: no host %q in the pool (see hbfence status)", req.Host)
+	target, err := findHost(st, "master move", req.Host)
+	if err != nil {
+		return res, err
 	}
 	if target.State != liveness.Live {
 		return res, fmt.Errorf("master move: %s is %s: only a live host can take the master role; %s stays master (epoch %d)", req.Host, target.State, st.Self, mine.Epoch)

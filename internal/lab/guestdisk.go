@@ -189,3 +189,18 @@ func (p *Pool) CheckDisks(names ...string) ([]string, map[string][]Writer, error
 // MonoNow is the machine's CLOCK_MONOTONIC time in nanoseconds, the clock
 // of the guests' records.
 func MonoNow() int64 { return monoNS() }
+
+// WaitGuests waits until cond holds for the guests as h sees them, and
+// returns them.
+func (h *Host) WaitGuests(ctx context.Context, timeout time.Duration, what string, cond func(map[string]agent.GuestStatus) bool) (map[string]agent.GuestStatus, error) {
+	var gs map[string]agent.GuestStatus
+	err := WaitUntil(ctx, timeout, 50*time.Millisecond, what, func() (bool, error) {
+		var err error
+		gs, err = h.Guests(ctx)
+		return err == nil && cond(gs), err
+	})
+	if err != nil {
+		return gs, fmt.Errorf("%w; guests as %s sees them: %+v", err, h.Name, gs)
+	}
+	return gs, nil
+}

@@ -42,14 +42,9 @@ func guestPool(t *testing.T, guests ...lab.GuestSpec) (*lab.Pool, []*lab.Host, *
 
 func waitGuests(t *testing.T, h *lab.Host, timeout time.Duration, what string, cond func(map[string]agent.GuestStatus) bool) map[string]agent.GuestStatus {
 	t.Helper()
-	var gs map[string]agent.GuestStatus
-	err := lab.WaitUntil(context.Background(), timeout, 50*time.Millisecond, what, func() (bool, error) {
-		var err error
-		gs, err = h.Guests(context.Background())
-		return err == nil && cond(gs), err
-	})
+	gs, err := h.WaitGuests(context.Background(), timeout, what, cond)
 	if err != nil {
-		t.Fatalf("%v; guests as %s sees them: %+v", err, h.Name, gs)
+		t.Fatal(err)
 	}
 	return gs
 }

@@ -120,3 +120,29 @@ func CheckMasterActs(hosts []*Host) ([]Act, []string, error) {
 	}
 	return all, bad, nil
 }
+
+// WaitActing waits until one of hosts acts as master with an epoch above
+// after, and returns it, its view of the role, and when it began to act
+// (on this process's clock, from its acting_since age).
+func WaitActing(ctx context.Context, hosts []*Host, after uint64, timeout time.Duration) (*Host, master.Status, time.Time, error) {
+	var who *Host
+	var got master.Status
+	var since time.Time
+	err := WaitUntil(ctx, timeout, 20*time.Millisecond, fmt.Sprintf("a host acting as master with an epoch above %d", after), func() (bool, error) {
+		for _, h := range hosts {
+			if h.Exited() {
+				continue
+			}
+			now := time.Now()
+			m, err := h.Master(ctx)
+			if err != nil || !m.Self.Acting || m.Self.Epoch <= after {
+				continue
+			}
+			who, got = h, m
+			since = now.Add(-time.Duration(m.Self.ActingSinceAgeSeconds * float64(time.Second)))
+			return true, nil
+		}
+		return false, nil
+	})
+	return who, got, since, err
+}

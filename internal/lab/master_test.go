@@ -12,39 +12,13 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/internal/daemon"
 	"github.com/hbfence/hbfence/internal/lab"
-	"golang.org/x/sys/unix"
 )
-
-func monoNow(t *testing.T) time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ts.Nano())
-}
 
 // waitActing waits until one of hosts acts as master with an epoch above
 // after, and returns it with its status.
 func waitActing(t *testing.T, hosts []*lab.Host, after uint64, timeout time.Duration) (*lab.Host, master.Status) {
 	t.Helper()
-	var who *lab.Host
-	var got master.Status
-	err := lab.WaitUntil(context.Background(), timeout, 20*time.Millisecond, fmt.Sprintf("a host acting as master with an epoch above %d", after), func() (bool, error) {
-		for _, h := range hosts {
-			if h.Exited() {
-				continue
-			}
-			m, err := h.Master(context.Background())
-			if err != nil {
-				continue
-			}
-			if m.Self.Acting && m.Self.Epoch > after {
-				who, got = h, m
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	who, got, _, err := lab.WaitActing(context.Background(), hosts, after, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +161,7 @@ func TestFrozenMasterNeverActsAgain(t *testing.T) {
 	}
 	next, nst := waitActing(t, others(hosts, old), st.Self.Epoch, 3*hostDead)
 	time.Sleep(time.Second)
-	thawed := monoNow(t)
+	thawed := time.Duration(lab.MonoNow())
 	if err := old.Thaw(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -78,7 +79,6 @@ type Agent struct {
 
 	mu          sync.Mutex // guards what Status and the commands read
 	plan        restart.Plan
-	planSeen    time.Time
 	pool        store.PoolConfig
 	poolHdr     store.Header
 	seq         uint64
@@ -88,13 +88,11 @@ type Agent struct {
 	failed      map[string]restart.Failure
 	updMu       sync.Mutex // serialises Update
 	leaving     bool
-	running     []string
 	ownPlan     restart.Plan // the last plan this host wrote as master
 	planWritten time.Time
 	// seen is the newest report read of each host incarnation: a stale
 	// read (an older sequence) never takes the master back.
 	seen    map[restart.HostID]restart.Report
-	notes   []string
 	lastErr string
 
 	kick     chan struct{}
@@ -161,7 +159,7 @@ func (a *Agent) newPlan() bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return p.Epoch > a.plan.Epoch || p.Epoch == a.plan.Epoch && p.Seq > a.plan.Seq
+	return p.After(a.plan)
 }
 
 // Round is one round: the host's part (read the plan, act, report), then,
@@ -213,7 +211,7 @@ func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
 	if !leaving {
 		a.retryCleanups(ctx)
 		for _, act := range restart.Decide(in) {
-			a.do(ctx, act, running)
+			a.do(ctx, act)
 		}
 		if running, err = a.listRunning(ctx); err != nil {
 			a.note("listing the guests that run here: %v", err)
@@ -241,8 +239,8 @@ func (a *Agent) readPlan(leader lease.Holder) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if p.Epoch > a.plan.Epoch || p.Epoch == a.plan.Epoch && p.Seq > a.plan.Seq {
-		a.plan, a.planSeen = p, time.Now()
+	if p.After(a.plan) {
+		a.plan = p
 	}
 }
 
@@ -275,10 +273,14 @@ func (a *Agent) Halt(ctx context.Context) error {
 
 // do performs one action. A failed start is cleaned up and confirmed
 // absent before the failure is reported (restart doc.go, H3).
-func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
+func (a *Agent) do(ctx context.Context, act restart.Action) {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if a.halted && act.Kind == restart.Start {
+	if act.Kind != restart.Stop && (a.halted || !a.cfg.Cluster.Fresh(time.Now())) {
+		// Fencing, or a stalled daemon that woke past its renewals (it
+		// may be judged dead already): start and migrate nothing. The
+		// order is not carried out; it stays for a later round.
+		a.log.Warn().Str("uuid", act.Guest).Str("action", act.Kind.String()).Msg("not now: this host is fencing or its renewals have lapsed")
 		return
 	}
 	g, ok := a.guest(act.Guest)
@@ -287,7 +289,7 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		return
 	}
 	d, ok := a.cfg.Drivers[g.Driver]
-	spec := driver.Spec{UUID: g.UUID, Name: g.Name, Config: g.Config}
+	spec := specOf(g)
 	log := a.log.With().Str("guest", g.Name).Str("uuid", g.UUID).Str("driver", g.Driver).Logger()
 	switch act.Kind {
 	case restart.Start:
@@ -307,15 +309,6 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 			} else if u != strings.ToLower(g.UUID) {
 				err = fmt.Errorf("the configuration %s gives the guest UUID %s, not %s: it would run unseen by the pool", g.Config, u, g.UUID)
 			}
-		}
-		if err == nil && !a.cfg.Cluster.Fresh(time.Now()) {
-			// A stalled daemon that wakes past its renewals must not
-			// start anything: it may be judged dead already.
-			a.mu.Lock()
-			delete(a.attempted, g.UUID) // not carried out
-			a.mu.Unlock()
-			log.Warn().Msg("not starting: this host's renewals have lapsed")
-			return
 		}
 		if err == nil {
 			opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
@@ -347,9 +340,6 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
 		a.mu.Unlock()
 	case restart.Migrate:
-		if a.halted || !a.cfg.Cluster.Fresh(time.Now()) {
-			return // fencing, or about to: not now
-		}
 		a.mu.Lock()
 		a.attempted[g.UUID] = act.Attempt
 		a.mu.Unlock()
@@ -394,10 +384,7 @@ func (a *Agent) do(ctx context.Context, act restart.Action, running []string) {
 // confirmed gone; once one is, its failure is reported.
 func (a *Agent) retryCleanups(ctx context.Context) {
 	a.mu.Lock()
-	pending := make(map[string]restart.Failure, len(a.cleanup))
-	for u, f := range a.cleanup {
-		pending[u] = f
-	}
+	pending := maps.Clone(a.cleanup)
 	a.mu.Unlock()
 	for u, f := range pending {
 		g, ok := a.guest(u)
@@ -408,7 +395,7 @@ func (a *Agent) retryCleanups(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		if err := a.destroy(ctx, d, driver.Spec{UUID: g.UUID, Name: g.Name, Config: g.Config}); err != nil {
+		if err := a.destroy(ctx, d, specOf(g)); err != nil {
 			continue
 		}
 		a.mu.Lock()
@@ -416,6 +403,10 @@ func (a *Agent) retryCleanups(ctx context.Context) {
 		a.failed[u] = f
 		a.mu.Unlock()
 	}
+}
+
+func specOf(g store.GuestDef) driver.Spec {
+	return driver.Spec{UUID: g.UUID, Name: g.Name, Config: g.Config}
 }
 
 func (a *Agent) destroy(ctx context.Context, d driver.Driver, g driver.Spec) error {
@@ -466,13 +457,8 @@ func InsideRepository(path string, repos []string) error {
 
 // listRunning lists the guests every driver runs.
 func (a *Agent) listRunning(ctx context.Context) ([]string, error) {
-	names := make([]string, 0, len(a.cfg.Drivers))
-	for n := range a.cfg.Drivers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var all []string
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(a.cfg.Drivers)) {
 		opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
 		run, err := a.cfg.Drivers[n].Running(opCtx)
 		cancel()
@@ -492,17 +478,8 @@ func (a *Agent) report(epoch uint64, running []string, leaving bool) {
 	a.seq++
 	// A failure stays reported until a later order for the guest
 	// succeeds here (a failed migration leaves the guest running).
-	failed := make(map[string]restart.Failure, len(a.failed))
-	for u, f := range a.failed {
-		failed[u] = f
-	}
-	done := make(map[string]restart.AttemptID, len(a.done))
-	for u, d := range a.done {
-		done[u] = d
-	}
-	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: failed, Leaving: leaving, Done: done,
-		Absent: restart.Absent(a.self(), epoch, a.plan, running)}
-	a.running = running
+	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: maps.Clone(a.failed), Leaving: leaving,
+		Done: maps.Clone(a.done), Absent: restart.Absent(a.self(), epoch, a.plan, running)}
 	a.mu.Unlock()
 	if err := a.cfg.Store.WriteReport(r); err != nil {
 		a.note("writing this host's report: %v", err)
@@ -522,7 +499,7 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	if prev.Epoch != m.Epoch {
 		// A new master: the newest plan on storage, if newer than the
 		// one this host last read.
-		if _, p, _, err := a.cfg.Store.ReadPlan(); err == nil && (p.Epoch > prev.Epoch || p.Epoch == prev.Epoch && p.Seq > prev.Seq) {
+		if _, p, _, err := a.cfg.Store.ReadPlan(); err == nil && p.After(prev) {
 			prev = p
 		}
 	}
@@ -650,7 +627,7 @@ func (a *Agent) Leave(ctx context.Context, epoch uint64) error {
 	}
 	for _, u := range running {
 		if _, ok := a.guest(u); ok {
-			a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u}, running)
+			a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u})
 		}
 	}
 	// Confirmed gone, with each driver's settle time.
@@ -709,7 +686,7 @@ func (a *Agent) Guests() []GuestStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	plan := a.plan
-	if a.ownPlan.Epoch > plan.Epoch || a.ownPlan.Epoch == plan.Epoch && a.ownPlan.Seq > plan.Seq {
+	if a.ownPlan.After(plan) {
 		plan = a.ownPlan
 	}
 	out := make([]GuestStatus, 0, len(a.pool.Guests))
