@@ -321,7 +321,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		ms.r.Store(r)
 		var ar *agentRun
 		if gstore != nil {
-			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r, t: h.Timing}, Store: gstore, Drivers: drv,
+			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r, t: h.Timing, fc: fc}, Store: gstore, Drivers: drv,
 				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration}))
 			kick.Store(ar.ag)
 			// Fencing stops the agent before the guests are killed.

@@ -80,6 +80,15 @@ func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
 		if err := driver.ConfirmGone(ctx, d, run...); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
+		if len(run) == 0 {
+			// Nothing listed yet: a create the fence cut off may
+			// still land. Clean only when a listing a settle time
+			// later shows nothing either (ConfirmGone settles only
+			// for the guests it names).
+			if err := driver.WaitSettle(ctx, d); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
 		if run, err := d.Running(ctx); err != nil || len(run) > 0 {
 			errs = append(errs, fmt.Errorf("%s: guests still listed after destroy: %v (%v)", name, run, err))
 		}
@@ -97,13 +106,16 @@ func (b bothKillers) KillHAGuests(ctx context.Context, reason string) error {
 // cluster adapts one incarnation's member and lease runner for the agent.
 type cluster struct {
 	m *heartbeat.Member
-	r *master.Runner
-	t timing.Params
+	r  *master.Runner
+	t  timing.Params
+	fc *fencing
 }
 
+// Fresh: renewals are recent and the host is not fencing. The fence is
+// latched; a renewal that lands after it does not make the host fresh.
 func (c cluster) Fresh(now time.Time) bool {
 	last := c.m.LastRenewal()
-	return !last.IsZero() && now.Sub(last) < c.t.RenewalFail
+	return !last.IsZero() && now.Sub(last) < c.t.RenewalFail && c.fc.status().State <= fence.Healthy
 }
 
 func (c cluster) Self() ondisk.Owner   { return c.m.Self() }

@@ -179,19 +179,21 @@ func (a *Agent) self() restart.HostID {
 }
 
 // readPool keeps the newest pool record read (by epoch, then sequence).
-func (a *Agent) readPool() {
+// It returns the read's error, store.ErrEmpty for a pool never written.
+func (a *Agent) readPool() error {
 	h, c, err := a.cfg.Store.ReadPool()
 	if err != nil {
 		if !errors.Is(err, store.ErrEmpty) {
 			a.note("reading the pool record: %v", err)
 		}
-		return
+		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if h.Epoch > a.poolHdr.Epoch || h.Epoch == a.poolHdr.Epoch && h.Seq >= a.poolHdr.Seq {
 		a.pool, a.poolHdr = c, h
 	}
+	return nil
 }
 
 // hostRound reads the plan, does this host's part, and reports.
@@ -560,18 +562,19 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	a.mu.Lock()
 	a.ownPlan = plan
 	unchanged := plan.Epoch == prev.Epoch && plan.Seq == prev.Seq && time.Since(a.planWritten) < 4*a.cfg.Timing.Interval
-	if !unchanged {
-		a.planWritten = time.Now()
-	}
 	a.mu.Unlock()
 	if unchanged {
 		a.logNotes(notes, pool, plan)
 		return
 	}
 	if err := a.cfg.Store.WritePlan(plan, a.cfg.Cluster.Self()); err != nil {
+		// Written again next round, with the same sequence.
 		a.note("writing the plan: %v", err)
 		return
 	}
+	a.mu.Lock()
+	a.planWritten = time.Now()
+	a.mu.Unlock()
 	a.logNotes(notes, pool, plan)
 }
 
@@ -629,6 +632,16 @@ func (a *Agent) Leave(ctx context.Context, epoch uint64) error {
 		if _, ok := a.guest(u); ok {
 			a.do(ctx, restart.Action{Kind: restart.Stop, Guest: u})
 		}
+	}
+	// A start that failed, or that the halt cut off, and whose guest is
+	// not confirmed gone yet (it may still come up): destroyed and
+	// confirmed now, with the driver's settle time, or no leave.
+	a.retryCleanups(ctx)
+	a.mu.Lock()
+	unconfirmed := slices.Sorted(maps.Keys(a.cleanup))
+	a.mu.Unlock()
+	if len(unconfirmed) > 0 {
+		return fmt.Errorf("guests %v, whose start failed or was cut off, are not confirmed gone", unconfirmed)
 	}
 	// Confirmed gone, with each driver's settle time.
 	for name, d := range a.cfg.Drivers {
@@ -720,7 +733,11 @@ func (a *Agent) Update(f func(*store.PoolConfig) error) error {
 	if !ok {
 		return ErrNotMaster
 	}
-	a.readPool()
+	// An edit of a record this host could not read would write the
+	// edit alone over the pool's guests: refused until a read succeeds.
+	if err := a.readPool(); err != nil && !errors.Is(err, store.ErrEmpty) {
+		return fmt.Errorf("the pool record cannot be read, so it is not changed (nothing was written; try again, or see the storage): %w", err)
+	}
 	a.mu.Lock()
 	c := clonePool(a.pool)
 	a.mu.Unlock()

@@ -273,3 +273,103 @@ func TestStartRefusesAConfigOfAnotherUUID(t *testing.T) {
 		t.Fatalf("guest: %+v", gs[0])
 	}
 }
+
+// A pool record that cannot be read is not edited: the edit alone would
+// be written over every guest definition.
+func TestUpdateRefusesAnUnreadablePool(t *testing.T) {
+	_, nodes, cfg := setup(t, "a")
+	a := nodes["a"].a
+	if err := a.Update(func(c *store.PoolConfig) error {
+		c.Guests = append(c.Guests, store.GuestDef{UUID: g1, Name: "web", Driver: "mem", Config: cfg, Placement: restart.Auto})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(filepath.Dir(cfg), store.Dir, "pool")
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(before)
+	for i := 64; i < 128 && i < len(bad); i++ {
+		bad[i] ^= 0xff
+	}
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Update(func(c *store.PoolConfig) error { c.HA = true; return nil })
+	if err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("update of an unreadable pool record: %v, want a refusal", err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(after, bad) {
+		t.Fatal("the refused update wrote the pool record")
+	}
+}
+
+// lateDriver is a hypervisor whose destroys fail while cut, and whose
+// create of g1 lands right after the listing number lands.
+type lateDriver struct {
+	memDriver
+	cut   bool
+	lands int
+}
+
+func (d *lateDriver) Destroy(ctx context.Context, g driver.Spec) error {
+	d.mu.Lock()
+	cut := d.cut
+	d.mu.Unlock()
+	if cut {
+		return errors.New("destroy cut off")
+	}
+	return d.memDriver.Destroy(ctx, g)
+}
+
+func (d *lateDriver) Running(context.Context) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := slices.Clone(d.run)
+	if d.lands > 0 {
+		if d.lands--; d.lands == 0 {
+			d.run = append(d.run, g1)
+		}
+	}
+	return out, nil
+}
+
+// Leave destroys and confirms gone a guest whose start failed and whose
+// cleanup did not succeed, even when no listing of Leave's shows it yet:
+// it may still come up.
+func TestLeaveConfirmsAFailedStartsGuestGone(t *testing.T) {
+	_, nodes, cfg := setup(t, "a")
+	a := nodes["a"].a
+	d := &lateDriver{cut: true}
+	d.fail = true
+	a.cfg.Drivers["mem"] = d
+	if err := a.Update(func(c *store.PoolConfig) error {
+		c.HA = true
+		c.Guests = append(c.Guests, store.GuestDef{UUID: g1, Name: "web", Driver: "mem", Config: cfg, HA: true, Placement: restart.Auto, StartSeq: 1})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rounds(nodes, 3)
+	a.mu.Lock()
+	_, pending := a.cleanup[g1]
+	a.mu.Unlock()
+	if !pending {
+		t.Fatal("the failed start's cleanup did not fail as the driver says")
+	}
+	d.mu.Lock()
+	d.cut, d.lands = false, 1 // the create lands after Leave's first listing
+	d.mu.Unlock()
+	if err := a.Leave(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if run, _ := d.Running(context.Background()); len(run) != 0 {
+		t.Fatalf("after Leave returned nil, %v still run", run)
+	}
+}

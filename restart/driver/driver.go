@@ -94,15 +94,29 @@ func ConfirmGone(ctx context.Context, d Driver, uuids ...string) error {
 	if err := check(); err != nil {
 		return err
 	}
-	if s, ok := d.(Settler); ok && s.Settle() > 0 && len(uuids) > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(s.Settle()):
-		}
-		return check()
+	if s, ok := d.(Settler); !ok || s.Settle() <= 0 || len(uuids) == 0 {
+		return nil
 	}
-	return nil
+	if err := WaitSettle(ctx, d); err != nil {
+		return err
+	}
+	return check()
+}
+
+// WaitSettle waits d's settle time (none for a driver that is not a
+// Settler): a listing after it no longer misses a create or a destroy
+// that was under way before it.
+func WaitSettle(ctx context.Context, d Driver) error {
+	s, ok := d.(Settler)
+	if !ok || s.Settle() <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.Settle()):
+		return nil
+	}
 }
 
 // ErrNoMigration: the driver cannot migrate a running guest.

@@ -119,7 +119,9 @@ func (v *Virsh) isRunning(ctx context.Context, g Spec) (bool, error) {
 	return slices.Contains(run, g.UUID), err
 }
 
-// ParseUUIDLines reads one UUID per line (blank lines skipped).
+// ParseUUIDLines reads one UUID per line (blank lines skipped), in lower
+// case: the pool names guests by lower-case UUIDs, and a listing in
+// another case must not hide a running guest from it.
 func ParseUUIDLines(what, out string) ([]string, error) {
 	var uuids []string
 	for _, l := range strings.Split(out, "\n") {
@@ -130,7 +132,7 @@ func ParseUUIDLines(what, out string) ([]string, error) {
 		if err := ValidUUID(l); err != nil {
 			return nil, fmt.Errorf("%s: %v", what, err)
 		}
-		uuids = append(uuids, l)
+		uuids = append(uuids, strings.ToLower(l))
 	}
 	return uuids, nil
 }

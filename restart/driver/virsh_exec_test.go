@@ -101,3 +101,15 @@ func TestConfigUUID(t *testing.T) {
 		t.Errorf("xl without a uuid: %v", err)
 	}
 }
+
+// A listing in upper case names the same guests as the pool's lower-case
+// UUIDs: otherwise a running guest would look absent to the pool.
+func TestListingsAreLowerCase(t *testing.T) {
+	got, err := ParseUUIDLines("test", "AAAAAAAA-2222-3333-4444-55555555555F\n\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"aaaaaaaa-2222-3333-4444-55555555555f"}; !slices.Equal(got, want) {
+		t.Fatalf("ParseUUIDLines = %v, want %v", got, want)
+	}
+}

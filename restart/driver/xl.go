@@ -165,7 +165,8 @@ func parseXlDomains(b []byte) ([]xlDomain, error) {
 		if err := ValidUUID(d.Config.CInfo.UUID); err != nil {
 			return nil, fmt.Errorf("xl list -l: domain %d (%q): %v", *d.Domid, d.Config.CInfo.Name, err)
 		}
-		out = append(out, xlDomain{domid: *d.Domid, uuid: d.Config.CInfo.UUID})
+		// Lower case, as the pool names guests (see ParseUUIDLines).
+		out = append(out, xlDomain{domid: *d.Domid, uuid: strings.ToLower(d.Config.CInfo.UUID)})
 	}
 	return out, nil
 }
