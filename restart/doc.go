@@ -62,13 +62,17 @@
 //	M4. The master assigns nothing until every host that is not gone has
 //	    written a report with epoch e or later (is caught up): until then a
 //	    host might still act on a plan of an older epoch, which a master of
-//	    e cannot see whole.
+//	    e cannot see whole. The one exception is the target of a live
+//	    migration of a running guest: a migration makes no second copy
+//	    (the source keeps the guest until the hypervisor hands it over),
+//	    and a failed one is settled by asking both sides.
 //	M5. A free guest with HA on (pool and guest, and not the management
 //	    instance of this pool) is assigned to one available host: live,
 //	    caught up, with the vm role, not leaving, with a watchdog; auto
 //	    placement takes the least loaded, manual only a preferred host. No
 //	    such host: pending. At most MaxAttempts attempts, each on a host
-//	    not yet tried; then error. A free guest without HA whose host
+//	    not yet tried while one is available (then on the tried ones
+//	    again); then error. A free guest without HA whose host
 //	    failed is stopped, and started again only by the operator.
 //
 // A guest its host (the current incarnation, live and caught up) no

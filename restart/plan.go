@@ -415,8 +415,12 @@ func Reconcile(in Input) (Plan, []Note) {
 			var f Failure
 			failed := false
 			if r := h.report(); known && r != nil && h.ID == prev.Host {
+				// Only a failed start order frees the guest at once
+				// (M3): a failure of the same attempt kept in the
+				// reports after a failed migration, or before an
+				// adoption, proves nothing about the guest now.
 				f, failed = r.Failed[g.UUID]
-				failed = failed && !f.Attempt.Before(prev.Attempt)
+				failed = failed && prev.State == Starting && !f.Attempt.Before(prev.Attempt)
 			}
 			// Carried out (this order, or a later one: a new master may
 			// go by an older plan) and not running.

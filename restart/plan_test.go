@@ -373,6 +373,22 @@ func TestEvacuationFallbacks(t *testing.T) {
 	if !strings.Contains(p.Guests["g1"].Message, "cannot migrate") {
 		t.Errorf("message %q", p.Guests["g1"].Message)
 	}
+	// The source then no longer lists it, its reports still carrying the
+	// migration's failure: the guest is not freed by that failure. Two
+	// reports of the source without it, then the target's answer, come
+	// first (the migration may have gone on after its client gave up).
+	for seq := uint64(2); seq <= 3; seq++ {
+		in.Prev = p
+		in.Hosts = []Host{with(host("a", 1), func(h *Host) {
+			h.Report.Seq = seq
+			h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 2}, Message: "this driver cannot migrate"}}
+		}), host("b", 1)}
+		p, _ = Reconcile(in)
+		want(t, p, "g1", a, Stopping)
+	}
+	if !p.Guests["g1"].SourceDone {
+		t.Errorf("after two reports of the source without it: %+v; want the target asked", p.Guests["g1"])
+	}
 	// No host to migrate to: it keeps running where it is, and says so.
 	in = Input{Epoch: 1, Pool: pool, Evacuations: ev, Guests: []Guest{haGuest("g1")}, Hosts: []Host{host("a", 1, "g1")}}
 	p, _ = Reconcile(in)

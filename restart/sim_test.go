@@ -43,6 +43,9 @@ type simHost struct {
 	plan      Plan
 	seq       uint64
 	reports   []Report // every report written, newest last
+	// lateMig: migrations that failed for their client but go on, and
+	// land at the host's next round if the guest still runs here.
+	lateMig map[string]*simHost
 }
 
 type sim struct {
@@ -191,6 +194,14 @@ func (s *sim) newIncarnation(h *simHost, keepGuests bool) {
 }
 
 func (s *sim) hostRound(h *simHost) {
+	for u, dst := range h.lateMig {
+		if slices.Contains(h.running, u) && dst.state == "up" {
+			h.running = slices.DeleteFunc(h.running, func(r string) bool { return r == u })
+			dst.running = append(dst.running, u)
+			s.stats["migrate-landed-late"]++
+		}
+	}
+	h.lateMig = nil
 	// The lease's read of the leader record may lag a round or two.
 	if h.epochSeen < s.epoch && s.rng.IntN(3) != 0 {
 		h.epochSeen = s.epoch
@@ -239,10 +250,17 @@ func (s *sim) hostRound(h *simHost) {
 			if dst == nil || dst.state != "up" || s.rng.IntN(100) < 20 {
 				h.failed[a.Guest] = Failure{Attempt: a.Attempt, Message: "simulated migration failure"}
 				s.stats["migrate-failed"]++
+				if dst != nil && dst.state == "up" && s.rng.IntN(2) == 0 {
+					if h.lateMig == nil {
+						h.lateMig = map[string]*simHost{}
+					}
+					h.lateMig[a.Guest] = dst
+				}
 				continue
 			}
 			h.running = slices.DeleteFunc(h.running, func(u string) bool { return u == a.Guest })
 			dst.running = append(dst.running, a.Guest)
+			delete(h.failed, a.Guest)
 			s.stats["migrate"]++
 		}
 	}
@@ -251,14 +269,10 @@ func (s *sim) hostRound(h *simHost) {
 
 func (s *sim) report(h *simHost) {
 	h.seq++
-	failed := map[string]Failure{}
-	for u, f := range h.failed {
-		if !slices.Contains(h.running, u) {
-			failed[u] = f
-		}
-	}
+	// As the agent: a failure stays reported until a later order for the
+	// guest succeeds here, also while the guest runs (a failed migration).
 	h.reports = append(h.reports, Report{Host: HostID{h.name, h.gen}, Seq: h.seq, Epoch: h.epochSeen,
-		Running: slices.Clone(h.running), Failed: failed, Done: maps.Clone(h.done), Absent: Absent(HostID{h.name, h.gen}, h.epochSeen, h.plan, h.running)})
+		Running: slices.Clone(h.running), Failed: maps.Clone(h.failed), Done: maps.Clone(h.done), Absent: Absent(HostID{h.name, h.gen}, h.epochSeen, h.plan, h.running)})
 }
 
 func (s *sim) masterRound(m *simHost) {

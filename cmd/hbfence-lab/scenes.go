@@ -178,6 +178,7 @@ func sceneLeave(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
+	d.check(hm.Self.Acting, "node3 is the master before its SIGTERM")
 	gs, err := h.Guests(ctx) // node3 is master: its own plan
 	if err != nil {
 		return err
@@ -202,7 +203,8 @@ func sceneLeave(ctx context.Context, d *demo) error {
 			return err
 		}
 		took := m.since.Sub(stopped).Seconds()
-		d.say("node3 was master (epoch %d): it released the lease before writing \"left\", and node1 took epoch %d %.2fs after the SIGTERM", hm.Self.Epoch, m.epoch, took)
+		d.say("node3 was master (epoch %d): it released the lease, and node1 took epoch %d %.2fs after the SIGTERM", hm.Self.Epoch, m.epoch, took)
+		d.check(strings.Contains(h.Log(), fmt.Sprintf(`"event":"released","epoch":%d`, hm.Self.Epoch)), "node3's log shows the release of epoch %d", hm.Self.Epoch)
 		d.check(took < d.timing.HostDead/2, "the master role moved on a clean stop without waiting host_dead")
 		d.figure("master_after_clean_stop_seconds", took)
 	}

@@ -14,7 +14,7 @@ import (
 func cmdFence(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("fence", "HOST", stderr)
 	sock := socketFlags(fs)
-	action := fs.String("action", "reset", "reset: the host stops feeding its watchdog and kills its HA guests, and is reset; off: it kills its HA guests and stays out of the pool")
+	action := fs.String("action", "reset", "reset: the host stops feeding its watchdog and kills its guests, and is reset; off: it kills its guests and stays out of the pool")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args)
 	if err != nil {

@@ -50,7 +50,7 @@ func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "evacuating %s: ", host)
 	switch {
 	case *all:
-		fmt.Fprintln(stdout, "every guest is live-migrated")
+		fmt.Fprintln(stdout, "every guest is live-migrated where its driver can, else stopped and restarted on another host")
 	case *migrate != "":
 		fmt.Fprintf(stdout, "%s live-migrated, the others stopped and restarted on other hosts\n", *migrate)
 	default:
@@ -91,7 +91,7 @@ func watchEvacuation(ctx context.Context, socket, host string, wait time.Duratio
 				fmt.Fprintf(w, "[%6.1fs] %-12s %s\n", time.Since(start).Seconds(), g.Name, line)
 			}
 		}
-		if left == 0 && time.Since(start) > time.Second {
+		if left == 0 {
 			sort.Strings(involved)
 			fmt.Fprintf(w, "%s runs none of the pool's guests: it can be shut down (moved: %s)\n", host, strings.Join(involved, ", "))
 			return nil

@@ -27,8 +27,10 @@
 // runner is acquiring: not fenced, stopping, or master) and its own last
 // read of the leader record shows the sender as the owner of that epoch
 // (lease.Validator: the epoch is the fencing token; a request from a master
-// that has been replaced is refused). It then reads the leader record every
-// quarter interval for a while (ReadOften). A request of an epoch newer
+// that has been replaced is refused once the target has read the newer
+// record). It then asks its lease to read the leader record every quarter
+// interval for a while (ReadOften; it takes effect while the lease waits
+// to read the record, and otherwise at the lease's next read). A request of an epoch newer
 // than the target has read is neither accepted nor refused: it is
 // delivered again at the target's next rounds, once it has read the record. Once the acknowledgement
 // arrives, the master calls HandOver: the lease stops acting, runs a ballot
@@ -49,12 +51,18 @@
 //     cannot change the kind of the I/O under way — Renewed, Observed,
 //     Master — are applied at once: Renewed and Master only refresh the
 //     acting window or latch the fence (a fenced lease ignores the result
-//     of the I/O under way), and Observed only moves the time of a leader
+//     of the I/O under way; the first renewal also sets the time of the
+//     first leader read), and Observed only moves the time of a leader
 //     read of the waiting step (when the read is already under way, the
-//     action keeps its kind and step, and its result answers it). Commands — HandOver, Release, Stop — are applied
-//     between two I/Os, so a result is always reported to the action it
-//     answers. Before an I/O the runner checks that the lease still asks
-//     for it.
+//     action keeps its kind and step, and its result answers it).
+//     HandOver and Release are applied between two I/Os, so a result is
+//     always reported to the action it answers. Halt and Stop stop the
+//     lease at once; the result of the I/O under way is then ignored
+//     (and a write under way counts as landing late, see below). Before
+//     an I/O the runner checks that the lease still asks for it; a Halt
+//     that comes between that check and the I/O lets the I/O go out,
+//     which the next point covers (Perform still checks the leader-write
+//     deadline, and Stop waits for the loop and QuiescentAt).
 //   - Every successful renewal is reported with the times the member
 //     measured, the first one included: the runner is started before the
 //     member's first round. A renewal that is never reported only makes
@@ -63,9 +71,9 @@
 //     device. A write that timed out may land up to LateWrite after its
 //     issue; Stop returns only after the I/O under way returned and
 //     QuiescentAt passed, even when the lease had fenced or stopped while
-//     the write was under way. The daemon calls Stop before it writes
-//     "left" (heartbeat.Config.BeforeLeave) and before a new incarnation
-//     joins, so a host's lease writes land before the pool may treat the
+//     the write was under way. The daemon calls Release and Stop from
+//     its own goroutine, while the member still renews, before it stops
+//     the member that writes "left", and before a new incarnation joins, so a host's lease writes land before the pool may treat the
 //     incarnation as gone.
 //   - A hand-over request proves nothing by itself: the lease acts only on
 //     the leader record and its own ballots. Acknowledging a request that

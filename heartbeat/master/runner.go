@@ -32,9 +32,6 @@ type Config struct {
 	// It runs on the runner's goroutine, without the runner's lock, and
 	// must not block.
 	OnEvent func(lease.Event)
-	// Jitter, Now: for tests; nil uses the lease's default and time.Now.
-	Jitter func(time.Duration) time.Duration
-	Now    func() time.Time
 }
 
 // Runner drives the master lease of one incarnation: it owns the pure
@@ -44,10 +41,8 @@ type Config struct {
 // now, who is, what happened. Commands that change what the lease does
 // (hand over, release, stop) are applied between two of its I/Os.
 type Runner struct {
-	cfg    Config
-	now    func() time.Time
-	log    zerolog.Logger
-	timing struct{ interval, ioTimeout time.Duration }
+	cfg Config
+	log zerolog.Logger
 
 	mu     sync.Mutex // guards the lease, the history and soonTo
 	l      *lease.Lease
@@ -87,28 +82,23 @@ func Start(cfg Config) (*Runner, error) {
 	h := cfg.Header
 	l, err := lease.New(lease.Config{
 		Self: cfg.Self, Pool: h.PoolUUID, Slots: int(h.SlotCount), Timing: h.Timing,
-		FirstRenewalBy: cfg.FirstRenewalBy, Jitter: cfg.Jitter,
+		FirstRenewalBy: cfg.FirstRenewalBy,
 	})
 	if err != nil {
 		return nil, err
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
 	r := &Runner{
-		cfg: cfg, now: now,
+		cfg:  cfg,
 		log:  cfg.Log.With().Str("component", "master").Logger(),
 		l:    l,
-		drv:  lease.NewDriver(l, cfg.Storage, now),
+		drv:  lease.NewDriver(l, cfg.Storage, time.Now),
 		subs: map[int]chan lease.Event{},
 		wake: make(chan struct{}, 1),
 		cmds: make(chan command),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	r.timing.interval, r.timing.ioTimeout = h.Timing.Interval, h.Timing.IOTimeout
-	if err := l.Acquire(now()); err != nil {
+	if err := l.Acquire(time.Now()); err != nil {
 		return nil, err
 	}
 	go r.loop()
@@ -169,7 +159,7 @@ func (r *Runner) holder() lease.Holder {
 func (r *Runner) CanTake() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.l.Role() == lease.Acquiring || r.l.Role() == lease.Follower
+	return r.l.Role() == lease.Acquiring
 }
 
 // ReadOften makes the lease read the leader record every quarter interval
@@ -281,7 +271,7 @@ func (r *Runner) Halt() {
 		return
 	default:
 	}
-	r.l.Stop(r.now())
+	r.l.Stop(time.Now())
 	close(r.stop)
 }
 
@@ -341,10 +331,10 @@ func (r *Runner) loop() {
 		r.mu.Unlock()
 		r.publish(evs)
 		r.mu.Lock()
-		now := r.now()
+		now := time.Now()
 		if !r.soonTo.IsZero() {
 			if now.Before(r.soonTo) {
-				r.l.ReadSoon(now, now.Add(r.timing.interval/4))
+				r.l.ReadSoon(now, now.Add(r.cfg.Header.Timing.Interval/4))
 			} else {
 				r.soonTo = time.Time{}
 			}
@@ -371,7 +361,7 @@ func (r *Runner) loop() {
 			return
 		case c := <-r.cmds:
 			r.mu.Lock()
-			err := c.apply(r.l, r.now())
+			err := c.apply(r.l, time.Now())
 			r.mu.Unlock()
 			c.reply <- err
 			stopTimer(timer, due)
@@ -401,7 +391,7 @@ func (r *Runner) loop() {
 // logIO logs a failed lease I/O: the first of a run of failures, a change
 // of error, and then once a minute; and the recovery.
 func (r *Runner) logIO(a lease.Action, err error) {
-	now := r.now()
+	now := time.Now()
 	switch {
 	case err == nil:
 		if r.ioFails > 0 {

@@ -105,7 +105,7 @@ func (b bothKillers) KillHAGuests(ctx context.Context, reason string) error {
 
 // cluster adapts one incarnation's member and lease runner for the agent.
 type cluster struct {
-	m *heartbeat.Member
+	m  *heartbeat.Member
 	r  *master.Runner
 	t  timing.Params
 	fc *fencing

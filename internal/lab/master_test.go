@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,28 @@ func waitActing(t *testing.T, hosts []*lab.Host, after uint64, timeout time.Dura
 		t.Fatal(err)
 	}
 	return who, got
+}
+
+// waitAllSee waits until every host names who, of epoch, as master, and
+// who has logged an act as master of that epoch.
+func waitAllSee(t *testing.T, hosts []*lab.Host, who *lab.Host, epoch uint64) {
+	t.Helper()
+	err := lab.WaitUntil(context.Background(), 4*hostDead, 50*time.Millisecond, "every host sees "+who.Name+" as master, and it acted", func() (bool, error) {
+		acts, err := who.MasterActs()
+		if err != nil || !slices.ContainsFunc(acts, func(a lab.Act) bool { return a.Epoch == epoch }) {
+			return false, nil
+		}
+		for _, h := range hosts {
+			m, err := h.Master(context.Background())
+			if err != nil || m.Name != who.Name || m.Epoch != epoch {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func checkActs(t *testing.T, hosts []*lab.Host) []lab.Act {
@@ -127,7 +150,7 @@ func TestMasterKilledIsReplaced(t *testing.T) {
 	p := newPool(t, lab.Options{Watchdog: true, LogLevel: "debug"})
 	hosts := startHosts(t, p, "n1", "n2", "n3")
 	old, st := waitActing(t, hosts, 0, 2*hostDead)
-	time.Sleep(4 * interval) // let the others read the leader record
+	waitAllSee(t, hosts, old, st.Self.Epoch)
 	if err := old.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +178,13 @@ func TestFrozenMasterNeverActsAgain(t *testing.T) {
 	p := newPool(t, lab.Options{LogLevel: "debug"})
 	hosts := startHosts(t, p, "n1", "n2", "n3")
 	old, st := waitActing(t, hosts, 0, 2*hostDead)
-	time.Sleep(4 * interval)
+	waitAllSee(t, hosts, old, st.Self.Epoch)
 	if err := old.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	next, nst := waitActing(t, others(hosts, old), st.Self.Epoch, 3*hostDead)
+	// Frozen a while longer, while the new master acts: a thawed old
+	// master that acted at once would overlap it.
 	time.Sleep(time.Second)
 	thawed := time.Duration(lab.MonoNow())
 	if err := old.Thaw(); err != nil {
@@ -186,6 +211,8 @@ func TestFrozenMasterNeverActsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Watched a while longer: an act of the old master after its
+	// thaw, at any time until now, fails the test.
 	time.Sleep(4 * interval)
 	acts := checkActs(t, hosts)
 	for _, a := range acts {
@@ -202,7 +229,7 @@ func TestMasterMove(t *testing.T) {
 	p := newPool(t, lab.Options{LogLevel: "debug"})
 	hosts := startHosts(t, p, "n1", "n2", "n3")
 	m, st := waitActing(t, hosts, 0, 2*hostDead)
-	time.Sleep(4 * interval)
+	waitAllSee(t, hosts, m, st.Self.Epoch)
 	target := others(hosts, m)[0]
 	ctx := context.Background()
 	out, err := p.Run(ctx, "master", "move", target.Name, "--socket", m.Socket, "--json")
@@ -228,7 +255,7 @@ func TestMasterMove(t *testing.T) {
 		t.Errorf("%s's last hand-over: %+v", target.Name, ts.LastHandOver)
 	}
 	out, err = p.Run(ctx, "master", "--socket", m.Socket)
-	if err != nil || !strings.Contains(out, "master   "+target.Name) || !strings.Contains(out, "handover") {
+	if err != nil || !strings.Contains(out, "master   "+target.Name) || !strings.Contains(out, "from "+m.Name+" to "+target.Name) {
 		t.Errorf("hbfence master on %s: %v:\n%s", m.Name, err, out)
 	}
 	t.Logf("hbfence master on %s:\n%s", m.Name, out)

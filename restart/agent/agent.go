@@ -537,16 +537,26 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	// A host that has a report but is not in the liveness view (a new
 	// master that has not read its slot yet) is not gone: its report
 	// counts, and it is unknown.
-	if names, err := a.cfg.Store.Hosts(); err == nil {
-		for _, n := range names {
-			if named[n] {
-				continue
-			}
-			// A host that left (its slot taken since) keeps its last
-			// report, written after it stopped every guest: not a host.
-			if _, r, err := a.cfg.Store.ReadReport(n); err == nil && !r.Leaving {
-				in.Hosts = append(in.Hosts, restart.Host{ID: r.Host, State: liveness.Unknown, Report: &r})
-			}
+	// Reconcile treats a host it cannot name as gone: a master that
+	// cannot list them, or read one, does not call it gone (M3).
+	names, err := a.cfg.Store.Hosts()
+	if err != nil {
+		a.note("listing the hosts' reports: %v; no plan this round", err)
+		return
+	}
+	for _, n := range names {
+		if named[n] {
+			continue
+		}
+		// A host that left (its slot taken since) keeps its last
+		// report, written after it stopped every guest: not a host.
+		_, r, err := a.cfg.Store.ReadReport(n)
+		switch {
+		case err == nil && !r.Leaving:
+			in.Hosts = append(in.Hosts, restart.Host{ID: r.Host, State: liveness.Unknown, Report: &r})
+		case err != nil && !errors.Is(err, store.ErrEmpty):
+			a.note("reading the report of %s: %v", n, err)
+			in.Hosts = append(in.Hosts, restart.Host{ID: restart.HostID{Name: n}, State: liveness.Unknown})
 		}
 	}
 	plan, notes := restart.Reconcile(in)
