@@ -101,6 +101,25 @@ type Holder struct {
 	Wall time.Time
 }
 
+// Check judges a record that a master wrote for others to obey (a plan,
+// an order), stamped with epoch by writer, against this leader record:
+// as Validator.Check, and a released epoch is refused too (its master has
+// stopped acting). Before the first read it answers ErrAheadEpoch.
+func (h Holder) Check(epoch uint64, writer ondisk.Owner) error {
+	if !h.Known {
+		return fmt.Errorf("%w: this host has not read the leader record yet", ErrAheadEpoch)
+	}
+	var v Validator
+	v.Observe(h.Epoch, h.Owner)
+	if err := v.Check(epoch, writer); err != nil {
+		return err
+	}
+	if h.Released {
+		return fmt.Errorf("epoch %d is released", epoch)
+	}
+	return nil
+}
+
 // Free reports whether the record says nobody holds the lease.
 func (h Holder) Free() bool { return h.Known && (h.Epoch == 0 || h.Released) }
 

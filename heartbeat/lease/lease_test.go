@@ -1005,3 +1005,26 @@ func TestReleaseCheckNeverOverwrites(t *testing.T) {
 		})
 	}
 }
+
+// Holder.Check: the validator's rules against one leader record, a
+// released epoch refused, and nothing accepted before the first read.
+func TestHolderCheck(t *testing.T) {
+	o := owner(1, 2)
+	if err := (lease.Holder{}).Check(1, o); !errors.Is(err, lease.ErrAheadEpoch) {
+		t.Errorf("unread holder: %v, want ErrAheadEpoch", err)
+	}
+	h := lease.Holder{Known: true, Epoch: 3, Owner: o}
+	if err := h.Check(3, o); err != nil {
+		t.Errorf("the owner's epoch: %v", err)
+	}
+	if err := h.Check(2, o); !errors.Is(err, lease.ErrStaleEpoch) {
+		t.Errorf("an older epoch: %v, want ErrStaleEpoch", err)
+	}
+	if err := h.Check(3, owner(2, 1)); !errors.Is(err, lease.ErrNotOwner) {
+		t.Errorf("another writer: %v, want ErrNotOwner", err)
+	}
+	h.Released = true
+	if err := h.Check(3, o); err == nil {
+		t.Error("a released epoch was accepted")
+	}
+}

@@ -85,20 +85,8 @@ func (ms *masterSide) checkEpoch(in heartbeat.Incoming, epoch uint64) error {
 	if r == nil {
 		return fmt.Errorf("%w: this host has no view of the leader record yet", lease.ErrAheadEpoch)
 	}
-	hd := r.Holder()
-	if !hd.Known {
-		return fmt.Errorf("%w: this host has not read the leader record yet", lease.ErrAheadEpoch)
-	}
-	var v lease.Validator
-	v.Observe(hd.Epoch, hd.Owner)
 	from := ondisk.Owner{Slot: uint32(in.FromSlot), Generation: in.FromGeneration, Name: in.FromName}
-	if err := v.Check(epoch, from); err != nil {
-		return err
-	}
-	if hd.Released {
-		return fmt.Errorf("epoch %d is released", epoch)
-	}
-	return nil
+	return r.Holder().Check(epoch, from)
 }
 
 // deferOrder: the order names an epoch this host has not read yet; the

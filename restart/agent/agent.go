@@ -234,9 +234,7 @@ func (a *Agent) readPlan(leader lease.Holder) {
 		}
 		return
 	}
-	var v lease.Validator
-	v.Observe(leader.Epoch, leader.Owner)
-	if err := v.Check(p.Epoch, writer); err != nil || leader.Released {
+	if leader.Check(p.Epoch, writer) != nil {
 		return
 	}
 	a.mu.Lock()
