@@ -30,6 +30,7 @@ type Config struct {
 	Watchdog  Watchdog  `toml:"watchdog"`
 	Fence     Fence     `toml:"fence"`
 	Guests    Guests    `toml:"guests"`
+	Daemon    Daemon    `toml:"daemon"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -44,6 +45,17 @@ type Host struct {
 	// between hosts.
 	MachineID string `toml:"machine_id"`
 }
+
+// Daemon is where the daemon keeps what outlives one incarnation of it on
+// this boot (package internal/runstate).
+type Daemon struct {
+	// RunDir holds the run-state file; default /run/hbfence (systemd's
+	// RuntimeDirectory=, emptied at boot).
+	RunDir string `toml:"run_dir"`
+}
+
+// DefaultRunDir is the default [daemon] run_dir.
+const DefaultRunDir = "/run/hbfence"
 
 // Heartbeat locates the heartbeat area.
 type Heartbeat struct {
@@ -168,7 +180,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -201,11 +213,14 @@ func (c *Config) defaults() error {
 	if c.Guests.StateDir == "" {
 		c.Guests.StateDir = "/run/hbfence/guests"
 	}
+	if c.Daemon.RunDir == "" {
+		c.Daemon.RunDir = DefaultRunDir
+	}
 	if c.Guests.OpTimeout.Duration == 0 {
 		c.Guests.OpTimeout.Duration = 2 * time.Minute
 	}
 	base := filepath.Dir(c.Path)
-	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir} {
+	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir, &c.Daemon.RunDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
