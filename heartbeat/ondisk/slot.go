@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -299,7 +300,9 @@ func DecodeSlot(b []byte, pool UUID, index int) (Slot, SlotStatus, string) {
 	return s, SlotOK, ""
 }
 
-// ValidHostName checks a name before it is written into a slot.
+// ValidHostName is the one rule for host names: checked when a daemon
+// starts, before a name is written into a slot, a leader record or a
+// guest record, and wherever a command names a host.
 func ValidHostName(name string) error {
 	if name == "" {
 		return fmt.Errorf("host name is empty")
@@ -311,6 +314,17 @@ func ValidHostName(name string) error {
 		if c <= 0x20 || c >= 0x7f {
 			return fmt.Errorf("host name %q contains byte 0x%02x; use printable ASCII without spaces", name, c)
 		}
+	}
+	// A host name also names a report file on the cluster root and is
+	// handed to hypervisor tools as an argument (xl migrate, virsh
+	// migrate): it must not be read as a path or as an option.
+	switch {
+	case name == "." || name == "..":
+		return fmt.Errorf("host name %q cannot be used: it names a directory", name)
+	case strings.ContainsRune(name, '/'):
+		return fmt.Errorf("host name %q contains '/'; use the machine's host name (letters, digits, '.', '-', '_')", name)
+	case name[0] == '-':
+		return fmt.Errorf("host name %q begins with '-', which a hypervisor tool would take for an option", name)
 	}
 	return nil
 }

@@ -34,7 +34,15 @@ type Config struct {
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
+	// Warnings are findings that do not stop the daemon but that the
+	// operator should see (the daemon logs each at start), each naming
+	// its key.
+	Warnings []string `toml:"-"`
 }
+
+// MaxSocketPath is the longest control socket path a unix socket address
+// holds (sun_path is 108 bytes with its terminating NUL).
+const MaxSocketPath = 107
 
 // Host identifies this host in the pool.
 type Host struct {
@@ -184,6 +192,9 @@ func Parse(path string, data []byte) (*Config, error) {
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
+	if err := c.explicitZeroes(md); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if err := c.defaults(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -219,6 +230,9 @@ func (c *Config) defaults() error {
 	if c.Guests.OpTimeout.Duration == 0 {
 		c.Guests.OpTimeout.Duration = 2 * time.Minute
 	}
+	if c.Guests.Root != "" && !filepath.IsAbs(c.Guests.Root) {
+		return fmt.Errorf("[guests] root %q is relative; name the cluster root's mount point by its absolute path", c.Guests.Root)
+	}
 	base := filepath.Dir(c.Path)
 	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir, &c.Daemon.RunDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -228,7 +242,32 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// explicitZeroes refuses a duration key written as zero: a zero left out
+// means the default, but one written down is a mistake the default would
+// hide.
+func (c *Config) explicitZeroes(md toml.MetaData) error {
+	for _, k := range []struct {
+		table, key string
+		d          Duration
+	}{
+		{"watchdog", "timeout", c.Watchdog.Timeout},
+		{"fence", "kill_timeout", c.Fence.KillTimeout},
+		{"guests", "op_timeout", c.Guests.OpTimeout},
+	} {
+		if md.IsDefined(k.table, k.key) && k.d.Duration == 0 {
+			return fmt.Errorf("[%s] %s is 0; leave the key out for the default, or give a positive duration", k.table, k.key)
+		}
+	}
+	return nil
+}
+
 func (c *Config) validate() error {
+	if err := ondisk.ValidHostName(c.Host.Name); err != nil {
+		return fmt.Errorf("[host] name: %w", err)
+	}
+	if len(c.Control.Socket) > MaxSocketPath {
+		return fmt.Errorf("[control] socket %q is %d bytes; a unix socket path holds at most %d: choose a shorter path", c.Control.Socket, len(c.Control.Socket), MaxSocketPath)
+	}
 	if c.Heartbeat.Path == "" {
 		return errors.New("[heartbeat] path is required: the .server_pool_hb file on the cluster root, or the shared block device")
 	}
@@ -236,29 +275,52 @@ func (c *Config) validate() error {
 		return fmt.Errorf("[heartbeat] offset is %d; it must be 0 or more bytes", c.Heartbeat.Offset)
 	}
 	if c.Host.MachineID != "" {
-		if _, err := ondisk.ParseUUID(c.Host.MachineID); err != nil {
+		u, err := ondisk.ParseUUID(c.Host.MachineID)
+		if err != nil {
 			return fmt.Errorf("[host] machine_id: %v (it has the form of /etc/machine-id: 32 hex digits)", err)
+		}
+		if u.IsZero() {
+			return errors.New("[host] machine_id is all zeroes, which turns off the join's checks against this machine's own records; give each host its own id (systemd-id128 new)")
 		}
 	}
 	if c.Watchdog.Device != "" && c.Watchdog.AllowNoWatchdog {
 		return errors.New("[watchdog] sets both device and allow_no_watchdog = true; keep one")
 	}
-	if c.Watchdog.Timeout.Duration < 0 {
-		return fmt.Errorf("[watchdog] timeout is %v; it must be positive", c.Watchdog.Timeout.Duration)
+	if d := c.Watchdog.Timeout.Duration; d < 0 {
+		return fmt.Errorf("[watchdog] timeout is %v; it must be positive", d)
+	} else if d != 0 && (d < time.Second || d%time.Second != 0) {
+		return fmt.Errorf("[watchdog] timeout is %v; it must be a whole number of seconds, at least 1s (the kernel's watchdog counts seconds)", d)
 	}
 	if c.Fence.KillTimeout.Duration < 0 {
 		return fmt.Errorf("[fence] kill_timeout is %v; it must be positive", c.Fence.KillTimeout.Duration)
 	}
-	if len(c.Fence.KillGuests) > 0 && !filepath.IsAbs(c.Fence.KillGuests[0]) {
-		return fmt.Errorf("[fence] kill_guests: the hook %q must be an absolute path", c.Fence.KillGuests[0])
+	if len(c.Fence.KillGuests) > 0 {
+		if err := executable("[fence] kill_guests", c.Fence.KillGuests[0]); err != nil {
+			return err
+		}
 	}
-	for _, d := range c.Guests.Drivers {
+	for i, d := range c.Guests.Drivers {
 		if !contains(DriverNames, d) {
 			return fmt.Errorf("[guests] drivers: unknown driver %q; use any of %s", d, strings.Join(DriverNames, ", "))
 		}
+		if contains(c.Guests.Drivers[:i], d) {
+			return fmt.Errorf("[guests] drivers names %q twice; name each driver once", d)
+		}
 	}
-	if contains(c.Guests.Drivers, "exec") && (len(c.Guests.Exec) == 0 || !filepath.IsAbs(c.Guests.Exec[0])) {
-		return errors.New("[guests] drivers names exec: set [guests] exec to the script's argv, starting with its absolute path")
+	if c.Guests.Root != "" {
+		if fi, err := os.Stat(c.Guests.Root); err != nil {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("[guests] root %s: %v; the guest side waits for it (is the cluster root mounted?)", c.Guests.Root, err))
+		} else if !fi.IsDir() {
+			return fmt.Errorf("[guests] root %s is not a directory; name the cluster root's mount point", c.Guests.Root)
+		}
+	}
+	if contains(c.Guests.Drivers, "exec") {
+		if len(c.Guests.Exec) == 0 {
+			return errors.New("[guests] drivers names exec: set [guests] exec to the script's argv, starting with its absolute path")
+		}
+		if err := executable("[guests] exec", c.Guests.Exec[0]); err != nil {
+			return err
+		}
 	}
 	if c.Guests.OpTimeout.Duration < 0 {
 		return fmt.Errorf("[guests] op_timeout is %v; it must be positive", c.Guests.OpTimeout.Duration)
@@ -268,6 +330,22 @@ func (c *Config) validate() error {
 	}
 	if !contains(formats, c.Log.Format) {
 		return fmt.Errorf("[log] format is %q; use one of %s", c.Log.Format, strings.Join(formats, ", "))
+	}
+	return nil
+}
+
+// executable checks that a hook or script named by key exists and can be
+// run: found missing only when the fence needs it would be too late.
+func executable(key, path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s: %q must be an absolute path", key, path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %v; install it or fix the path", key, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s: %s is not an executable file (mode %v)", key, path, fi.Mode())
 	}
 	return nil
 }

@@ -77,6 +77,10 @@ func TestPackagedExampleParses(t *testing.T) {
 }
 
 func TestWatchdogAndFence(t *testing.T) {
+	hook := filepath.Join(t.TempDir(), "kill-ha-guests")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Parse("/etc/hbfence/h.toml", []byte(`
 [heartbeat]
 path = "/OVS/.server_pool_hb"
@@ -84,7 +88,7 @@ path = "/OVS/.server_pool_hb"
 device = "wd.fifo"
 timeout = "2s"
 [fence]
-kill_guests = ["/usr/libexec/hbfence/kill-ha-guests", "--all"]
+kill_guests = ["`+hook+`", "--all"]
 kill_timeout = "1500ms"
 `))
 	if err != nil {
@@ -105,5 +109,56 @@ kill_timeout = "1500ms"
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.toml, err, tc.want)
 		}
+	}
+}
+
+// The rules of docs/configuration.md's bad-input table: each refused with
+// the key named, before any side effect.
+func TestBadInputRules(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "not-exec")
+	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	long := "/run/" + strings.Repeat("s", MaxSocketPath)
+	for _, tc := range []struct{ name, toml, want string }{
+		{"dotdot host", "[host]\nname = \"..\"\n", "[host] name"},
+		{"slash host", "[host]\nname = \"a/b\"\n", "contains '/'"},
+		{"traversal host", "[host]\nname = \"../../etc\"\n", "[host] name"},
+		{"option host", "[host]\nname = \"-sCMD\"\n", "begins with '-'"},
+		{"zero machine id", "[host]\nname = \"a\"\nmachine_id = \"00000000000000000000000000000000\"\n", "all zeroes"},
+		{"1ns watchdog", "[watchdog]\ntimeout = \"1ns\"\n", "whole number of seconds"},
+		{"499ms watchdog", "[watchdog]\ntimeout = \"499ms\"\n", "whole number of seconds"},
+		{"1.5s watchdog", "[watchdog]\ntimeout = \"1500ms\"\n", "whole number of seconds"},
+		{"0s watchdog", "[watchdog]\ntimeout = \"0s\"\n", "[watchdog] timeout is 0"},
+		{"0s op_timeout", "[guests]\nop_timeout = \"0s\"\n", "[guests] op_timeout is 0"},
+		{"0s kill_timeout", "[fence]\nkill_timeout = \"0s\"\n", "[fence] kill_timeout is 0"},
+		{"missing hook", "[fence]\nkill_guests = [\"/nonexistent/kill\"]\n", "install it or fix the path"},
+		{"hook not executable", "[fence]\nkill_guests = [\"" + notExec + "\"]\n", "not an executable file"},
+		{"relative root", "[guests]\nroot = \"ovs\"\n", "[guests] root \"ovs\" is relative"},
+		{"root a file", "[guests]\nroot = \"" + notExec + "\"\n", "is not a directory"},
+		{"driver twice", "[guests]\ndrivers = [\"xl\", \"xl\"]\n", "names \"xl\" twice"},
+		{"exec script missing", "[guests]\ndrivers = [\"exec\"]\nexec = [\"/nonexistent/guestctl\"]\n", "[guests] exec"},
+		{"socket too long", "[control]\nsocket = \"" + long + "\"\n", "at most 107"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(filepath.Join(dir, "h.toml"), []byte("[heartbeat]\npath = \"/OVS/.server_pool_hb\"\n"+tc.toml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat("/run/" + strings.Repeat("s", MaxSocketPath)); err == nil {
+		t.Error("the too-long socket's path exists")
+	}
+}
+
+// A cluster root that is not there yet is a warning, not an error: the
+// daemon may start before the mount.
+func TestMissingRootWarns(t *testing.T) {
+	c, err := Parse("/etc/hbfence/h.toml", []byte("[heartbeat]\npath = \"/OVS/.server_pool_hb\"\n[guests]\nroot = \"/nonexistent/ovs\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "[guests] root /nonexistent/ovs") {
+		t.Errorf("warnings %q, want one naming [guests] root", c.Warnings)
 	}
 }

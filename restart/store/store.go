@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -265,12 +264,4 @@ func (s *Store) Hosts() ([]string, error) {
 	return out, nil
 }
 
-func validName(host string) error {
-	if err := ondisk.ValidHostName(host); err != nil {
-		return err
-	}
-	if strings.ContainsAny(host, "/\x00") || host == "." || host == ".." {
-		return fmt.Errorf("host name %q cannot name a file", host)
-	}
-	return nil
-}
+func validName(host string) error { return ondisk.ValidHostName(host) }
