@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -35,9 +36,19 @@ type Handler func(ctx context.Context, args json.RawMessage) (any, error)
 // Server serves the control socket.
 type Server struct {
 	path     string
-	ln       net.Listener
+	ln       *net.UnixListener
+	ino      uint64 // the socket file's inode, to remove only our own
 	handlers map[string]Handler
+	slots    chan struct{} // one token per connection being served
 }
+
+// MaxRequest is the longest request line the daemon reads; MaxConns the
+// number of connections it serves at once (more wait in the backlog).
+// Both keep a local flood from taking the daemon's memory or threads.
+const (
+	MaxRequest = 64 << 10
+	MaxConns   = 16
+)
 
 // Listen creates the socket at path (mode 0600; the directory is created
 // with mode 0700 if missing). A stale socket left by a dead daemon is
@@ -46,20 +57,47 @@ func Listen(path string, handlers map[string]Handler) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s: another daemon is answering on it", path)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("[control] socket %s: a %s is there, not a socket; it is left alone: choose another path or remove it yourself", path, kindOf(fi))
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: another daemon is answering on it", path)
+		}
+		// A socket nobody answers on: a dead daemon's.
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("control socket %s: removing the stale socket: %w", path, err)
+		}
 	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	ln.SetUnlinkOnClose(false) // Close removes it only if it is still ours
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	return &Server{path: path, ln: ln, handlers: handlers}, nil
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return &Server{path: path, ln: ln, ino: st.Ino, handlers: handlers, slots: make(chan struct{}, MaxConns)}, nil
+}
+
+func kindOf(fi os.FileInfo) string {
+	switch {
+	case fi.IsDir():
+		return "directory"
+	case fi.Mode().IsRegular():
+		return "regular file"
+	case fi.Mode()&os.ModeSymlink != 0:
+		return "symbolic link"
+	default:
+		return "file of mode " + fi.Mode().String()
+	}
 }
 
 // Serve answers connections until ctx is done.
@@ -69,18 +107,30 @@ func (s *Server) Serve(ctx context.Context) {
 		s.ln.Close()
 	}()
 	for {
-		c, err := s.ln.Accept()
-		if err != nil {
+		select { // at most MaxConns served at once; the rest wait in the backlog
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
 			return
 		}
-		go s.serve(ctx, c)
+		c, err := s.ln.Accept()
+		if err != nil {
+			<-s.slots
+			return
+		}
+		go func() {
+			defer func() { <-s.slots }()
+			s.serve(ctx, c)
+		}()
 	}
 }
 
 // Close stops listening and removes the socket.
 func (s *Server) Close() error {
 	err := s.ln.Close()
-	os.Remove(s.path)
+	var st syscall.Stat_t
+	if syscall.Lstat(s.path, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK && st.Ino == s.ino {
+		os.Remove(s.path)
+	}
 	return err
 }
 
@@ -89,7 +139,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var req Request
 	resp := Response{}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
+	line, err := readLine(bufio.NewReader(c))
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
@@ -110,6 +160,22 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 	}
 	b, _ := json.Marshal(resp)
 	c.Write(append(b, '\n'))
+}
+
+// readLine reads one request line of at most MaxRequest bytes.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > MaxRequest {
+			return nil, fmt.Errorf("request longer than %d bytes", MaxRequest)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return line, err
+	}
 }
 
 // Call sends one command to the daemon at socket and decodes its result

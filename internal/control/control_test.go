@@ -1,13 +1,16 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCallRoundTrip(t *testing.T) {
@@ -56,14 +59,103 @@ func TestCallRoundTrip(t *testing.T) {
 
 func TestListenReplacesStaleSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "c.sock")
-	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+	stale, err := net.Listen("unix", sock)
+	if err != nil {
 		t.Fatal(err)
 	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close() // a dead daemon's socket: the file stays, nobody answers
 	srv, err := Listen(sock, nil)
 	if err != nil {
-		t.Fatalf("stale socket file not replaced: %v", err)
+		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	srv.Close()
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("Close left the socket: %v", err)
+	}
+}
+
+// [control] socket naming something that is not a socket (even the pool's
+// heartbeat file) is refused and left as it was, at Listen and at Close.
+func TestListenNeverRemovesWhatIsNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, ".server_pool_hb")
+	os.WriteFile(file, []byte("pool"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.Mkdir(empty, 0o700)
+	for _, p := range []string{file, empty} {
+		if srv, err := Listen(p, nil); err == nil {
+			srv.Close()
+			t.Errorf("Listen(%s) accepted a non-socket", p)
+		} else if !strings.Contains(err.Error(), "not a socket") {
+			t.Errorf("Listen(%s): %v, want it to say what is there", p, err)
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "pool" {
+		t.Errorf("the file was touched: %q %v", b, err)
+	}
+	if fi, err := os.Stat(empty); err != nil || !fi.IsDir() {
+		t.Errorf("the directory was touched: %v", err)
+	}
+}
+
+// Close removes the socket only while it is still this server's: a
+// successor that bound the path since keeps its socket.
+func TestCloseLeavesASuccessorsSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	srv, err := Listen(sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(sock)
+	next, err := Listen(sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	srv.Close()
+	if _, err := os.Lstat(sock); err != nil {
+		t.Errorf("the successor's socket is gone: %v", err)
+	}
+}
+
+// A request line longer than MaxRequest is refused without reading it all.
+func TestRequestSizeBounded(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	srv, err := Listen(sock, map[string]Handler{"status": func(context.Context, json.RawMessage) (any, error) { return "ok", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() { // far more than MaxRequest, no newline
+		buf := make([]byte, 1<<20)
+		for i := range buf {
+			buf[i] = 'a'
+		}
+		for i := 0; i < 8; i++ {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil || !strings.Contains(string(line), "longer than") {
+		t.Errorf("answer %q %v, want a refusal of the long request", line, err)
+	}
+	// And the server still answers a good request.
+	var out string
+	if err := Call(context.Background(), sock, "status", nil, &out); err != nil || out != "ok" {
+		t.Errorf("after the long request: %q %v", out, err)
+	}
 }
 
 func TestCallNoDaemon(t *testing.T) {
