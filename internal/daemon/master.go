@@ -45,12 +45,12 @@ func (ms *masterSide) onRead(issued, done time.Time, peers []liveness.Peer) {
 // beforeLeave gives the role up on a clean stop, so that another host
 // takes over at once, and waits until no lease write can still land: only
 // then may "left" be written. It runs while the member still renews.
-func (ms *masterSide) beforeLeave() {
+func (ms *masterSide) beforeLeave(within time.Duration) {
 	r := ms.runner()
 	if r == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*ms.t.IOTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	if err := r.Release(ctx); err != nil {
 		ms.log.Warn().Err(err).Msg("releasing the master lease before leaving; the others take over once they read \"left\"")
