@@ -9,13 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hbfence/hbfence/fence"
@@ -64,24 +61,12 @@ type AreaInfo struct {
 	Slots      uint32 `json:"slots"`
 }
 
-// Logger builds the daemon's logger from the configuration.
-func Logger(c *config.Config, w io.Writer) zerolog.Logger {
-	lvl, _ := zerolog.ParseLevel(c.Log.Level)
-	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
-	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.DurationFieldInteger = true
-	if c.Log.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
-}
-
 // Run runs the daemon until SIGTERM or SIGINT (a clean leave) or a fatal
-// error.
-func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+// error. Signals: signals.go.
+func Run(ctx context.Context, c *config.Config, version string, logs *Logs) error {
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	d, err := open(c, version, log)
+	d, err := open(c, version, logs)
 	if err != nil {
 		return err
 	}
@@ -89,6 +74,9 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	if err := d.serve(); err != nil {
 		return err
 	}
+	sigCtx, sigStop := context.WithCancel(context.Background())
+	defer sigStop()
+	go d.signals(sigCtx, stop)
 	if sd, err := watchdog.NewSystemd(); err == nil {
 		go feedSystemd(ctx, sd, d.currentFencing, d.t, d.log)
 	} else if !errors.Is(err, watchdog.ErrNoSystemdWatchdog) {
@@ -104,6 +92,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 type Daemon struct {
 	c       *config.Config
 	version string
+	logs    *Logs
 	// log names the host; memberLog does not (the member adds it).
 	log, memberLog zerolog.Logger
 	self           join.Identity
@@ -143,8 +132,9 @@ type incarnation struct {
 
 // open takes the instance lock and opens everything that lives as long as
 // the process, checking the pool's rules.
-func open(c *config.Config, version string, log zerolog.Logger) (d *Daemon, err error) {
-	d = &Daemon{c: c, version: version, memberLog: log, unlock: func() {}}
+func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
+	log := logs.Logger()
+	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, unlock: func() {}}
 	defer func() {
 		if err != nil {
 			d.close()

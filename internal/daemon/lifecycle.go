@@ -304,3 +304,8 @@ func (d *Daemon) end(in *incarnation, dutiesStop context.CancelFunc) {
 	}
 	in.ms.stop()
 }
+
+// requestUpgrade asks the lifecycle to re-execute the binary (SIGUSR1).
+func (d *Daemon) requestUpgrade() {
+	d.log.Warn().Msg("upgrade by SIGUSR1 is not built yet: ignored")
+}
