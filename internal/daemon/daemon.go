@@ -72,6 +72,9 @@ func Run(ctx context.Context, c *config.Config, version string, logs *Logs) erro
 	}
 	defer d.close()
 	if err := d.serve(); err != nil {
+		if d.hv != nil {
+			return d.refuse(err)
+		}
 		return err
 	}
 	sigCtx, sigStop := context.WithCancel(context.Background())
@@ -98,7 +101,9 @@ type Daemon struct {
 	self           join.Identity
 	dur            durations
 
-	unlock     func()
+	// lockFile holds the instance lock (lockInstance) for as long as
+	// the process lives, across re-execs.
+	lockFile   *os.File
 	a          *area.Area // the heartbeat's open
 	h          ondisk.Header
 	t          timing.Params
@@ -113,6 +118,18 @@ type Daemon struct {
 
 	srv     *control.Server
 	srvStop context.CancelFunc
+
+	// exe is the installed binary an upgrade exec's (upgrade.go), and
+	// how it was found; upgrade carries SIGUSR1 to the lifecycle.
+	exe, exeSource string
+	upgrade        chan struct{}
+	// hv is the previous image's hand-over, after an upgrade's exec;
+	// adopted: its watchdog was taken over here.
+	hv      *handover
+	adopted bool
+	// resume, when set, makes the next incarnation resume this slot
+	// instead of joining (after an upgrade, or a re-exec that failed).
+	resume *heartbeat.ResumeState
 
 	mu  sync.Mutex
 	cur *incarnation
@@ -131,52 +148,93 @@ type incarnation struct {
 }
 
 // open takes the instance lock and opens everything that lives as long as
-// the process, checking the pool's rules.
+// the process, checking the pool's rules. After an upgrade's exec it takes
+// them over from the previous image instead (upgrade.go), and checks the
+// pool's rules again: if they no longer hold it fences (refuse) and fails.
 func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	log := logs.Logger()
-	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, unlock: func() {}}
+	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
+			if d.hv != nil {
+				err = d.refuse(err)
+			}
 			d.close()
 		}
 	}()
+	d.log = log.With().Str("host", c.Host.Name).Logger()
+	d.exe, d.exeSource = executable()
+	if d.hv, err = takeHandover(); err != nil {
+		return nil, err
+	}
 	d.self, err = identity(c, version)
 	if err != nil {
 		return nil, err
 	}
-	d.unlock, err = lockInstance(c.Control.Socket + ".lock")
+	if d.hv != nil {
+		d.lockFile, err = adoptLock(d.hv.LockFD, c.Control.Socket+".lock")
+	} else {
+		d.lockFile, err = lockInstance(c.Control.Socket + ".lock")
+	}
 	if err != nil {
 		return nil, err
 	}
 
-	d.a, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	if d.hv != nil {
+		d.a, err = area.FromFile(os.NewFile(uintptr(d.hv.AreaFD), c.Heartbeat.Path), c.Heartbeat.Path, c.Heartbeat.Offset)
+	} else {
+		d.a, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	}
 	if err != nil {
 		return nil, err
 	}
 	d.h = d.a.Header()
 	d.t = d.h.Timing
 	d.dur = durationsOf(d.t, c)
+	d.log = log.With().Str("host", d.self.Name).Logger()
+
+	d.wd, err = openWatchdog(c, d.t)
+	if err != nil {
+		return nil, err
+	}
+	if d.hv != nil {
+		// Feed at once: the old image fed just before its exec.
+		if err := d.wd.(*backend).adopt(d.hv.Watchdog); err != nil {
+			return nil, err
+		}
+		d.adopted = d.hv.Watchdog != nil
+		if got := d.h.PoolUUID.String(); got != d.hv.Pool {
+			return nil, fmt.Errorf("%s: the area's header names pool %s, the previous image ran in pool %s: the area was replaced", c.Heartbeat.Path, got, d.hv.Pool)
+		}
+		if err := d.t.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: pool timing in the header: %w", c.Heartbeat.Path, err)
+		}
+	}
 	// The master lease does its I/O on an open of its own: the
 	// heartbeat's rounds never wait behind a ballot, and a stuck lease
 	// I/O blocks only the lease.
-	d.la, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	if d.hv != nil {
+		d.la, err = area.FromFile(os.NewFile(uintptr(d.hv.LeaseFD), c.Heartbeat.Path), c.Heartbeat.Path, c.Heartbeat.Offset)
+	} else {
+		d.la, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	}
 	if err != nil {
 		return nil, err
 	}
 	d.leaseStore = lease.NewAreaStorage(d.la)
 	// The member adds the host field to its own lines; the daemon's
 	// lines get it here.
-	d.log = log.With().Str("host", d.self.Name).Logger()
 	h := d.h
 	d.log.Info().Str("path", c.Heartbeat.Path).Int64("offset", c.Heartbeat.Offset).
 		Str("pool", h.PoolUUID.String()).Uint32("slots", h.SlotCount).Uint32("sector_size", h.SectorSize).
 		Str("profile", h.Profile).Str("timing", h.Timing.String()).Str("version", version).
 		Msg("starting")
-
-	d.wd, err = openWatchdog(c, d.t)
-	if err != nil {
-		return nil, err
+	if d.hv != nil {
+		d.log.Info().Str("from_version", d.hv.FromVersion).Int("pid", os.Getpid()).Str("exe", d.hv.Exe).Str("exe_source", d.hv.ExeSource).
+			Dur("exec_took_ms", time.Duration(monoNow()-d.hv.ExecMono)).Int("slot", d.hv.Member.Slot).
+			Msg("upgrade: this is the new image; resuming the slot without a join")
 	}
+
 	if err := fence.CheckWatchdog(d.t, d.wd.Effective()); err != nil {
 		return nil, fmt.Errorf("%s: refusing to join the pool: %w", c.Path, err)
 	}
@@ -201,6 +259,9 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		// (if any): a fence must leave nothing of the pool running here.
 		d.killer = bothKillers{driverKiller{drivers: d.drv}, d.killer}
 	}
+	if d.hv != nil {
+		d.resume = &d.hv.Member
+	}
 	return d, nil
 }
 
@@ -221,7 +282,9 @@ func (d *Daemon) close() {
 	if d.a != nil {
 		d.a.Close()
 	}
-	d.unlock()
+	if d.lockFile != nil {
+		d.lockFile.Close()
+	}
 }
 
 func (d *Daemon) current() *incarnation {
@@ -260,7 +323,7 @@ func (d *Daemon) currentAgent() *agent.Agent {
 // serve answers the control socket; every command asks the current
 // incarnation.
 func (d *Daemon) serve() error {
-	srv, err := control.Listen(d.c.Control.Socket, map[string]control.Handler{
+	handlers := map[string]control.Handler{
 		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return fenceHost(ctx, d.currentFencing(), d.currentMaster(), d.t, args)
 		},
@@ -277,7 +340,14 @@ func (d *Daemon) serve() error {
 			return evacuate(d.currentAgent(), d.currentMaster(), d.currentFencing(), args)
 		},
 		"status": func(context.Context, json.RawMessage) (any, error) { return d.status(), nil },
-	})
+	}
+	var srv *control.Server
+	var err error
+	if d.hv != nil {
+		srv, err = control.FromFile(d.c.Control.Socket, os.NewFile(uintptr(d.hv.ListenerFD), d.c.Control.Socket), handlers)
+	} else {
+		srv, err = control.Listen(d.c.Control.Socket, handlers)
+	}
 	if err != nil {
 		return err
 	}
@@ -355,8 +425,9 @@ func identity(c *config.Config, version string) (join.Identity, error) {
 // lockInstance takes an exclusive lock that lives as long as this process:
 // it proves that no other daemon of this machine runs with this control
 // socket, so a slot bearing this host's name and machine id was written by
-// a dead incarnation of this very daemon.
-func lockInstance(path string) (func(), error) {
+// a dead incarnation of this very daemon. The lock is the open file: an
+// upgrade hands it to the new image (adoptLock).
+func lockInstance(path string) (*os.File, error) {
 	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock directory: %w", err)
 	}
@@ -368,7 +439,28 @@ func lockInstance(path string) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("another hbfence daemon on this machine holds %s (it uses the same control socket); stop it first", path)
 	}
-	return func() { f.Close() }, nil
+	return f, nil
+}
+
+// adoptLock takes over the instance lock the previous image held on fd,
+// and checks that it is still this process's lock on path.
+func adoptLock(fd int, path string) (*os.File, error) {
+	f := os.NewFile(uintptr(fd), path)
+	var a, b unix.Stat_t
+	if err := unix.Fstat(fd, &a); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock handed over (fd %d): %w", fd, err)
+	}
+	if err := unix.Stat(path, &b); err != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock handed over is not %s (%v)", path, err)
+	}
+	// Our own lock: taking it again on the same open succeeds at once.
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock handed over (%s): %w", path, err)
+	}
+	return f, nil
 }
 
 func dirOf(p string) string {

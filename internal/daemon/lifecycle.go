@@ -34,6 +34,9 @@ type ending struct {
 	first bool
 	// unsafe: there is no watchdog.
 	unsafe bool
+	// resume is the suspended slot of an incarnation stopped for an
+	// upgrade (outcome suspended).
+	resume *heartbeat.ResumeState
 }
 
 // stepKind is what the lifecycle does next.
@@ -43,6 +46,8 @@ const (
 	stepExit       stepKind = iota // return err from Run
 	stepJoin                       // wait, then join again as a new incarnation
 	stepAwaitReset                 // wait for the watchdog (or the stop), then return err
+	stepReexec                     // exec the installed binary; if that fails, resume here
+	stepResume                     // resume the suspended slot in this image (no join)
 )
 
 type step struct {
@@ -72,6 +77,13 @@ func next(e ending, d durations, cfgPath, areaPath string) step {
 	switch e.outcome {
 	case leftCleanly:
 		return step{kind: stepExit}
+	case suspended:
+		if e.stopped {
+			// Stopped while suspending: resume here, and the resumed
+			// incarnation leaves cleanly at once.
+			return step{kind: stepResume}
+		}
+		return step{kind: stepReexec}
 	case fenced:
 		if e.off {
 			return step{kind: stepExit, note: "fenced off by a poison pill: HA guests gone, watchdog disarmed; staying out of the pool until restarted"}
@@ -124,6 +136,16 @@ func (d *Daemon) lifecycle(ctx context.Context) error {
 		case stepAwaitReset:
 			<-ctx.Done()
 			return s.err
+		case stepReexec:
+			// Returns only if the exec failed: the old image resumes
+			// its slot (no join), as the new one would have.
+			err := d.reexec(*e.resume)
+			d.log.Error().Err(err).Msg("upgrade: the re-exec failed; this image resumes its slot and guests")
+			d.resume = e.resume
+			continue
+		case stepResume:
+			d.resume = e.resume
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -187,7 +209,7 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 		return nil, err
 	}
 	in.fc = &fencing{m: m, wd: d.wd, killer: d.killer, log: d.log, f: f, poison: poison,
-		orders: make(chan string, 1), onFence: ms.halt}
+		orders: make(chan string, 1), onFence: ms.halt, suspend: make(chan struct{}, 1)}
 	d.setCurrent(in)
 	return in, nil
 }
@@ -238,7 +260,18 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 		return ending{fatal: err}
 	}
 	m, fc := in.fc.m, in.fc
-	if err := m.Join(ctx); err != nil {
+	if rs := d.resume; rs != nil {
+		// After an upgrade (or a re-exec that failed): the slot is
+		// still ours, with its generation; no join.
+		d.resume = nil
+		if err := m.Resume(*rs); err != nil {
+			return ending{fatal: d.refuse(err)}
+		}
+		if age := time.Since(rs.LastRenewal); age >= d.t.RenewalFail {
+			// The fencer's rule, as for any renewal that lapsed.
+			fc.order(fmt.Sprintf("resumed after a re-exec whose last renewal is %v old, past renewal_fail (%v)", age.Round(time.Millisecond), d.t.RenewalFail))
+		}
+	} else if err := m.Join(ctx); err != nil {
 		return ending{joinErr: err}
 	}
 	dutiesStop, err := d.start(in, m.FirstRenewalBy())
@@ -252,17 +285,103 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 	memberCtx, memberStop := context.WithCancel(context.Background())
 	runEnded := make(chan struct{})
 	go func() {
-		select {
-		case <-ctx.Done():
-			d.leave(in, memberStop)
-		case <-runEnded:
+		for {
+			select {
+			case <-ctx.Done():
+				d.leave(in, memberStop)
+				return
+			case <-d.upgrade:
+				if d.prepareUpgrade(in, dutiesStop) {
+					return
+				}
+			case <-runEnded:
+				return
+			}
 		}
 	}()
 	o, runErr := fc.run(memberCtx)
 	close(runEnded)
 	memberStop()
 	d.end(in, dutiesStop)
-	return ending{outcome: o, runErr: runErr, off: fc.off, armErr: fc.armErr, stopped: ctx.Err() != nil}
+	e := ending{outcome: o, runErr: runErr, off: fc.off, armErr: fc.armErr, stopped: ctx.Err() != nil}
+	if o == suspended {
+		rs, err := m.Suspend()
+		if err != nil {
+			return ending{fatal: err}
+		}
+		e.resume = &rs
+	}
+	return e
+}
+
+// prepareUpgrade readies a running incarnation for a re-exec: the guest
+// agent halts (no guest touched: they run on, and the new image adopts
+// them), the master role is released (the next master takes over; the new
+// image may win it again) and the lease stops and becomes quiescent (no
+// lease write of this image may land after the new image writes), then
+// the member stops between two rounds. It returns false, and changes
+// nothing, when the upgrade cannot be tried.
+func (d *Daemon) prepareUpgrade(in *incarnation, dutiesStop context.CancelFunc) bool {
+	if err := checkExecutable(d.exe); err != nil {
+		d.log.Error().Err(err).Msg("upgrade refused, nothing changed")
+		return false
+	}
+	if st := in.fc.status(); st.State != fence.Healthy {
+		d.log.Error().Str("fence", st.State.String()).Msg("upgrade refused: this host is not healthy; nothing changed")
+		return false
+	}
+	if in.ar != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), d.dur.agentStop)
+		err := in.ar.halt(hctx)
+		cancel()
+		if err != nil {
+			// The agent's round is stuck: go on, it is halted for good
+			// either way and the new image adopts the guests.
+			d.log.Error().Err(err).Msg("upgrade: the guest agent did not stop in time")
+		}
+	}
+	dutiesStop()
+	in.ms.beforeLeave(d.dur.releaseWithin)
+	in.fc.suspend <- struct{}{}
+	return true
+}
+
+// requestUpgrade asks the lifecycle to re-execute the binary (SIGUSR1).
+func (d *Daemon) requestUpgrade() {
+	select {
+	case d.upgrade <- struct{}{}:
+	default:
+	}
+}
+
+// refuse is the new image's answer to a pool whose rules no longer hold
+// after an upgrade's exec (or a hand-over it cannot take): it fences as a
+// lapsed renewal does. The guests of the pool on this host are killed; if
+// they are confirmed gone, the watchdog is disarmed; if not, it is left
+// unfed and resets the machine.
+func (d *Daemon) refuse(cause error) error {
+	d.log.Error().Err(cause).Msg("upgrade: the new image cannot go on; FENCING: killing this host's guests")
+	killer := d.killer
+	if killer == nil {
+		killer = guestKiller(d.c, d.t.Watchdog)
+		if drv := drivers(d.c, d.c.Host.Name); len(drv) > 0 {
+			killer = bothKillers{driverKiller{drivers: drv}, killer}
+		}
+	}
+	bound := d.t.Watchdog
+	if bound <= 0 {
+		bound = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	err := killer.KillHAGuests(ctx, "upgrade refused: "+cause.Error())
+	cancel()
+	switch {
+	case err != nil:
+		d.log.Error().Err(err).Msg("the guests are not confirmed gone: the watchdog, no longer fed, resets this machine")
+	case d.adopted:
+		d.log.Warn().Err(d.wd.Disarm()).Msg("the guests are confirmed gone: watchdog disarmed")
+	}
+	return fmt.Errorf("upgrade refused (%w): this host fenced", cause)
 }
 
 // leave is the clean stop of a running incarnation: stop the guests and
@@ -303,9 +422,4 @@ func (d *Daemon) end(in *incarnation, dutiesStop context.CancelFunc) {
 		cancel()
 	}
 	in.ms.stop()
-}
-
-// requestUpgrade asks the lifecycle to re-execute the binary (SIGUSR1).
-func (d *Daemon) requestUpgrade() {
-	d.log.Warn().Msg("upgrade by SIGUSR1 is not built yet: ignored")
 }

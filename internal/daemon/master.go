@@ -16,7 +16,6 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 )
 
 // masterSide is one incarnation's part in the master role: its lease
@@ -181,14 +180,6 @@ func (ms *masterSide) duties(ctx context.Context, r *master.Runner) {
 		case <-tick.C:
 		}
 	}
-}
-
-func monoNow() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return ts.Nano()
 }
 
 // MoveRequest is the argument of the control command "master.move".

@@ -3,6 +3,8 @@ package lab_test
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/internal/lab"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
 )
 
 // SIGHUP reloads [log] from the configuration file and says which other
@@ -58,8 +62,9 @@ func TestSignalsReloadAndIgnore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Renewals go on for longer than renewal_fail (fast profile: 1.5 s)
-	// after the signals, as s2 reads them: a stopped daemon would have
+	// Renewals go on for 3 s
+	// after the signals, as s2 reads them (fast profile: renewal_fail 3 s,
+	// watchdog 2 s): a stopped daemon would have
 	// fenced or been reset by then.
 	seq0 := seqSeen(t, hosts[1], "s1")
 	err = lab.WaitUntil(context.Background(), 10*time.Second, 50*time.Millisecond, "s1 renewing for 3 s after the signals", func() (bool, error) {
@@ -97,4 +102,196 @@ func seqSeen(t *testing.T, observer *lab.Host, peer string) uint64 {
 	}
 	t.Fatalf("%s does not see %s", observer.Name, peer)
 	return 0
+}
+
+// installBinaries copies the test's hbfence and hbfence-wdsim into a
+// directory of the test's own, as an RPM installs them: the upgrade test
+// replaces that copy, not the binary the other tests run.
+func installBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range []string{"hbfence", "hbfence-wdsim"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(binary), n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "hbfence")
+}
+
+// An upgrade as an RPM and an operator do it: the installed binary is
+// replaced by a newly built one (a rename over the path), and SIGUSR1
+// makes the running daemon re-execute it in place. The daemon is the
+// master's host, running HA guests: every guest keeps its process (one
+// writer on its disk, never interrupted), nothing is placed elsewhere, no
+// fence and no reset, the daemon keeps its pid, its slot and its
+// generation, and its slot now names the new version. Figures: guest
+// interruptions, and the longest gap between two changes of its slot's
+// sequence as another host reads them.
+func TestUpgradeBySIGUSR1KeepsGuests(t *testing.T) {
+	installed := installBinaries(t)
+	const newVersion = "0.2.0-upgraded"
+	args := []string{"build", "-ldflags", "-X main.version=" + newVersion, "-o", installed + ".rpmnew"}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "github.com/hbfence/hbfence/cmd/hbfence")...).CombinedOutput(); err != nil {
+		t.Fatalf("building the new version: %v\n%s", err, out)
+	}
+
+	p := newPool(t, lab.Options{Watchdog: true, Guests: true, Binary: installed})
+	hosts := startHosts(t, p, "u1", "u2", "u3")
+	waitAllArmed(t, hosts...)
+	m, _ := waitActing(t, hosts, 0, 2*hostDead)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guests []lab.GuestSpec
+	for _, n := range []string{"g1", "g2", "g3"} {
+		guests = append(guests, lab.GuestSpec{Name: n, HA: true, Placement: "manual", Preferred: []string{m.Name}})
+	}
+	guests = append(guests, lab.GuestSpec{Name: "g4", HA: true})
+	if err := p.AddGuests(context.Background(), m, self, guests...); err != nil {
+		t.Fatal(err)
+	}
+	before := waitGuests(t, m, 10*time.Second, "every guest running", func(gs map[string]agent.GuestStatus) bool {
+		for _, g := range guests {
+			if gs[g.Name].State != restart.Running {
+				return false
+			}
+		}
+		return true
+	})
+	var observer *lab.Host
+	for _, h := range hosts {
+		if h != m {
+			observer = h
+			break
+		}
+	}
+	stBefore, err := m.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := m.DaemonPID()
+
+	// Watch m's slot from the observer, every 20 ms, from before the
+	// upgrade to well after it.
+	type seen struct {
+		at  time.Time
+		seq uint64
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan []seen, 1)
+	go func() {
+		var out []seen
+		for watchCtx.Err() == nil {
+			if st, err := observer.Status(watchCtx); err == nil {
+				for _, h := range st.Hosts {
+					if h.Name == m.Name && (len(out) == 0 || out[len(out)-1].seq != h.Sequence) {
+						out = append(out, seen{time.Now(), h.Sequence})
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		watched <- out
+	}()
+	time.Sleep(4 * interval)
+
+	// The package manager replaces the file: a rename over the path.
+	if err := os.Rename(installed+".rpmnew", installed); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SignalDaemon(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	err = lab.WaitUntil(context.Background(), 10*time.Second, 20*time.Millisecond, m.Name+" running the new version", func() (bool, error) {
+		st, err := m.Status(context.Background())
+		return err == nil && st.Version == newVersion && st.Joined && st.Watchdog.Armed, nil
+	})
+	if err != nil {
+		stopWatch()
+		t.Fatalf("%v\n%s", err, lastLines(m.Log(), "", 30))
+	}
+	// Several rounds of every host and of a master after the upgrade.
+	err = lab.WaitUntil(context.Background(), 20*time.Second, 50*time.Millisecond, "a master acting again", func() (bool, error) {
+		_, _, _, err := lab.WaitActing(context.Background(), hosts, stBefore.Master.Epoch, 100*time.Millisecond)
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Log(err)
+	}
+	for end := time.Now().Add(12 * interval); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		gs, err := observer.Guests(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range guests {
+			if gs[g.Name].State != restart.Running || gs[g.Name].Host != before[g.Name].Host {
+				t.Fatalf("%s after the upgrade: %+v; want still running on %s", g.Name, gs[g.Name], before[g.Name].Host)
+			}
+		}
+	}
+	stopWatch()
+	obs := <-watched
+
+	after, err := m.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Exited() || after.PID != pid || m.DaemonPID() != pid {
+		t.Fatalf("daemon pid %d → %d (exited %v): the upgrade must keep the process", pid, after.PID, m.Exited())
+	}
+	if after.Slot != stBefore.Slot || after.Generation != stBefore.Generation {
+		t.Fatalf("slot/generation %d/%d after the upgrade, want %d/%d (no new join)", after.Slot, after.Generation, stBefore.Slot, stBefore.Generation)
+	}
+	if after.Fence == nil || after.Fence.State != fence.Healthy || len(m.Resets()) > 0 {
+		t.Fatalf("fence %+v, resets %+v after the upgrade", after.Fence, m.Resets())
+	}
+	var agentSeen string
+	var gapMax time.Duration
+	if st, err := observer.Status(context.Background()); err == nil {
+		for _, h := range st.Hosts {
+			if h.Name == m.Name {
+				agentSeen = h.Agent
+				if h.Generation != stBefore.Generation || h.State.String() != "live" {
+					t.Errorf("%s sees %s as %v generation %d", observer.Name, m.Name, h.State, h.Generation)
+				}
+			}
+		}
+	}
+	if agentSeen != newVersion {
+		t.Errorf("%s reads agent %q in %s's slot, want %q", observer.Name, agentSeen, m.Name, newVersion)
+	}
+	for i := 1; i < len(obs); i++ {
+		gapMax = max(gapMax, obs[i].at.Sub(obs[i-1].at))
+	}
+	all := checkDisks(t, p, "g1", "g2", "g3", "g4")
+	interruptions := 0
+	for _, g := range guests {
+		w := all[g.Name]
+		if len(w) != 1 {
+			interruptions += len(w) - 1
+			t.Errorf("%s's disk shows writers %+v: want one process, never restarted", g.Name, w)
+		}
+	}
+	log := m.Log()
+	for _, want := range []string{"upgrade: re-executing the installed binary", "upgrade: this is the new image", "resumed the slot of the previous image"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("%s's log lacks %q", m.Name, want)
+		}
+	}
+	if strings.Contains(log, "joined the pool\"") && strings.Count(log, "\"joined the pool\"") > 1 {
+		t.Errorf("%s joined again", m.Name)
+	}
+	if os.Getenv("HBFENCE_SHOW_LOG") != "" {
+		t.Logf("log of %s:\n%s", m.Name, lastLines(log, "", 60))
+	}
+	t.Logf("FIGURES upgrade of %s (master, %d guests): guest interruptions %d; longest gap between two sequence changes seen by %s: %v (interval %v, renewal_fail 3s); %d changes observed",
+		m.Name, len(guests), interruptions, observer.Name, gapMax.Round(time.Millisecond), interval, len(obs))
 }
