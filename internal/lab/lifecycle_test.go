@@ -295,3 +295,65 @@ func TestUpgradeBySIGUSR1KeepsGuests(t *testing.T) {
 	t.Logf("FIGURES upgrade of %s (master, %d guests): guest interruptions %d; longest gap between two sequence changes seen by %s: %v (interval %v, renewal_fail 3s); %d changes observed",
 		m.Name, len(guests), interruptions, observer.Name, gapMax.Round(time.Millisecond), interval, len(obs))
 }
+
+// An upgrade whose exec fails (the file installed is not a program the
+// kernel runs): the old image takes everything back and resumes its slot,
+// with its generation, its guests and its watchdog, and says why.
+func TestUpgradeExecFailsResumes(t *testing.T) {
+	installed := installBinaries(t)
+	p := newPool(t, lab.Options{Watchdog: true, Guests: true, Binary: installed})
+	hosts := startHosts(t, p, "f1", "f2")
+	waitAllArmed(t, hosts...)
+	m, _ := waitActing(t, hosts, 0, 2*hostDead)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests := []lab.GuestSpec{{Name: "e1", HA: true, Placement: "manual", Preferred: []string{m.Name}}}
+	if err := p.AddGuests(context.Background(), m, self, guests...); err != nil {
+		t.Fatal(err)
+	}
+	waitGuests(t, m, 10*time.Second, "e1 running", func(gs map[string]agent.GuestStatus) bool {
+		return gs["e1"].State == restart.Running
+	})
+	before, err := m.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed+".rpmnew", []byte("\x00\x01 not a program\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(installed+".rpmnew", installed); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SignalDaemon(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	err = lab.WaitUntil(context.Background(), 10*time.Second, 20*time.Millisecond, "the old image resumed", func() (bool, error) {
+		return strings.Contains(m.Log(), "the re-exec failed; this image resumes") && strings.Contains(m.Log(), "resumed the slot of the previous image"), nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, lastLines(m.Log(), "", 30))
+	}
+	seq0 := seqSeen(t, hosts[1], m.Name)
+	err = lab.WaitUntil(context.Background(), 10*time.Second, 50*time.Millisecond, "renewing for 3 s after the failed exec", func() (bool, error) {
+		return seqSeen(t, hosts[1], m.Name) >= seq0+12, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := m.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Generation != before.Generation || after.Version != before.Version || after.Fence == nil || after.Fence.State != fence.Healthy || !after.Watchdog.Armed || len(m.Resets()) > 0 {
+		t.Fatalf("after the failed exec: gen %d version %s fence %+v watchdog %+v resets %v; before gen %d", after.Generation, after.Version, after.Fence, after.Watchdog, m.Resets(), before.Generation)
+	}
+	gs, err := hosts[1].Guests(context.Background())
+	if err != nil || gs["e1"].State != restart.Running || gs["e1"].Host != m.Name {
+		t.Fatalf("e1 after the failed exec: %+v (%v)", gs["e1"], err)
+	}
+	if w := checkDisks(t, p, "e1")["e1"]; len(w) != 1 {
+		t.Fatalf("e1's disk shows writers %+v, want one", w)
+	}
+}
