@@ -1,7 +1,3 @@
-// Package daemon wires the heartbeat member to its edges: the
-// configuration, the heartbeat area on storage, the local lock, the control
-// socket, signals and logging. Its one piece of logic is the lifecycle of a
-// host's daemon (doc.go): which incarnation runs, and how one ends.
 package daemon
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hbfence/hbfence/fence"
@@ -11,6 +12,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/lease"
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
+	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/restart/agent"
 )
 
@@ -326,6 +328,10 @@ func (d *Daemon) prepareUpgrade(in *incarnation, dutiesStop context.CancelFunc) 
 		d.log.Error().Err(err).Msg("upgrade refused, nothing changed")
 		return false
 	}
+	if err := d.checkUpgradeConfig(); err != nil {
+		d.log.Error().Err(err).Msg("upgrade refused, nothing changed")
+		return false
+	}
 	if st := in.fc.status(); st.State != fence.Healthy {
 		d.log.Error().Str("fence", st.State.String()).Msg("upgrade refused: this host is not healthy; nothing changed")
 		return false
@@ -344,6 +350,28 @@ func (d *Daemon) prepareUpgrade(in *incarnation, dutiesStop context.CancelFunc) 
 	in.ms.beforeLeave(d.dur.releaseWithin)
 	in.fc.suspend <- struct{}{}
 	return true
+}
+
+// checkUpgradeConfig refuses an upgrade whose new image would read a
+// configuration it cannot resume with: another host, another area, another
+// control socket or another watchdog than the open ones it is handed.
+func (d *Daemon) checkUpgradeConfig() error {
+	nc, err := config.Load(d.c.Path)
+	if err != nil {
+		return fmt.Errorf("the new image would read %s, which is not valid: %w", d.c.Path, err)
+	}
+	var bad []string
+	for _, k := range changedKeys(d.c, nc) {
+		for _, sec := range []string{"[host] ", "[heartbeat] ", "[control] ", "[watchdog] "} {
+			if strings.HasPrefix(k, sec) {
+				bad = append(bad, k)
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s changes %s since this daemon started: an upgrade hands over the open area, socket and watchdog and keeps the slot, so these need a restart (systemctl restart hbfence), or undo them", d.c.Path, strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // requestUpgrade asks the lifecycle to re-execute the binary (SIGUSR1).

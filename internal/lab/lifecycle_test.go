@@ -57,6 +57,20 @@ func TestSignalsReloadAndIgnore(t *testing.T) {
 	if log := h.Log(); !strings.Contains(log, "needs a restart: [fence] kill_timeout") || !strings.Contains(log, `"applied":["[log] level"]`) {
 		t.Fatalf("the reload did not say what it applied and what needs a restart:\n%s", lastLines(log, "", 20))
 	}
+	// An upgrade while the file names another control socket is refused
+	// before anything stops.
+	if err := os.WriteFile(h.Config, []byte(strings.Replace(cfg, "hbfence.sock", "other.sock", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SignalDaemon(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	err = lab.WaitUntil(context.Background(), 5*time.Second, 20*time.Millisecond, "the upgrade refused", func() (bool, error) {
+		return strings.Contains(h.Log(), "upgrade refused, nothing changed") && strings.Contains(h.Log(), "[control] socket"), nil
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, lastLines(h.Log(), "", 10))
+	}
 	for _, sig := range []syscall.Signal{syscall.SIGUSR2, syscall.SIGPIPE, syscall.SIGQUIT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGALRM, syscall.SIGXFSZ} {
 		if err := h.SignalDaemon(sig); err != nil {
 			t.Fatal(err)
