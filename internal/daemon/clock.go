@@ -6,18 +6,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The daemon's absolute clock readings: the mono_ns of its log lines, and
-// the last renewal's issue time handed from one image of the process to
-// the next across a re-exec. Go's time.Time carries a monotonic reading
-// relative to the process, which an exec does not keep; these functions
-// convert through the kernel clock. Safety times move to
-// CLOCK_MONOTONIC_RAW in one place: here (safetyClock).
-const safetyClock = unix.CLOCK_MONOTONIC
+// The daemon's absolute clock readings: the mono_ns of its log lines (the
+// lab compares them with CLOCK_MONOTONIC), and the last renewal's issue
+// time handed from one image of the process to the next across a re-exec.
+// Go's time.Time carries a monotonic reading relative to the process,
+// which an exec does not keep; toMono and fromMono convert it through the
+// kernel clock that reading is taken on (CLOCK_MONOTONIC). When the safety
+// times become CLOCK_MONOTONIC_RAW readings of their own, the hand-over
+// carries those as they are, and only toMono and fromMono change: they
+// are the one place the hand-over's clock is named.
+const handoverClock = unix.CLOCK_MONOTONIC
 
 // monoNow is the kernel clock's reading now, in nanoseconds.
 func monoNow() int64 {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(safetyClock, &ts); err != nil {
+	if err := unix.ClockGettime(handoverClock, &ts); err != nil {
 		return 0
 	}
 	return ts.Nano()

@@ -139,6 +139,11 @@ func (d *Daemon) lifecycle(ctx context.Context) error {
 			<-ctx.Done()
 			return s.err
 		case stepReexec:
+			if ctx.Err() != nil {
+				// Stopped after the suspend: resume here and leave.
+				d.resume = e.resume
+				continue
+			}
 			// Returns only if the exec failed: the old image resumes
 			// its slot (no join), as the new one would have.
 			err := d.reexec(*e.resume)
@@ -276,6 +281,11 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 	} else if err := m.Join(ctx); err != nil {
 		return ending{joinErr: err}
 	}
+	select {
+	case <-d.upgrade:
+		d.log.Warn().Msg("upgrade requested while joining: ignored; send SIGUSR1 again now that this host has joined")
+	default:
+	}
 	dutiesStop, err := d.start(in, m.FirstRenewalBy())
 	if err != nil {
 		return ending{fatal: err}
@@ -361,7 +371,10 @@ func (d *Daemon) checkUpgradeConfig() error {
 		return fmt.Errorf("the new image would read %s, which is not valid: %w", d.c.Path, err)
 	}
 	var bad []string
-	for _, k := range changedKeys(d.c, nc) {
+	d.mu.Lock()
+	changed := changedKeys(d.c, nc)
+	d.mu.Unlock()
+	for _, k := range changed {
 		for _, sec := range []string{"[host] ", "[heartbeat] ", "[control] ", "[watchdog] "} {
 			if strings.HasPrefix(k, sec) {
 				bad = append(bad, k)

@@ -100,7 +100,9 @@ func (d *Daemon) reload() {
 		d.log.Error().Err(err).Str("config", d.c.Path).Msg("reload (SIGHUP): the configuration file is not valid; nothing changed (fix it and send SIGHUP again)")
 		return
 	}
+	d.mu.Lock()
 	changed := changedKeys(d.c, nc)
+	d.mu.Unlock()
 	var applied, restart []string
 	for _, k := range changed {
 		switch k {
