@@ -213,6 +213,77 @@ func (m *Member) Join(ctx context.Context) error {
 	}
 }
 
+// ResumeState is what one image of a daemon hands the next one when it
+// re-executes itself in place (an upgrade): the slot it holds, the record
+// it last wrote there (encoded, as on storage), and when its last
+// successful renewal was issued. The new image resumes the slot with the
+// same generation and join nonce: it does not join again.
+type ResumeState struct {
+	Slot   int    `json:"slot"`
+	Record []byte `json:"record"`
+	// LastRenewal is the issue time of the last successful renewal, on
+	// this process's clock. It does not survive an exec as it is (Go's
+	// monotonic reading is relative to the process): the daemon carries
+	// it as an absolute clock reading.
+	LastRenewal time.Time `json:"-"`
+}
+
+// Suspend returns the state a Resume needs. Call it only once Run has
+// returned (Abort between two rounds): no write of this member is under
+// way, and none follows.
+func (m *Member) Suspend() (ResumeState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.joined {
+		return ResumeState{}, errors.New("suspend: not joined")
+	}
+	return ResumeState{Slot: m.slot, Record: m.record.Encode(), LastRenewal: m.lastRenewal}, nil
+}
+
+// Resume makes a member that has not joined hold the slot of s, as the
+// previous image of this process held it: same generation, join nonce and
+// sequence, and this member's agent version, flags and boot. Its first
+// round reads every slot and checks that the slot still holds that record
+// (generation and join nonce) before it writes: a slot taken meanwhile is
+// a *SlotLostError, as for any round. The fencer's and the lease's
+// deadlines count from s.LastRenewal, so a re-exec that took too long
+// fences as a stalled renewal would.
+func (m *Member) Resume(s ResumeState) error {
+	if s.Slot < 0 || s.Slot >= int(m.header.SlotCount) {
+		return fmt.Errorf("resume: slot %d: the area has %d slots", s.Slot, m.header.SlotCount)
+	}
+	rec, st, reason := ondisk.DecodeSlot(s.Record, m.header.PoolUUID, s.Slot)
+	if st != ondisk.SlotOK {
+		return fmt.Errorf("resume: the record handed over for slot %d is %s (%s)", s.Slot, st, reason)
+	}
+	if rec.HostName != m.cfg.Self.Name || rec.MachineID != m.cfg.Self.MachineID {
+		return fmt.Errorf("resume: slot %d holds host %q (machine %s), this is %q (machine %s)", s.Slot, rec.HostName, rec.MachineID, m.cfg.Self.Name, m.cfg.Self.MachineID)
+	}
+	if rec.State != ondisk.StateLive {
+		return fmt.Errorf("resume: slot %d was %s, not live", s.Slot, rec.State)
+	}
+	if s.LastRenewal.IsZero() {
+		return errors.New("resume: no last renewal")
+	}
+	rec.Agent = m.cfg.Self.Agent
+	rec.BootID = m.cfg.Self.BootID
+	rec.Flags = m.cfg.Self.Flags
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.joined {
+		return errors.New("resume: already joined")
+	}
+	now := time.Now()
+	m.started = now
+	m.joined, m.joinedAt, m.slot, m.record = true, now, s.Slot, rec
+	m.lastRenewal = s.LastRenewal
+	m.firstRenewalBy = s.LastRenewal.Add(m.header.Timing.RenewalFail - m.header.Timing.IOTimeout)
+	m.justJoined = false
+	m.log.Info().Int("slot", s.Slot).Uint64("generation", rec.Generation).Uint64("sequence", rec.Sequence).
+		Dur("since_last_renewal_ms", now.Sub(s.LastRenewal)).Msg("resumed the slot of the previous image (no join)")
+	return nil
+}
+
 // Run renews the slot every interval until ctx is cancelled, then writes
 // "left" and returns nil. It returns an error, without leaving, when the
 // slot is lost (a *SlotLostError) or when Abort is called. It does not

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -222,4 +223,117 @@ func waitAllLive(t *testing.T, members []*heartbeat.Member, names ...string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A member suspended between two rounds and resumed by a new member (an
+// upgrade's new image) keeps its slot, generation and join nonce: no join,
+// the sequence goes on from the last write, the record names the new agent,
+// and a peer never sees the host change generation or leave.
+func TestResumeKeepsSlotWithoutJoin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		a := startHost(t, mem, "a", 1)
+		b := startHost(t, mem, "b", 2)
+		waitAllLive(t, []*heartbeat.Member{a.member, b.member}, "a", "b")
+		time.Sleep(5 * time.Second)
+		before := peerOf(t, b.member, "a")
+		errSuspend := errors.New("re-exec")
+		a.member.Abort(errSuspend)
+		if err := <-a.done; !errors.Is(err, errSuspend) {
+			t.Fatalf("Run returned %v, want the abort's error", err)
+		}
+		rs, err := a.member.Suspend()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := heartbeat.New(mem.Handle("a"), heartbeat.Config{
+			Self: join.Identity{Name: "a", MachineID: machine(1), Agent: "test-v2"},
+			Log:  zerolog.New(io.Discard),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m2.Resume(rs); err != nil {
+			t.Fatal(err)
+		}
+		if got := m2.LastRenewal(); !got.Equal(rs.LastRenewal) {
+			t.Fatalf("LastRenewal %v, want the previous image's %v", got, rs.LastRenewal)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m2.Run(ctx) }()
+		time.Sleep(5 * time.Second)
+		after := peerOf(t, b.member, "a")
+		if after.Slot != before.Slot || after.Generation != before.Generation {
+			t.Fatalf("slot/generation %d/%d after the resume, want %d/%d", after.Slot, after.Generation, before.Slot, before.Generation)
+		}
+		if after.Sequence <= before.Sequence || after.Agent != "test-v2" || after.State != liveness.Live {
+			t.Fatalf("after the resume b sees %+v (before: %+v)", after, before)
+		}
+		for _, e := range b.eventsCopy() {
+			if e.Name == "a" && e.Kind == liveness.Transition && e.To != liveness.Live {
+				t.Fatalf("b saw a turn %v across the resume", e.To)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		b.cancel()
+		<-b.done
+	})
+}
+
+// Resume refuses a record that is not this host's, and a resumed member
+// whose slot was taken meanwhile stops at its first round.
+func TestResumeRefusesForeignOrTakenSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		a := startHost(t, mem, "a", 1)
+		waitAllLive(t, []*heartbeat.Member{a.member}, "a")
+		a.member.Abort(errors.New("re-exec"))
+		<-a.done
+		rs, err := a.member.Suspend()
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _ := heartbeat.New(mem.Handle("a"), heartbeat.Config{
+			Self: join.Identity{Name: "z", MachineID: machine(1), Agent: "test"}, Log: zerolog.New(io.Discard)})
+		if err := other.Resume(rs); err == nil {
+			t.Fatal("a record of host a resumed as host z")
+		}
+		// Someone else takes the slot: a record of another generation.
+		rec, _, _ := ondisk.DecodeSlot(rs.Record, mem.Handle("x").Header().PoolUUID, rs.Slot)
+		rec.Generation++
+		rec.JoinNonce++
+		if err := mem.Handle("x").WriteSlot(rs.Slot, rec.Encode()); err != nil {
+			t.Fatal(err)
+		}
+		m2, _ := heartbeat.New(mem.Handle("a"), heartbeat.Config{
+			Self: join.Identity{Name: "a", MachineID: machine(1), Agent: "test"}, Log: zerolog.New(io.Discard)})
+		if err := m2.Resume(rs); err != nil {
+			t.Fatal(err)
+		}
+		var lost *heartbeat.SlotLostError
+		if err := m2.Run(context.Background()); !errors.As(err, &lost) {
+			t.Fatalf("Run after a resume onto a taken slot returned %v, want a *SlotLostError", err)
+		}
+	})
+}
+
+func peerOf(t *testing.T, m *heartbeat.Member, name string) heartbeat.HostStatus {
+	t.Helper()
+	for _, h := range m.Status(time.Now()).Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	t.Fatalf("no host %s in the status", name)
+	return heartbeat.HostStatus{}
+}
+
+func (h *host) eventsCopy() []liveness.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.events)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -12,6 +13,11 @@ import (
 func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("daemon", "", stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	usage := fs.Usage
+	fs.Usage = func() {
+		usage()
+		fmt.Fprintf(stderr, "\n%s\nSee docs/operations.md for what a restart, a stop, a reload and an upgrade do to the guests.\n", daemon.SignalTable)
+	}
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -19,5 +25,5 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return daemon.Run(ctx, c, version, daemon.Logger(c, os.Stderr))
+	return daemon.Run(ctx, c, version, daemon.NewLogs(c, os.Stderr))
 }

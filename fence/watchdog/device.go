@@ -347,3 +347,50 @@ func (d *Device) Describe() Info {
 	defer d.mu.Unlock()
 	return d.info
 }
+
+// Handed is an armed watchdog as one image of a process hands it to the
+// next (a re-exec): the open descriptor and what Arm learnt of it. The
+// descriptor is never closed across the hand-over: closing a kernel
+// watchdog without the magic close leaves it counting, and opening it again
+// may fail (one owner) or re-arm a driver with other settings.
+type Handed struct {
+	FD             int  `json:"fd"`
+	KeepaliveIoctl bool `json:"keepalive_ioctl"`
+	Magic          bool `json:"magic"`
+	Info           Info `json:"info"`
+}
+
+// Handoff returns the armed watchdog's descriptor and state for the next
+// image, and forgets it here: after Handoff this Device is not armed and
+// its descriptor is the caller's. Adopt undoes it (the exec failed).
+func (d *Device) Handoff() (Handed, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd < 0 {
+		return Handed{}, fmt.Errorf("watchdog %s: %w", d.cfg.Path, ErrNotArmed)
+	}
+	h := Handed{FD: d.fd, KeepaliveIoctl: d.keepaliveIoctl, Magic: d.magic, Info: d.info}
+	d.fd = -1
+	d.info.Armed = false
+	return h, nil
+}
+
+// Adopt makes this Device the armed owner of a watchdog handed over by the
+// previous image. It feeds at once: the previous image fed just before it
+// exec'd, and the budget counts from that feed.
+func (d *Device) Adopt(h Handed) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fd >= 0 {
+		return fmt.Errorf("watchdog %s: %w", d.cfg.Path, ErrArmed)
+	}
+	if h.Info.Path != d.cfg.Path {
+		return fmt.Errorf("watchdog handed over is %s, the configuration names %s ([watchdog] device changed: that needs a restart)", h.Info.Path, d.cfg.Path)
+	}
+	d.fd, d.kind, d.keepaliveIoctl, d.magic, d.info = h.FD, h.Info.Backend, h.KeepaliveIoctl, h.Magic, h.Info
+	d.info.Armed = true
+	if err := d.feedLocked(); err != nil {
+		return fmt.Errorf("watchdog %s handed over: first keepalive: %w", d.cfg.Path, err)
+	}
+	return nil
+}

@@ -486,3 +486,45 @@ func TestNowayoutFromSysfs(t *testing.T) {
 		t.Errorf("legacy device, nowayout 0: %v %v", nw, known)
 	}
 }
+
+// A watchdog handed from one image of the daemon to the next (a re-exec)
+// is never closed: Handoff gives up the descriptor without a close, Adopt
+// takes it with the settings learnt at Arm and feeds it at once; the
+// magic close of the new owner still works.
+func TestDeviceHandoffAdopt(t *testing.T) {
+	f := newFake("iTCO_wdt", fullOptions, 60)
+	old := fakeDevice(t, f, Config{Path: "/dev/watchdog0", Timeout: 10 * time.Second})
+	if _, err := old.Arm(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := old.Handoff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running, open, _ := f.state(); !running || !open || f.closes != 0 {
+		t.Fatalf("after Handoff: running %v open %v closes %d, want it open and counting", running, open, f.closes)
+	}
+	if err := old.Feed(); !errors.Is(err, ErrNotArmed) {
+		t.Errorf("Feed after Handoff: %v, want ErrNotArmed", err)
+	}
+	if err := fakeDevice(t, f, Config{Path: "/dev/watchdog1", Timeout: 10 * time.Second}).Adopt(h); err == nil {
+		t.Error("a watchdog of another path adopted")
+	}
+	kBefore := f.keepalives
+	nd := fakeDevice(t, f, Config{Path: "/dev/watchdog0", Timeout: 10 * time.Second})
+	if err := nd.Adopt(h); err != nil {
+		t.Fatal(err)
+	}
+	if f.keepalives != kBefore+1 {
+		t.Errorf("Adopt fed %d times, want once at once", f.keepalives-kBefore)
+	}
+	if i := nd.Describe(); !i.Armed || i.Effective != h.Info.Effective || i.Quirk == "" {
+		t.Errorf("adopted: %+v; want armed with the effective time and quirk learnt at Arm (%v)", i, h.Info.Effective)
+	}
+	if err := nd.Disarm(); err != nil {
+		t.Fatal(err)
+	}
+	if running, open, _ := f.state(); running || open {
+		t.Errorf("after the new owner's Disarm: running %v open %v", running, open)
+	}
+}

@@ -33,6 +33,21 @@ func Open(path string, offset int64, mode directio.Mode) (*Area, error) {
 	return &Area{dev: dev, header: h, sector: make([]byte, h.SectorSize)}, nil
 }
 
+// FromFile opens the area on a file opened for direct I/O already (handed
+// over by the previous image of this process), reading its header again.
+func FromFile(f *os.File, path string, offset int64) (*Area, error) {
+	dev, err := directio.FromFile(f, path, offset)
+	if err != nil {
+		return nil, err
+	}
+	h, err := readHeader(dev)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return &Area{dev: dev, header: h, sector: make([]byte, h.SectorSize)}, nil
+}
+
 func readHeader(dev *directio.Device) (ondisk.Header, error) {
 	g := dev.Geometry()
 	where := fmt.Sprintf("%s at offset %d", dev.Path(), dev.Offset())

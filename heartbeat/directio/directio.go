@@ -112,6 +112,18 @@ func Open(path string, offset int64, mode Mode) (*Device, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	return FromFile(f, path, offset)
+}
+
+// FromFile makes a Device of a file opened for direct I/O already: an
+// open handed over by the previous image of this process (a re-exec).
+// path is what the file was opened from, for messages. On error f is
+// closed.
+func FromFile(f *os.File, path string, offset int64) (*Device, error) {
+	if fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0); err != nil || fl&unix.O_DIRECT == 0 {
+		f.Close()
+		return nil, fmt.Errorf("%s: the open handed over is not for direct I/O (flags %#x, %v)", path, fl, err)
+	}
 	g, err := probe(f)
 	if err != nil {
 		f.Close()
@@ -138,6 +150,10 @@ func Open(path string, offset int64, mode Mode) (*Device, error) {
 	go d.worker()
 	return d, nil
 }
+
+// File is the open file, for handing it to the next image of this process
+// (a re-exec). Do no I/O on it.
+func (d *Device) File() *os.File { return d.file }
 
 // Path is the path the device was opened from.
 func (d *Device) Path() string { return d.path }

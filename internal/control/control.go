@@ -100,6 +100,30 @@ func kindOf(fi os.FileInfo) string {
 	}
 }
 
+// File is a duplicate of the listening socket, for handing it to the next
+// image of this process (a re-exec); the caller closes it.
+func (s *Server) File() (*os.File, error) {
+	ul, ok := s.ln.(*net.UnixListener)
+	if !ok {
+		return nil, fmt.Errorf("control socket %s: not a unix listener", s.path)
+	}
+	return ul.File()
+}
+
+// FromFile serves on a listening socket handed over by the previous image
+// of this process (a re-exec), at path. f is closed.
+func FromFile(path string, f *os.File, handlers map[string]Handler) (*Server, error) {
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s handed over: %w", path, err)
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	return &Server{path: path, ln: ln, handlers: handlers}, nil
+}
+
 // Serve answers connections until ctx is done.
 func (s *Server) Serve(ctx context.Context) {
 	go func() {

@@ -1,6 +1,3 @@
-// Package daemon wires the heartbeat member to its edges: the
-// configuration, the heartbeat area on storage, the local lock, the control
-// socket, signals and logging. It holds no protocol logic of its own.
 package daemon
 
 import (
@@ -8,13 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hbfence/hbfence/fence"
@@ -24,13 +18,14 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/join"
 	"github.com/hbfence/hbfence/heartbeat/lease"
-	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/restart/agent"
+	"github.com/hbfence/hbfence/restart/driver"
+	"github.com/hbfence/hbfence/restart/store"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -62,355 +57,326 @@ type AreaInfo struct {
 	Slots      uint32 `json:"slots"`
 }
 
-// Logger builds the daemon's logger from the configuration.
-func Logger(c *config.Config, w io.Writer) zerolog.Logger {
-	lvl, _ := zerolog.ParseLevel(c.Log.Level)
-	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
-	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.DurationFieldInteger = true
-	if c.Log.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+// Run runs the daemon until SIGTERM or SIGINT (a clean leave) or a fatal
+// error. Signals: signals.go.
+func Run(ctx context.Context, c *config.Config, version string, logs *Logs) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d, err := open(c, version, logs)
+	if err != nil {
+		return err
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	defer d.close()
+	if err := d.serve(); err != nil {
+		if d.hv != nil {
+			return d.refuse(err)
+		}
+		return err
+	}
+	sigCtx, sigStop := context.WithCancel(context.Background())
+	defer sigStop()
+	go d.signals(sigCtx, stop)
+	if sd, err := watchdog.NewSystemd(); err == nil {
+		go feedSystemd(ctx, sd, d.currentFencing, d.t, d.log)
+	} else if !errors.Is(err, watchdog.ErrNoSystemdWatchdog) {
+		d.log.Warn().Err(err).Msg("systemd service watchdog")
+	}
+	return d.lifecycle(ctx)
 }
 
-// Run runs the daemon until SIGTERM or SIGINT (a clean leave) or a fatal
-// error.
-func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+// Daemon is one host's daemon: what lives as long as the process (the
+// instance lock, the area's two opens, the watchdog, the guest records,
+// the control socket) and the current incarnation, which lives from a
+// join to a leave or a fence (lifecycle.go).
+type Daemon struct {
+	c       *config.Config
+	version string
+	logs    *Logs
+	// log names the host; memberLog does not (the member adds it).
+	log, memberLog zerolog.Logger
+	self           join.Identity
+	dur            durations
 
-	self, err := identity(c, version)
-	if err != nil {
-		return err
-	}
-	unlock, err := lockInstance(c.Control.Socket + ".lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	// lockFile holds the instance lock (lockInstance) for as long as
+	// the process lives, across re-execs.
+	lockFile   *os.File
+	a          *area.Area // the heartbeat's open
+	h          ondisk.Header
+	t          timing.Params
+	la         *area.Area // the master lease's open
+	leaseStore lease.Storage
+	wd         Watchdog
+	wi         WatchdogInfo
+	gstore     *store.Store
+	guestsOff  string
+	drv        map[string]driver.Driver
+	killer     fence.GuestKiller
 
-	a, err := area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
-	if err != nil {
-		return err
+	srv     *control.Server
+	srvStop context.CancelFunc
+
+	// exe is the installed binary an upgrade exec's (upgrade.go), and
+	// how it was found; upgrade carries SIGUSR1 to the lifecycle.
+	exe, exeSource string
+	upgrade        chan struct{}
+	// hv is the previous image's hand-over, after an upgrade's exec;
+	// adopted: its watchdog was taken over here.
+	hv      *handover
+	adopted bool
+	// resume, when set, makes the next incarnation resume this slot
+	// instead of joining (after an upgrade, or a re-exec that failed).
+	resume *heartbeat.ResumeState
+
+	mu  sync.Mutex
+	cur *incarnation
+}
+
+// incarnation is one join's worth of the daemon: its member under its
+// fencer, its part in the master role, its guest side.
+type incarnation struct {
+	fc *fencing
+	ms *masterSide
+	r  *master.Runner // once joined
+	ar *agentRun      // once joined, nil when the guest side is off
+	// kick is the guest side, once started, for the member's and the
+	// lease's observers.
+	kick atomic.Pointer[agent.Agent]
+}
+
+// open takes the instance lock and opens everything that lives as long as
+// the process, checking the pool's rules. After an upgrade's exec it takes
+// them over from the previous image instead (upgrade.go), and checks the
+// pool's rules again: if they no longer hold it fences (refuse) and fails.
+func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
+	log := logs.Logger()
+	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			if d.hv != nil {
+				err = d.refuse(err)
+			}
+			d.close()
+		}
+	}()
+	d.log = log.With().Str("host", c.Host.Name).Logger()
+	d.exe, d.exeSource = executable()
+	if d.hv, err = takeHandover(); err != nil {
+		return nil, err
 	}
-	defer a.Close()
-	h := a.Header()
+	d.self, err = identity(c, version)
+	if err != nil {
+		return nil, err
+	}
+	if d.hv != nil {
+		d.lockFile, err = adoptLock(d.hv.LockFD, c.Control.Socket+".lock")
+	} else {
+		d.lockFile, err = lockInstance(c.Control.Socket + ".lock")
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	if d.hv != nil {
+		d.a, err = area.FromFile(os.NewFile(uintptr(d.hv.AreaFD), c.Heartbeat.Path), c.Heartbeat.Path, c.Heartbeat.Offset)
+	} else {
+		d.a, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.h = d.a.Header()
+	d.t = d.h.Timing
+	d.dur = durationsOf(d.t, c)
+	d.log = log.With().Str("host", d.self.Name).Logger()
+
+	d.wd, err = openWatchdog(c, d.t)
+	if err != nil {
+		return nil, err
+	}
+	if d.hv != nil {
+		// Feed at once: the old image fed just before its exec.
+		if err := d.wd.(*backend).adopt(d.hv.Watchdog); err != nil {
+			return nil, err
+		}
+		d.adopted = d.hv.Watchdog != nil
+		if got := d.h.PoolUUID.String(); got != d.hv.Pool {
+			return nil, fmt.Errorf("%s: the area's header names pool %s, the previous image ran in pool %s: the area was replaced", c.Heartbeat.Path, got, d.hv.Pool)
+		}
+		if err := d.t.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: pool timing in the header: %w", c.Heartbeat.Path, err)
+		}
+	}
 	// The master lease does its I/O on an open of its own: the
 	// heartbeat's rounds never wait behind a ballot, and a stuck lease
 	// I/O blocks only the lease.
-	la, err := area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
-	if err != nil {
-		return err
+	if d.hv != nil {
+		d.la, err = area.FromFile(os.NewFile(uintptr(d.hv.LeaseFD), c.Heartbeat.Path), c.Heartbeat.Path, c.Heartbeat.Offset)
+	} else {
+		d.la, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
 	}
-	defer la.Close()
-	leaseStore := lease.NewAreaStorage(la)
+	if err != nil {
+		return nil, err
+	}
+	d.leaseStore = lease.NewAreaStorage(d.la)
 	// The member adds the host field to its own lines; the daemon's
 	// lines get it here.
-	memberLog := log
-	log = log.With().Str("host", self.Name).Logger()
-	log.Info().Str("path", c.Heartbeat.Path).Int64("offset", c.Heartbeat.Offset).
+	h := d.h
+	d.log.Info().Str("path", c.Heartbeat.Path).Int64("offset", c.Heartbeat.Offset).
 		Str("pool", h.PoolUUID.String()).Uint32("slots", h.SlotCount).Uint32("sector_size", h.SectorSize).
 		Str("profile", h.Profile).Str("timing", h.Timing.String()).Str("version", version).
 		Msg("starting")
+	if d.hv != nil {
+		d.log.Info().Str("from_version", d.hv.FromVersion).Int("pid", os.Getpid()).Str("exe", d.hv.Exe).Str("exe_source", d.hv.ExeSource).
+			Dur("exec_took_ms", time.Duration(monoNow()-d.hv.ExecMono)).Int("slot", d.hv.Member.Slot).
+			Msg("upgrade: this is the new image; resuming the slot without a join")
+	}
 
-	wd, err := openWatchdog(c, h.Timing)
+	if err := fence.CheckWatchdog(d.t, d.wd.Effective()); err != nil {
+		return nil, fmt.Errorf("%s: refusing to join the pool: %w", c.Path, err)
+	}
+	d.wi = d.wd.Info()
+	if d.wi.Unsafe {
+		d.log.Warn().Str("watchdog", d.wi.Backend).Msg(d.wi.Note)
+		d.self.Flags |= ondisk.FlagNoWatchdog
+	}
+	d.gstore, d.guestsOff, err = openGuestStore(c, d.t)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := fence.CheckWatchdog(h.Timing, wd.Effective()); err != nil {
-		return fmt.Errorf("%s: refusing to join the pool: %w", c.Path, err)
-	}
-	wi := wd.Info()
-	if wi.Unsafe {
-		log.Warn().Str("watchdog", wi.Backend).Msg(wi.Note)
-	}
-	gstore, guestsOff, err := openGuestStore(c, h.Timing)
-	if err != nil {
-		return err
-	}
-	if gstore != nil {
-		defer gstore.Close()
-		log.Info().Str("root", gstore.Root()).Strs("drivers", c.Guests.Drivers).Msg("guest records on the cluster root")
+	if d.gstore != nil {
+		d.log.Info().Str("root", d.gstore.Root()).Strs("drivers", c.Guests.Drivers).Msg("guest records on the cluster root")
 	} else {
-		log.Warn().Msg("guest side off: " + guestsOff)
+		d.log.Warn().Msg("guest side off: " + d.guestsOff)
 	}
-	drv := drivers(c, self.Name)
-	killer := guestKiller(c, h.Timing.Watchdog)
-	if len(drv) > 0 {
+	d.drv = drivers(c, d.self.Name)
+	d.killer = guestKiller(c, d.t.Watchdog)
+	if len(d.drv) > 0 {
 		// The drivers' guests are killed first, then the hook runs too
 		// (if any): a fence must leave nothing of the pool running here.
-		killer = bothKillers{driverKiller{drivers: drv}, killer}
+		d.killer = bothKillers{driverKiller{drivers: d.drv}, d.killer}
 	}
-	if wi.Unsafe {
-		self.Flags |= ondisk.FlagNoWatchdog
+	if d.hv != nil {
+		d.resume = &d.hv.Member
 	}
+	return d, nil
+}
 
-	var mu sync.Mutex
-	var cur *fencing          // the current incarnation
-	var curMaster *masterSide // and its part in the master role
-	var curAgent *agentRun    // and its guest side
-	current := func() *fencing {
-		mu.Lock()
-		defer mu.Unlock()
-		return cur
+// close releases what open and serve took, in reverse order.
+func (d *Daemon) close() {
+	if d.srvStop != nil {
+		d.srvStop()
 	}
-	currentMaster := func() *masterSide {
-		mu.Lock()
-		defer mu.Unlock()
-		return curMaster
+	if d.srv != nil {
+		d.srv.Close()
 	}
-	currentAgent := func() *agent.Agent {
-		mu.Lock()
-		defer mu.Unlock()
-		if curAgent == nil {
-			return nil
-		}
-		return curAgent.ag
+	if d.gstore != nil {
+		d.gstore.Close()
 	}
-	srv, err := control.Listen(c.Control.Socket, map[string]control.Handler{
+	if d.la != nil {
+		d.la.Close()
+	}
+	if d.a != nil {
+		d.a.Close()
+	}
+	if d.lockFile != nil {
+		d.lockFile.Close()
+	}
+}
+
+func (d *Daemon) current() *incarnation {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cur
+}
+
+func (d *Daemon) setCurrent(in *incarnation) {
+	d.mu.Lock()
+	d.cur = in
+	d.mu.Unlock()
+}
+
+func (d *Daemon) currentFencing() *fencing {
+	if in := d.current(); in != nil {
+		return in.fc
+	}
+	return nil
+}
+
+func (d *Daemon) currentMaster() *masterSide {
+	if in := d.current(); in != nil {
+		return in.ms
+	}
+	return nil
+}
+
+func (d *Daemon) currentAgent() *agent.Agent {
+	if in := d.current(); in != nil && in.ar != nil {
+		return in.ar.ag
+	}
+	return nil
+}
+
+// serve answers the control socket; every command asks the current
+// incarnation.
+func (d *Daemon) serve() error {
+	handlers := map[string]control.Handler{
 		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
-			return fenceHost(ctx, current(), currentMaster(), h.Timing, args)
+			return fenceHost(ctx, d.currentFencing(), d.currentMaster(), d.t, args)
 		},
 		"master.move": func(ctx context.Context, args json.RawMessage) (any, error) {
-			return moveMaster(ctx, current(), currentMaster(), h.Timing, args)
+			return moveMaster(ctx, d.currentFencing(), d.currentMaster(), d.t, args)
 		},
 		"guest": func(_ context.Context, args json.RawMessage) (any, error) {
-			return guestCommand(currentAgent(), currentMaster(), args)
+			return guestCommand(d.currentAgent(), d.currentMaster(), args)
 		},
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
-			return poolCommand(currentAgent(), currentMaster(), args)
+			return poolCommand(d.currentAgent(), d.currentMaster(), args)
 		},
 		"host.evacuate": func(_ context.Context, args json.RawMessage) (any, error) {
-			return evacuate(currentAgent(), currentMaster(), current(), args)
+			return evacuate(d.currentAgent(), d.currentMaster(), d.currentFencing(), args)
 		},
-		"status": func(context.Context, json.RawMessage) (any, error) {
-			mu.Lock()
-			fc, ms := cur, curMaster
-			mu.Unlock()
-			st := Status{
-				Version:  version,
-				PID:      os.Getpid(),
-				Area:     AreaInfo{Path: c.Heartbeat.Path, Offset: c.Heartbeat.Offset, SectorSize: h.SectorSize, Slots: h.SlotCount},
-				Watchdog: wd.Info(),
-			}
-			if fc != nil {
-				st.Status = fc.m.Status(time.Now())
-				fs := fc.status()
-				st.Fence = &fs
-			}
-			if ms != nil {
-				if r := ms.runner(); r != nil {
-					m := r.Status(time.Now())
-					st.Master = &m
-				}
-			}
-			st.Guests, st.GuestsOff = []agent.GuestStatus{}, guestsOff
-			if ag := currentAgent(); ag != nil {
-				st.Guests = ag.Guests()
-				st.Warnings = poolWarnings(ag.Pool(), st.Status)
-			}
-			return st, nil
-		},
-	})
+		"status": func(context.Context, json.RawMessage) (any, error) { return d.status(), nil },
+	}
+	var srv *control.Server
+	var err error
+	if d.hv != nil {
+		srv, err = control.FromFile(d.c.Control.Socket, os.NewFile(uintptr(d.hv.ListenerFD), d.c.Control.Socket), handlers)
+	} else {
+		srv, err = control.Listen(d.c.Control.Socket, handlers)
+	}
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	d.srv = srv
 	srvCtx, srvStop := context.WithCancel(context.Background())
-	defer srvStop()
+	d.srvStop = srvStop
 	go srv.Serve(srvCtx)
+	return nil
+}
 
-	if sd, err := watchdog.NewSystemd(); err == nil {
-		go feedSystemd(ctx, sd, current, h.Timing, log)
-	} else if !errors.Is(err, watchdog.ErrNoSystemdWatchdog) {
-		log.Warn().Err(err).Msg("systemd service watchdog")
+func (d *Daemon) status() Status {
+	st := Status{
+		Version:  d.version,
+		PID:      os.Getpid(),
+		Area:     AreaInfo{Path: d.c.Heartbeat.Path, Offset: d.c.Heartbeat.Offset, SectorSize: d.h.SectorSize, Slots: d.h.SlotCount},
+		Watchdog: d.wd.Info(),
 	}
-
-	for incarnation := 1; ; incarnation++ {
-		poison := make(chan poisonPill, 1)
-		ms := &masterSide{t: h.Timing, log: log}
-		var kick atomic.Pointer[agent.Agent] // this incarnation's guest side, once started
-		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog,
-			OnRenewal: ms.onRenewal,
-			OnRead:    ms.onRead,
-			Observer: func(e liveness.Event) {
-				// A host that turned dead or left, or came back, may
-				// move guests: the master reconciles at once.
-				if ag := kick.Load(); ag != nil && (e.Kind != liveness.Transition || e.To == liveness.Dead || e.To == liveness.Left || e.To == liveness.Live) {
-					ag.Kick()
-				}
-			},
-			OnMessage: func(in heartbeat.Incoming) heartbeat.Reply {
-				switch in.Message.Kind {
-				case heartbeat.KindHandOver:
-					return ms.onHandOver(in)
-				case heartbeat.KindFence:
-					if err := ms.fromMaster(in); errors.Is(err, lease.ErrAheadEpoch) {
-						ms.deferOrder(in, err)
-						return heartbeat.Reply{Defer: true}
-					} else if err != nil {
-						log.Warn().Err(err).Str("peer", in.FromName).Msg("poison pill refused: not from the master this host knows")
-						return heartbeat.Reply{Ack: true, Answer: heartbeat.AnswerNotMaster}
-					}
-				default:
-					return heartbeat.Reply{} // a kind this build does not know: no ack
-				}
-				action := heartbeat.FenceAction(in.Message.Arg[0])
-				if action != heartbeat.FenceOff {
-					action = heartbeat.FenceReset
-				}
-				log.Error().Str("peer", in.FromName).Int("peer_slot", in.FromSlot).Str("action", action.String()).
-					Msg("poison pill received: acknowledging, then fencing")
-				return heartbeat.Reply{Ack: true, After: func() {
-					select {
-					case poison <- poisonPill{from: in.FromName, action: action}:
-					default:
-					}
-				}}
-			}})
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.Path, err)
-		}
-		f, err := fence.New(h.Timing, wd.Effective())
-		if err != nil {
-			return err
-		}
-		fc := &fencing{m: m, wd: wd, killer: killer, log: log, f: f, poison: poison,
-			orders: make(chan string, 1), onFence: ms.halt}
-		mu.Lock()
-		cur, curMaster = fc, ms
-		mu.Unlock()
-		if err := m.Join(ctx); err != nil {
-			if errors.Is(err, context.Canceled) {
-				log.Info().Msg("stopped while joining")
-				return nil
-			}
-			if incarnation > 1 {
-				// Fenced earlier, guests gone, watchdog disarmed:
-				// nothing is at risk; keep trying until the storage
-				// comes back.
-				log.Warn().Err(err).Dur("retry_in_ms", h.Timing.HostDead).Msg("joining again after a fence failed; retrying")
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(h.Timing.HostDead):
-				}
-				continue
-			}
-			return fmt.Errorf("joining the pool at %s: %w", c.Heartbeat.Path, err)
-		}
-		// The lease starts before the member's first round, so that it
-		// sees every renewal of this incarnation.
-		r, err := master.Start(master.Config{Self: m.Self(), Header: h, FirstRenewalBy: m.FirstRenewalBy(),
-			Storage: leaseStore, Log: log,
-			OnEvent: func(e lease.Event) {
-				if ag := kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
-					ag.Kick() // report on the new epoch at once; a new master reconciles
-				}
-				if e.Kind == lease.FencedEvent {
-					// Renewals lapsed by the lease's count: the
-					// fencer's rule says the same; never carry on
-					// with a lease that may not act.
-					fc.order("master lease fenced: " + e.Detail)
-				}
-			}})
-		if err != nil {
-			return fmt.Errorf("starting the master lease: %w", err)
-		}
-		ms.r.Store(r)
-		var ar *agentRun
-		if gstore != nil {
-			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r, t: h.Timing, fc: fc}, Store: gstore, Drivers: drv,
-				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration}))
-			kick.Store(ar.ag)
-			// Fencing stops the agent before the guests are killed.
-			fc.killer = haltingKiller{ar: ar, inner: killer}
-		}
-		mu.Lock()
-		curAgent = ar
-		mu.Unlock()
-		dutiesCtx, dutiesStop := context.WithCancel(ctx)
-		go ms.duties(dutiesCtx, r)
-		// On SIGTERM, give the master role up and let the lease's last
-		// writes land while the heartbeat still renews (a slow release
-		// must not lapse the renewals), then stop the member, which
-		// writes "left".
-		memberCtx, memberStop := context.WithCancel(context.Background())
-		runEnded := make(chan struct{})
-		go func() {
-			select {
-			case <-ctx.Done():
-				if ar != nil {
-					// Stop the guests and report them stopped; the
-					// master restarts the HA ones once it reads
-					// "left". If that cannot be done, "left" would be
-					// a lie: fence instead (the guests are killed, or
-					// the watchdog resets the machine).
-					lctx, cancel := context.WithTimeout(context.Background(), c.Guests.OpTimeout.Duration+h.Timing.HostDead)
-					err := ar.halt(lctx)
-					if err == nil {
-						err = ar.ag.Leave(lctx, r.Holder().Epoch)
-					}
-					cancel()
-					if err != nil {
-						log.Error().Err(err).Msg("the guests could not all be stopped before leaving: fencing instead of writing \"left\"")
-						fc.order("stopping, but the guests could not all be stopped: " + err.Error())
-						return
-					}
-				}
-				ms.beforeLeave()
-				memberStop()
-			case <-runEnded:
-			}
-		}()
-		o, runErr := fc.run(memberCtx)
-		close(runEnded)
-		memberStop()
-		dutiesStop()
-		if ar != nil {
-			hctx, cancel := context.WithTimeout(context.Background(), h.Timing.HostDead)
-			if err := ar.halt(hctx); err != nil {
-				log.Error().Err(err).Msg("stopping the guest agent")
-			}
-			cancel()
-		}
-		// No lease write of this incarnation may land after it left or
-		// after the next incarnation joined.
-		ms.stop()
-		switch o {
-		case leftCleanly:
-			return nil
-		case fenced:
-			if fc.off {
-				log.Warn().Msg("fenced off by a poison pill: HA guests gone, watchdog disarmed; staying out of the pool until restarted")
-				return nil
-			}
-			if fc.armErr != nil {
-				return fmt.Errorf("%s: fenced because %w; fix the [watchdog] configuration", c.Path, fc.armErr)
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Join again when the storage allows, as a new incarnation.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(h.Timing.Interval):
-			}
-		case resetting:
-			if fc.armErr != nil {
-				return fmt.Errorf("fenced because %v, and the HA guests are not confirmed gone: the watchdog is no longer fed but may fire later than the pool's rule allows, or not at all: this host is UNSAFE, stop its guests by hand", fc.armErr)
-			}
-			if wi.Unsafe {
-				return fmt.Errorf("fenced (%v) but the HA guests are not confirmed gone and there is no watchdog to reset this machine: this host is UNSAFE, stop its guests by hand", runErr)
-			}
-			// Wait for the watchdog. Exiting would change nothing: it
-			// is armed and no longer fed.
-			<-ctx.Done()
-			return fmt.Errorf("stopped while waiting for the watchdog to reset this machine (%v)", runErr)
+	in := d.current()
+	if in != nil {
+		st.Status = in.fc.m.Status(time.Now())
+		fs := in.fc.status()
+		st.Fence = &fs
+		if r := in.ms.runner(); r != nil {
+			m := r.Status(time.Now())
+			st.Master = &m
 		}
 	}
+	st.Guests, st.GuestsOff = []agent.GuestStatus{}, d.guestsOff
+	if ag := d.currentAgent(); ag != nil {
+		st.Guests = ag.Guests()
+		st.Warnings = poolWarnings(ag.Pool(), st.Status)
+	}
+	return st
 }
 
 func guestKiller(c *config.Config, watchdog time.Duration) fence.GuestKiller {
@@ -455,8 +421,9 @@ func identity(c *config.Config, version string) (join.Identity, error) {
 // lockInstance takes an exclusive lock that lives as long as this process:
 // it proves that no other daemon of this machine runs with this control
 // socket, so a slot bearing this host's name and machine id was written by
-// a dead incarnation of this very daemon.
-func lockInstance(path string) (func(), error) {
+// a dead incarnation of this very daemon. The lock is the open file: an
+// upgrade hands it to the new image (adoptLock).
+func lockInstance(path string) (*os.File, error) {
 	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock directory: %w", err)
 	}
@@ -468,7 +435,28 @@ func lockInstance(path string) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("another hbfence daemon on this machine holds %s (it uses the same control socket); stop it first", path)
 	}
-	return func() { f.Close() }, nil
+	return f, nil
+}
+
+// adoptLock takes over the instance lock the previous image held on fd,
+// and checks that it is still this process's lock on path.
+func adoptLock(fd int, path string) (*os.File, error) {
+	f := os.NewFile(uintptr(fd), path)
+	var a, b unix.Stat_t
+	if err := unix.Fstat(fd, &a); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock handed over (fd %d): %w", fd, err)
+	}
+	if err := unix.Stat(path, &b); err != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock handed over is not %s (%v)", path, err)
+	}
+	// Our own lock: taking it again on the same open succeeds at once.
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("the instance lock handed over (%s): %w", path, err)
+	}
+	return f, nil
 }
 
 func dirOf(p string) string {
@@ -502,7 +490,7 @@ func feedSystemd(ctx context.Context, sd *watchdog.Systemd, current func() *fenc
 		if fc := current(); fc != nil {
 			last = fc.m.Activity()
 		}
-		if time.Since(last) < t.Interval+2*t.IOTimeout {
+		if time.Since(last) < progressWithin(t) {
 			if err := sd.Feed(); err != nil {
 				log.Warn().Err(err).Msg("systemd service watchdog")
 			}

@@ -52,10 +52,15 @@ const (
 	leftCleanly outcome = iota // stopped by SIGTERM: "left" written
 	fenced                     // guests confirmed gone, watchdog disarmed: join again
 	resetting                  // guests not confirmed gone: the watchdog resets the machine
+	suspended                  // stopped between two rounds for a re-exec: slot, guests and watchdog kept
 )
 
 // errFencing is what the member's Run returns once the fencer has begun.
 var errFencing = errors.New("fencing")
+
+// errSuspend is what it returns once stopped between two rounds for a
+// re-exec.
+var errSuspend = errors.New("suspended for a re-exec")
 
 // fencing runs one incarnation's member under its fencer: it feeds the
 // watchdog while renewals are fresh and fences when they are not, or when
@@ -80,6 +85,9 @@ type fencing struct {
 	// role stops at once).
 	orders  chan string
 	onFence func()
+	// suspend asks the loop to stop the member between two rounds, for
+	// a re-exec: no fence, the watchdog stays armed.
+	suspend chan struct{}
 }
 
 // order asks the loop to fence for reason (non-blocking; one is enough).
@@ -137,10 +145,25 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			if errors.Is(err, errFencing) {
 				continue
 			}
+			if errors.Is(err, errSuspend) {
+				fc.mu.Lock()
+				st := fc.f.Status().State
+				fc.mu.Unlock()
+				if st == fence.Healthy {
+					return suspended, nil
+				}
+				// Fencing began meanwhile: the fence goes on.
+				continue
+			}
 			runErr = err
 			fc.mu.Lock()
 			actions = fc.f.Order(time.Now(), err.Error())
 			fc.mu.Unlock()
+		case <-fc.suspend:
+			if running {
+				fc.m.Abort(errSuspend)
+			}
+			continue
 		case reason := <-fc.orders:
 			fc.mu.Lock()
 			actions = fc.f.Order(time.Now(), reason)

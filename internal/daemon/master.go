@@ -16,7 +16,6 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 )
 
 // masterSide is one incarnation's part in the master role: its lease
@@ -45,12 +44,12 @@ func (ms *masterSide) onRead(issued, done time.Time, peers []liveness.Peer) {
 // beforeLeave gives the role up on a clean stop, so that another host
 // takes over at once, and waits until no lease write can still land: only
 // then may "left" be written. It runs while the member still renews.
-func (ms *masterSide) beforeLeave() {
+func (ms *masterSide) beforeLeave(within time.Duration) {
 	r := ms.runner()
 	if r == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*ms.t.IOTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	if err := r.Release(ctx); err != nil {
 		ms.log.Warn().Err(err).Msg("releasing the master lease before leaving; the others take over once they read \"left\"")
@@ -181,14 +180,6 @@ func (ms *masterSide) duties(ctx context.Context, r *master.Runner) {
 		case <-tick.C:
 		}
 	}
-}
-
-func monoNow() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return ts.Nano()
 }
 
 // MoveRequest is the argument of the control command "master.move".

@@ -26,6 +26,10 @@ type backend struct {
 
 	mu        sync.Mutex
 	effective time.Duration // from Arm; zero before
+	// carried: the watchdog is armed already, by the previous image of
+	// this process (Adopt) or by this image's previous incarnation (a
+	// re-exec that failed): the next Arm feeds it instead of opening it.
+	carried bool
 }
 
 func openWatchdog(c *config.Config, t timing.Params) (Watchdog, error) {
@@ -70,6 +74,13 @@ func sysfsIdentity(dev string) string {
 }
 
 func (b *backend) Arm() error {
+	b.mu.Lock()
+	carried := b.carried
+	b.carried = false
+	b.mu.Unlock()
+	if carried {
+		return b.w.Feed()
+	}
 	eff, err := b.w.Arm()
 	if err != nil {
 		return err
@@ -108,4 +119,61 @@ func (b *backend) Info() WatchdogInfo {
 		Armed:            i.Armed,
 		Note:             i.Note,
 	}
+}
+
+// handable is a watchdog backend that can hand its open descriptor to the
+// next image of the process (the devices, FIFOs and files; not "none").
+type handable interface {
+	Handoff() (watchdog.Handed, error)
+	Adopt(watchdog.Handed) error
+}
+
+// carry marks the watchdog as armed by this process already: the next
+// incarnation's Arm feeds it.
+func (b *backend) carry() {
+	b.mu.Lock()
+	b.carried = true
+	b.mu.Unlock()
+}
+
+// handoff feeds the watchdog one last time and gives up its descriptor for
+// the exec; nil for a backend with nothing to hand (none).
+func (b *backend) handoff() (*watchdog.Handed, error) {
+	h, ok := b.w.(handable)
+	if !ok {
+		return nil, nil
+	}
+	if err := b.w.Feed(); err != nil {
+		return nil, err
+	}
+	hd, err := h.Handoff()
+	if err != nil {
+		return nil, err
+	}
+	return &hd, nil
+}
+
+// adopt takes the descriptor handed over (or back, when the exec failed),
+// feeds it at once, and checks its effective firing time against the
+// pool's rule again.
+func (b *backend) adopt(hd *watchdog.Handed) error {
+	if hd == nil {
+		b.carry()
+		return nil
+	}
+	h, ok := b.w.(handable)
+	if !ok {
+		return fmt.Errorf("a watchdog %s was handed over, but the configuration has none ([watchdog] changed: that needs a restart)", hd.Info.Path)
+	}
+	if err := h.Adopt(*hd); err != nil {
+		return err
+	}
+	if err := fence.CheckWatchdog(b.t, hd.Info.Effective); err != nil {
+		return fmt.Errorf("the watchdog handed over fires %v after the last feed: %w", hd.Info.Effective, err)
+	}
+	b.mu.Lock()
+	b.effective = hd.Info.Effective
+	b.carried = true
+	b.mu.Unlock()
+	return nil
 }

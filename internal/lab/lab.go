@@ -661,3 +661,13 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SignalDaemon sends sig to the daemon process alone (under the watchdog
+// stand-in, its child), as an operator's kill or systemctl kill does.
+func (h *Host) SignalDaemon(sig syscall.Signal) error {
+	pid := h.DaemonPID()
+	if pid == 0 {
+		return fmt.Errorf("%s has no daemon process", h.Name)
+	}
+	return syscall.Kill(pid, sig)
+}

@@ -53,7 +53,9 @@ const (
 
 func newPool(t *testing.T, o lab.Options) *lab.Pool {
 	t.Helper()
-	o.Binary = binary
+	if o.Binary == "" {
+		o.Binary = binary
+	}
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
