@@ -108,6 +108,9 @@ func Until(t time.Time) time.Duration {
 // 10 % fires at t, not 10 % late: a "not before" wait is never early and
 // is late by at most the scheduler's delay plus about a millisecond.
 func SleepUntil(ctx context.Context, c Clock, t time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for {
 		left := t.Sub(c.Now())
 		if left <= 0 {

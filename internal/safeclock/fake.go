@@ -52,3 +52,14 @@ func (s *Slewed) Now() time.Time {
 	raw := time.Duration(float64(mono) / (1 + s.ppm/1e6))
 	return s.rawStart.Add(raw)
 }
+
+// Go returns a Clock that is Go's own time.Now (CLOCK_MONOTONIC, slewed).
+// It is for tests inside a testing/synctest bubble, where Go's clock is the
+// fake one the test drives, so that a test may compare a driver's instants
+// with its own time.Now. Its instants carry a monotonic reading and fail
+// Check. Never use it in a daemon.
+func Go() Clock { return goClock{} }
+
+type goClock struct{}
+
+func (goClock) Now() time.Time { return time.Now() }
