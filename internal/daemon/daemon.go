@@ -195,13 +195,13 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 				Watchdog: wd.Info(),
 			}
 			if fc != nil {
-				st.Status = fc.m.Status(time.Now())
+				st.Status = fc.m.Status(clk.Now())
 				fs := fc.status()
 				st.Fence = &fs
 			}
 			if ms != nil {
 				if r := ms.runner(); r != nil {
-					m := r.Status(time.Now())
+					m := r.Status(clk.Now())
 					st.Master = &m
 				}
 			}
@@ -231,7 +231,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		poison := make(chan poisonPill, 1)
 		ms := &masterSide{t: h.Timing, log: log}
 		var kick atomic.Pointer[agent.Agent] // this incarnation's guest side, once started
-		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog,
+		m, err := heartbeat.New(a, heartbeat.Config{Self: self, Log: memberLog, Clock: clk,
 			OnRenewal: ms.onRenewal,
 			OnRead:    ms.onRead,
 			Observer: func(e liveness.Event) {
@@ -303,7 +303,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		// The lease starts before the member's first round, so that it
 		// sees every renewal of this incarnation.
 		r, err := master.Start(master.Config{Self: m.Self(), Header: h, FirstRenewalBy: m.FirstRenewalBy(),
-			Storage: leaseStore, Log: log,
+			Storage: leaseStore, Log: log, Clock: clk,
 			OnEvent: func(e lease.Event) {
 				if ag := kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
 					ag.Kick() // report on the new epoch at once; a new master reconciles

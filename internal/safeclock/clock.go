@@ -149,3 +149,16 @@ func chunk(left time.Duration) time.Duration {
 	}
 	return max(left-left/10, time.Millisecond)
 }
+
+// After returns a channel that is closed once c.Now() has reached
+// c.Now() + d at the call (SleepUntil), or when ctx is done; for a select
+// that must not end a "not before" wait early, where time.After would.
+func After(ctx context.Context, c Clock, d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	t := c.Now().Add(d)
+	go func() {
+		_ = SleepUntil(ctx, c, t)
+		close(ch)
+	}()
+	return ch
+}
