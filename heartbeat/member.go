@@ -216,7 +216,7 @@ func (m *Member) Join(ctx context.Context) error {
 			m.lastRenewal = claimIssued
 			m.mu.Unlock()
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).
-				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool")
+				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool") // Go time: log
 			return nil
 		case join.Failed:
 			return a.Err
