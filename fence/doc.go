@@ -8,7 +8,8 @@
 //
 // The Fencer is a pure state machine (it does no I/O and reads no clock).
 // The daemon reports each successful renewal with Renewed(start), where
-// start is when the write was issued, on the monotonic clock; a write
+// start is when the write was issued, on the safety clock
+// (CLOCK_MONOTONIC_RAW, package internal/safeclock); a write
 // counts only if it completed within io_timeout. The daemon calls Tick at
 // least every FeedPeriod and carries out the actions:
 //
@@ -46,8 +47,13 @@
 // # Timing assumptions
 //
 // The watchdog fires no later than its effective firing time after the
-// last feed. The host's monotonic clock and the observers' run at the same
-// rate within the margin. Tick runs at least every FeedPeriod; if the
+// last feed. The host's raw clock and the observers' run at the same rate
+// within 1000 ppm, which the margin's rate term absorbs (heartbeat/timing).
+// Tick runs at least every FeedPeriod, on a Go ticker that NTP may slew by
+// up to 10 %; the deadline is judged on the raw clock at each tick, and the
+// watchdog is fed only while it has not passed, so a late tick delays the
+// kill of the guests but never the reset: the last feed came before the
+// deadline. if the
 // daemon stalls (SIGSTOP, a hung runtime) it stops feeding, which is safe:
 // the watchdog resets the machine.
 //

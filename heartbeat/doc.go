@@ -80,12 +80,15 @@
 //
 // The argument that makes an observer's "dead" safe is in docs/timing.md.
 // The Member's part in it is LastRenewal: the start, on this host's
-// monotonic clock, of its last renewal that the device returned without
+// safety clock, of its last renewal that the device returned without
 // error within io_timeout. The fencer counts its deadline from there.
 //
-// Time: every instant is taken with time.Now and compared through its
-// monotonic reading. Wall-clock times written into records are for humans
-// only.
+// Time: every safety instant (the issue and return of each I/O, rounds,
+// deadlines, message ages) is read on the member's Clock, CLOCK_MONOTONIC_RAW
+// by default (package internal/safeclock: not slewed by NTP), and every wait
+// re-reads it, so a Go timer slewed by up to 100 000 ppm never ends a wait
+// early. Wall-clock times written into records are for humans only; the
+// proof of life for systemd's service watchdog (Activity) is on Go's clock.
 //
 // # Timing assumptions
 //

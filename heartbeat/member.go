@@ -12,6 +12,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/join"
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
 
@@ -48,6 +49,10 @@ type Config struct {
 	// master lease) must have landed before the pool may treat it as
 	// gone.
 	BeforeLeave func()
+	// Clock is the safety clock every instant of the member is read on
+	// (issue and return of each I/O, deadlines, rounds); nil means
+	// safeclock.Raw (CLOCK_MONOTONIC_RAW). Tests inject a fake.
+	Clock safeclock.Clock
 }
 
 // Member is one host's heartbeat: it joins the pool, renews its slot every
@@ -59,6 +64,7 @@ type Member struct {
 	header ondisk.Header
 	cfg    Config
 	log    zerolog.Logger
+	clk    safeclock.Clock
 
 	raw     []byte
 	decoded []ondisk.Decoded
@@ -114,11 +120,16 @@ func New(st Storage, cfg Config) (*Member, error) {
 	if err := ondisk.ValidHostName(cfg.Self.Name); err != nil {
 		return nil, fmt.Errorf("[host] name: %w", err)
 	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = safeclock.Raw
+	}
 	return &Member{
 		st:      st,
 		header:  h,
 		cfg:     cfg,
 		log:     cfg.Log.With().Str("host", cfg.Self.Name).Logger(),
+		clk:     clk,
 		raw:     make([]byte, h.SlotsLen()),
 		tracker: liveness.New(h.Timing),
 		slot:    -1,
@@ -137,7 +148,7 @@ func (m *Member) Header() ondisk.Header { return m.header }
 // context's error when cancelled.
 func (m *Member) Join(ctx context.Context) error {
 	m.mu.Lock()
-	m.started = time.Now()
+	m.started = time.Now() // Go time: log and Activity only
 	m.mu.Unlock()
 	j := join.New(join.Config{
 		Self:   m.cfg.Self,
@@ -150,18 +161,18 @@ func (m *Member) Join(ctx context.Context) error {
 			}
 			return rand.N(d)
 		},
-	}, time.Now())
+	}, m.clk.Now())
 	var claimIssued time.Time
 	for {
 		a := j.Next()
 		switch a.Kind {
 		case join.Read:
-			if err := sleepUntil(ctx, a.NotBefore); err != nil {
+			if err := safeclock.SleepUntil(ctx, m.clk, a.NotBefore); err != nil {
 				return err
 			}
-			issued := time.Now()
+			issued := m.clk.Now()
 			err := m.st.ReadSlots(m.raw)
-			done := time.Now()
+			done := m.clk.Now()
 			m.touch()
 			if err == nil {
 				m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
@@ -172,8 +183,8 @@ func (m *Member) Join(ctx context.Context) error {
 			j.ReadDone(issued, done, m.decoded, err)
 		case join.Write:
 			rec := a.Record
-			claimIssued = time.Now()
-			rec.Wall = time.Now()
+			claimIssued = m.clk.Now()
+			rec.Wall = time.Now() // wall clock, for humans
 			issued := claimIssued
 			var err error
 			if issued.After(a.Deadline) {
@@ -181,11 +192,11 @@ func (m *Member) Join(ctx context.Context) error {
 			} else {
 				err = m.st.WriteSlot(a.Slot, rec.Encode())
 			}
-			done := time.Now()
+			done := m.clk.Now()
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).Err(err).Msg("claim written")
 			j.WriteDone(issued, done, err)
 		case join.Joined:
-			if now := time.Now(); !a.Deadline.IsZero() && now.After(a.Deadline) {
+			if now := m.clk.Now(); !a.Deadline.IsZero() && now.After(a.Deadline) {
 				// Too late for the first renewal: a watcher of our
 				// name may already judge the claim dead.
 				return fmt.Errorf("join of slot %d proven %v after the latest moment for its first renewal; start again",
@@ -194,7 +205,7 @@ func (m *Member) Join(ctx context.Context) error {
 			rec := a.Record
 			rec.State = ondisk.StateLive
 			m.mu.Lock()
-			m.joined, m.joinedAt, m.slot, m.record = true, time.Now(), a.Slot, rec
+			m.joined, m.joinedAt, m.slot, m.record = true, m.clk.Now(), a.Slot, rec
 			m.firstRenewalBy = a.Deadline
 			// The read that proved the claim stands for the first
 			// round's read: its write, the first renewal, goes out
@@ -205,7 +216,7 @@ func (m *Member) Join(ctx context.Context) error {
 			m.lastRenewal = claimIssued
 			m.mu.Unlock()
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).
-				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool")
+				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool") // Go time: log
 			return nil
 		case join.Failed:
 			return a.Err
@@ -273,8 +284,8 @@ func (m *Member) Resume(s ResumeState) error {
 	if m.joined {
 		return errors.New("resume: already joined")
 	}
-	now := time.Now()
-	m.started = now
+	m.started = time.Now() // Go time: log and Activity only
+	now := m.clk.Now()
 	m.joined, m.joinedAt, m.slot, m.record = true, now, s.Slot, rec
 	m.lastRenewal = s.LastRenewal
 	m.firstRenewalBy = s.LastRenewal.Add(m.header.Timing.RenewalFail - m.header.Timing.IOTimeout)
@@ -293,10 +304,10 @@ func (m *Member) Run(ctx context.Context) error {
 		return errors.New("Run before Join")
 	}
 	interval := m.header.Timing.Interval
-	next := time.Now() // the next full round
+	next := m.clk.Now() // the next full round
 	for {
-		if !time.Now().Before(next) {
-			start := time.Now()
+		if !m.clk.Now().Before(next) {
+			start := m.clk.Now()
 			if err := m.Round(); err != nil {
 				return err
 			}
@@ -315,11 +326,11 @@ func (m *Member) Run(ctx context.Context) error {
 		m.mu.Lock()
 		deadline, ok := m.tracker.NextDeadline()
 		m.mu.Unlock()
-		early := ok && deadline.After(time.Now()) && deadline.Before(next)
+		early := ok && deadline.After(m.clk.Now()) && deadline.Before(next)
 		if early {
 			wake = deadline
 		}
-		timer := time.NewTimer(time.Until(wake))
+		timer := time.NewTimer(safeclock.TimerFor(m.clk, wake)) // re-checked on the raw clock: the loop goes round
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -332,7 +343,7 @@ func (m *Member) Run(ctx context.Context) error {
 			return err
 		case <-m.kick:
 			timer.Stop()
-			next = time.Now()
+			next = m.clk.Now()
 			continue
 		case <-timer.C:
 		}
@@ -346,9 +357,9 @@ func (m *Member) Run(ctx context.Context) error {
 // read fails, it still re-judges liveness on the clock, so that a silent
 // host turns suspect on time.
 func (m *Member) Observe() error {
-	issued := time.Now()
+	issued := m.clk.Now()
 	err := m.st.ReadSlots(m.raw)
-	done := time.Now()
+	done := m.clk.Now()
 	m.touch()
 	if err != nil {
 		m.log.Warn().Err(err).Msg("reading the slots failed")
@@ -386,7 +397,7 @@ func (m *Member) Round() error {
 		} else if err := m.checkOwn(m.decoded[slot], mine); err != nil {
 			return err
 		} else {
-			after = m.exchange(time.Now())
+			after = m.exchange(m.clk.Now())
 		}
 	}
 	defer func() {
@@ -397,12 +408,12 @@ func (m *Member) Round() error {
 
 	m.mu.Lock()
 	m.record.Sequence++
-	m.record.Wall = time.Now()
+	m.record.Wall = time.Now() // wall clock, for humans
 	rec := m.record
 	m.mu.Unlock()
-	issued := time.Now()
+	issued := m.clk.Now()
 	err := m.st.WriteSlot(slot, rec.Encode())
-	done := time.Now()
+	done := m.clk.Now()
 	m.touch()
 	if took := done.Sub(issued); err == nil && took > m.header.Timing.IOTimeout {
 		// The storage layer bounds every I/O by io_timeout; a write
@@ -449,7 +460,7 @@ func (m *Member) Activity() time.Time {
 
 func (m *Member) touch() {
 	m.mu.Lock()
-	m.activity = time.Now()
+	m.activity = time.Now() // Go time, with started: the service watchdog's proof of life
 	m.mu.Unlock()
 }
 
@@ -502,7 +513,7 @@ func (m *Member) Leave() error {
 	m.mu.Lock()
 	m.record.Sequence++
 	m.record.State = ondisk.StateLeft
-	m.record.Wall = time.Now()
+	m.record.Wall = time.Now() // wall clock, for humans
 	m.record.Messages = [ondisk.MessageCells]ondisk.Message{}
 	rec, slot := m.record, m.slot
 	m.mu.Unlock()
@@ -562,21 +573,6 @@ func (m *Member) isJoined() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.joined
-}
-
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // latencyRing keeps the last renewal latencies.

@@ -16,6 +16,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
 
@@ -44,8 +45,9 @@ func startHost(t *testing.T, mem *area.Mem, name string, id byte) *host {
 	t.Helper()
 	h := &host{name: name, done: make(chan error, 1)}
 	m, err := heartbeat.New(mem.Handle(name), heartbeat.Config{
-		Self: join.Identity{Name: name, MachineID: machine(id), Agent: "test"},
-		Log:  zerolog.New(io.Discard),
+		Self:  join.Identity{Name: name, MachineID: machine(id), Agent: "test"},
+		Log:   zerolog.New(io.Discard),
+		Clock: safeclock.Go(), // synctest's fake time
 		Observer: func(e liveness.Event) {
 			h.mu.Lock()
 			h.events = append(h.events, e)

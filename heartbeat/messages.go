@@ -155,7 +155,7 @@ func (m *Member) Send(target int, gen uint64, kind ondisk.MessageKind, arg [24]b
 	if p, ok := m.tracker.Peer(target); ok {
 		name = p.Name()
 	}
-	o := &Outgoing{Seq: m.box.seq, Kind: kind, TargetSlot: target, TargetName: name, TargetGeneration: gen, sent: time.Now(), AckedAfterSeconds: -1}
+	o := &Outgoing{Seq: m.box.seq, Kind: kind, TargetSlot: target, TargetName: name, TargetGeneration: gen, sent: m.clk.Now(), AckedAfterSeconds: -1}
 	m.box.out = append(m.box.out, o)
 	m.outArgs[o.Seq] = arg
 	m.fillCells()

@@ -11,6 +11,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/area"
 	"github.com/hbfence/hbfence/heartbeat/join"
+	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
 
@@ -44,6 +45,7 @@ func startWithInbox(t *testing.T, mem *area.Mem, name string, id byte, box *inbo
 		Self:      join.Identity{Name: name, MachineID: machine(id)},
 		Log:       zerolog.New(io.Discard),
 		OnMessage: box.handle,
+		Clock:     safeclock.Go(), // synctest's fake time
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,14 @@ import (
 // slot back, as package heartbeat does. Pre-existing members renew from
 // the start.
 //
+// Each joiner has its own clocks (simHost.origin, rawPPM, slewPPM): the
+// protocol's instants come from its raw clock, drifting up to ±500 ppm, and
+// its waits end when its raw clock reaches the deadline, though its timers
+// run on a clock slewed up to ±100 000 ppm.
+//
 // Invariants checked:
+//   - no joiner issues a read before its Action's NotBefore on its own raw
+//     clock;
 //   - no write of any host other than the member owning a slot ever lands
 //     in that slot while the member owns it (one writer per sector), and a
 //     member's read of its own slot always shows its own record;
@@ -54,6 +61,10 @@ type sim struct {
 	slowIO int           // percent of joiner I/O that takes up to io_timeout
 	late   int           // percent of claim writes the driver issues late (up to 1.5 × io_timeout)
 	trace  func(string)  // if set, receives a line per step
+	// naiveTimers makes joiners wait on their slewed clock alone, as a
+	// driver on Go's timers without re-reading the raw clock would (the
+	// code before safeclock): a test shows the simulation catches it.
+	naiveTimers bool
 }
 
 type version struct {
@@ -84,6 +95,43 @@ type simHost struct {
 	rec      ondisk.Slot
 	err      error
 	ownSince time.Duration
+
+	// The host's clocks. The protocol sees its raw clock
+	// (CLOCK_MONOTONIC_RAW): origin + true time × (1 + rawPPM/1e6), with
+	// rawPPM within ±500 (the oscillator). Its timers run on
+	// CLOCK_MONOTONIC, slewed by NTP by slewPPM (within ±100 000, the
+	// kernel's maximum) relative to the raw clock; the driver re-reads the
+	// raw clock when one fires (safeclock.SleepUntil).
+	origin          time.Time
+	rawPPM, slewPPM float64
+}
+
+// clock is the host's raw clock at true time t.
+func (h *simHost) clock(t time.Duration) time.Time {
+	return h.origin.Add(time.Duration(float64(t) * (1 + h.rawPPM/1e6)))
+}
+
+// wakeAt is the true time at which a wait from now until nb on the host's
+// raw clock ends: safeclock.SleepUntil's loop (timers of nine tenths of
+// what is left, down to 1 ms, on the slewed clock, then a re-read), or with
+// naive timers one timer for all of it.
+func (s *sim) wakeAt(h *simHost, nb time.Time) time.Duration {
+	monoRate := (1 + h.rawPPM/1e6) * (1 + h.slewPPM/1e6) // CLOCK_MONOTONIC per true second
+	t := s.now
+	for {
+		left := nb.Sub(h.clock(t))
+		if left <= 0 {
+			return t
+		}
+		c := left
+		if !s.naiveTimers && left > time.Millisecond {
+			c = max(left-left/10, time.Millisecond)
+		}
+		t += max(time.Duration(float64(c)/monoRate), 1)
+		if s.naiveTimers {
+			return t
+		}
+	}
 }
 
 type simStats struct {
@@ -192,6 +240,18 @@ func (s *sim) dur(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(s.r.Int64N(int64(hi-lo)+1))
 }
 
+// ppm draws a clock rate error within ±bound, at either extreme a third of
+// the time each.
+func (s *sim) ppm(bound float64) float64 {
+	switch s.r.IntN(3) {
+	case 0:
+		return -bound
+	case 1:
+		return bound
+	}
+	return (s.r.Float64()*2 - 1) * bound
+}
+
 // latency of one joiner I/O: at most io_timeout.
 func (s *sim) latency() time.Duration {
 	iot := s.p.IOTimeout
@@ -249,10 +309,11 @@ var errSimIO = errors.New("simulated I/O error")
 // the last renewal of its earlier incarnation, to join and renew; past
 // that, the machine is reset (and comes back with another boot id).
 func (s *sim) addJoiner(cfg join.Config, start, resetAt time.Duration) *simHost {
-	h := &simHost{id: len(s.hosts), name: cfg.Self.Name, cfg: cfg, start: start, slot: -1, joiner: true}
+	h := &simHost{id: len(s.hosts), name: cfg.Self.Name, cfg: cfg, start: start, slot: -1, joiner: true,
+		origin: t0.Add(time.Duration(s.r.Int64N(int64(time.Hour)))), rawPPM: s.ppm(500), slewPPM: s.ppm(100_000)}
 	s.hosts = append(s.hosts, h)
 	s.at(start, func() {
-		h.j = join.New(cfg, t0.Add(s.now))
+		h.j = join.New(cfg, h.clock(s.now))
 		s.schedule(h)
 	})
 	if resetAt != 0 {
@@ -285,8 +346,17 @@ func (s *sim) schedule(h *simHost) {
 	a := h.j.Next()
 	switch a.Kind {
 	case join.Read:
-		t := max(s.now, a.NotBefore.Sub(t0)) + s.dur(0, 20*time.Millisecond)
-		s.at(t, func() { s.issue(h); s.at(s.now+s.latency(), func() { s.complete(h) }) })
+		t := s.wakeAt(h, a.NotBefore) + s.dur(0, 20*time.Millisecond)
+		s.at(t, func() {
+			// The Action's contract: no read before NotBefore on the
+			// joiner's own (raw) clock, whatever its timers' slew.
+			if now := h.clock(s.now); now.Before(a.NotBefore) {
+				s.fail("%s reads %v before its NotBefore on its raw clock (timers slewed %+.0f ppm)",
+					h.name, a.NotBefore.Sub(now), h.slewPPM)
+			}
+			s.issue(h)
+			s.at(s.now+s.latency(), func() { s.complete(h) })
+		})
 	case join.Write:
 		t := s.now + s.dur(0, 20*time.Millisecond)
 		if s.r.IntN(100) < s.late {
@@ -318,10 +388,10 @@ func (s *sim) issue(h *simHost) bool {
 	}
 	a := h.j.Next()
 	h.busy, h.op, h.issued, h.fail = true, a.Kind, s.now, s.r.IntN(100) < s.ioFail
-	if a.Kind == join.Write && t0.Add(s.now).After(a.Deadline) {
+	if a.Kind == join.Write && h.clock(s.now).After(a.Deadline) {
 		h.busy = false
 		s.st.deadlines++
-		h.j.WriteDone(t0.Add(s.now), t0.Add(s.now), join.ErrDeadline)
+		h.j.WriteDone(h.clock(s.now), h.clock(s.now), join.ErrDeadline)
 		s.schedule(h)
 		return false
 	}
@@ -334,7 +404,7 @@ func (s *sim) complete(h *simHost) {
 		return
 	}
 	h.busy = false
-	issued, done := t0.Add(h.issued), t0.Add(s.now)
+	issued, done := h.clock(h.issued), h.clock(s.now)
 	switch h.op {
 	case join.Read:
 		if h.fail {
@@ -362,7 +432,7 @@ func (s *sim) complete(h *simHost) {
 		h.j.WriteDone(issued, done, err)
 	}
 	if s.trace != nil {
-		s.tracef("%s: next %s", h.name, briefAction(h.j.Next()))
+		s.tracef("%s: next %s", h.name, briefAction(h, h.j.Next()))
 	}
 	s.schedule(h)
 }
@@ -479,12 +549,12 @@ func brief(d ondisk.Decoded) string {
 		d.Slot.Generation, d.Slot.Sequence, d.Slot.State, d.Slot.JoinNonce%0x10000)
 }
 
-func briefAction(a join.Action) string {
+func briefAction(h *simHost, a join.Action) string { // times on h's raw clock, from its origin
 	switch a.Kind {
 	case join.Read:
-		return fmt.Sprintf("read not before %v", a.NotBefore.Sub(t0))
+		return fmt.Sprintf("read not before %v", a.NotBefore.Sub(h.origin))
 	case join.Write:
-		return fmt.Sprintf("write slot %d %s deadline %v", a.Slot, brief(ondisk.Decoded{Slot: a.Record, Status: ondisk.SlotOK}), a.Deadline.Sub(t0))
+		return fmt.Sprintf("write slot %d %s deadline %v", a.Slot, brief(ondisk.Decoded{Slot: a.Record, Status: ondisk.SlotOK}), a.Deadline.Sub(h.origin))
 	case join.Joined:
 		return fmt.Sprintf("joined slot %d", a.Slot)
 	}

@@ -59,11 +59,16 @@ func TestJoinSimulation(t *testing.T) {
 }
 
 func runJoinSim(seed uint64, trace func(string)) (simStats, []string) {
+	return runJoinSimTimers(seed, trace, false)
+}
+
+func runJoinSimTimers(seed uint64, trace func(string), naiveTimers bool) (simStats, []string) {
 	r := rand.New(rand.NewPCG(seed, 0x501))
 	p := simProfiles[seed%uint64(len(simProfiles))]
 	n := 2 + r.IntN(15)
 	nslots := max(1, n/2) + r.IntN(n+4)
 	s := newSim(p, r, nslots)
+	s.naiveTimers = naiveTimers
 	s.st.seeds = 1
 	if seed/3%2 == 1 {
 		// Harsh storage: a fifth of the joiners' I/O fails, half is
@@ -159,6 +164,19 @@ func runJoinSim(seed uint64, trace func(string)) (simStats, []string) {
 	s.run(200 * p.HostDead)
 	s.check()
 	return s.st, s.errs
+}
+
+// The drift model has teeth: with the same schedules, joiners that wait on
+// their slewed CLOCK_MONOTONIC alone (a Go timer, no re-read of the raw
+// clock: the drivers before safeclock) break the join's invariants.
+func TestJoinSimulationNaiveTimersFail(t *testing.T) {
+	for seed := uint64(1); seed <= uint64(*joinSeeds); seed++ {
+		if _, errs := runJoinSimTimers(seed, nil, true); len(errs) > 0 {
+			t.Logf("seed %d with naive timers: %s", seed, errs[0])
+			return
+		}
+	}
+	t.Errorf("%d schedules with joiners on naive (slewed) timers all passed: the simulation does not model the slew", *joinSeeds)
 }
 
 func ok(s ondisk.Slot) ondisk.Decoded { return ondisk.Decoded{Slot: s, Status: ondisk.SlotOK} }

@@ -42,6 +42,16 @@ var livenessSeeds = flag.Int("liveness.seeds", 3000, "schedules the liveness pro
 //     started after the host's fence latch (see 2), so it is a revenant.
 //  4. Evaluate never declares dead, and a dead generation stays dead
 //     (later writes of it are Revenant events) until a new generation.
+//
+// Every host and the observer have their own clocks (simClock): the
+// durations they measure (interval, io_timeout, renewal_fail on the host,
+// host_dead on the observer) run on a raw clock within ±500 ppm of true
+// time, the instants the tracker sees are the observer's raw clock, and
+// their waits end when a timer on CLOCK_MONOTONIC, slewed up to
+// ±100 000 ppm, has fired and the raw clock has been re-read
+// (safeclock.SleepUntil). The properties are checked in true time, with
+// the watchdog's figure taken as true time (package fence checks the
+// device's effective firing time against it).
 func TestLivenessProperty(t *testing.T) {
 	start := time.Now()
 	var total simStats
@@ -97,6 +107,53 @@ var simProfiles = func() []timing.Params {
 	return ps
 }()
 
+// simClock is one machine's clocks: a raw clock running (1 + raw/1e6) raw
+// seconds per true second, and CLOCK_MONOTONIC slewed by slew ppm against
+// it.
+type simClock struct{ raw, slew float64 }
+
+func drawClock(r *rand.Rand) simClock {
+	ppm := func(bound float64) float64 {
+		switch r.IntN(3) {
+		case 0:
+			return -bound
+		case 1:
+			return bound
+		}
+		return (r.Float64()*2 - 1) * bound
+	}
+	return simClock{raw: ppm(500), slew: ppm(100_000)}
+}
+
+// read is the raw clock at true time t (origin 0).
+func (c simClock) read(t time.Duration) time.Duration {
+	return time.Duration(float64(t) * (1 + c.raw/1e6))
+}
+
+// trueDur is how much true time d of this clock's raw time takes.
+func (c simClock) trueDur(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / (1 + c.raw/1e6))
+}
+
+// wait is the true time a wait of d on the raw clock takes: SleepUntil's
+// timers (nine tenths of what is left, at least 1 ms) on the slewed clock,
+// each followed by a re-read of the raw clock.
+func (c simClock) wait(d time.Duration) time.Duration {
+	monoRate := (1 + c.raw/1e6) * (1 + c.slew/1e6)
+	var t time.Duration
+	for {
+		left := d - c.read(t)
+		if left <= 0 {
+			return t
+		}
+		ch := left
+		if left > time.Millisecond {
+			ch = max(left-left/10, time.Millisecond)
+		}
+		t += max(time.Duration(float64(ch)/monoRate), 1)
+	}
+}
+
 type simStats struct {
 	dead, revenants, reincarnations, suspects, tornReads, failedReads, deadAfterTorn int
 	minSlack                                                                         time.Duration
@@ -137,10 +194,11 @@ type incarnation struct {
 // genHost builds the history of one host: incarnations until horizon.
 func genHost(r *rand.Rand, p timing.Params, horizon time.Duration) []*incarnation {
 	var incs []*incarnation
+	clk := drawClock(r)
 	begin := time.Duration(r.Int64N(int64(2*p.HostDead))) - p.HostDead // may predate the observer
 	gen := uint64(1 + r.IntN(5))
 	for begin < horizon {
-		inc := genIncarnation(r, p, gen, begin, horizon)
+		inc := genIncarnation(r, p, clk, gen, begin, horizon)
 		incs = append(incs, inc)
 		// The machine comes back some time after its reset, as a new
 		// incarnation (or not).
@@ -153,7 +211,10 @@ func genHost(r *rand.Rand, p timing.Params, horizon time.Duration) []*incarnatio
 	return incs
 }
 
-func genIncarnation(r *rand.Rand, p timing.Params, gen uint64, begin, horizon time.Duration) *incarnation {
+func genIncarnation(r *rand.Rand, p timing.Params, clk simClock, gen uint64, begin, horizon time.Duration) *incarnation {
+	// The host's durations, in true time: renewal_fail and io_timeout
+	// measured on its raw clock, its rounds waited for on its timers.
+	renewalFail, ioTimeout := clk.trueDur(p.RenewalFail), clk.trueDur(p.IOTimeout)
 	inc := &incarnation{gen: gen}
 	const never = time.Duration(1 << 62)
 	crash := never
@@ -173,11 +234,11 @@ func genIncarnation(r *rand.Rand, p timing.Params, gen uint64, begin, horizon ti
 			latched, inc.latch = true, at
 		}
 	}
-	tau := begin + p.Interval
+	tau := begin + clk.wait(p.Interval)
 	revenant := false
 	for seq := uint64(2); tau < horizon; seq++ {
-		if !latched && tau > inc.lastOK+p.RenewalFail {
-			latch(inc.lastOK + p.RenewalFail)
+		if !latched && tau > inc.lastOK+renewalFail {
+			latch(inc.lastOK + renewalFail)
 		}
 		if tau >= crash {
 			latch(crash)
@@ -212,7 +273,7 @@ func genIncarnation(r *rand.Rand, p timing.Params, gen uint64, begin, horizon ti
 				w.land, w.landed = tau+time.Duration(r.Int64N(int64(ret-tau)+1)), true
 			}
 		}
-		if ok && ret-tau > iot {
+		if ok && ret-tau > ioTimeout {
 			ok = false
 		}
 		inc.writes = append(inc.writes, w)
@@ -221,18 +282,18 @@ func genIncarnation(r *rand.Rand, p timing.Params, gen uint64, begin, horizon ti
 			break
 		}
 		if ok && !latched {
-			if ret > inc.lastOK+p.RenewalFail {
-				latch(inc.lastOK + p.RenewalFail)
+			if ret > inc.lastOK+renewalFail {
+				latch(inc.lastOK + renewalFail)
 			} else {
 				inc.lastOK = tau
 			}
 		}
 		// Then it reads all slots, and waits for the next tick.
 		next := ret + frac(0, 0.3)
-		tau = max(next, tau+p.Interval)
+		tau = max(next, tau+clk.wait(p.Interval))
 	}
 	if !latched {
-		latch(min(crash, inc.lastOK+p.RenewalFail))
+		latch(min(crash, inc.lastOK+renewalFail))
 	}
 	inc.fence = inc.latch + p.Watchdog
 	return inc
@@ -285,6 +346,11 @@ func runLivenessSim(seed uint64, host, observer timing.Params) (simStats, []stri
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 
 	tk := liveness.New(observer)
+	// The observer's clocks: the tracker is given its raw clock (oat);
+	// the reference rule measures host_dead on it too (oSince).
+	oclk := drawClock(r)
+	oat := func(t time.Duration) time.Time { return at(oclk.read(t)) }
+	oSince := func(from, to time.Duration) time.Duration { return oclk.read(to) - oclk.read(from) }
 	ref := make([]refSlot, nHosts)
 	slots := make([]ondisk.Decoded, nHosts)
 	iot := p.IOTimeout
@@ -300,7 +366,7 @@ func runLivenessSim(seed uint64, host, observer timing.Params) (simStats, []stri
 			// The read failed (or timed out): judge without it.
 			st.failedReads++
 			done = min(done, issue+iot)
-			evs = tk.Evaluate(at(done))
+			evs = tk.Evaluate(oat(done))
 			for _, e := range evs {
 				if e.Kind == liveness.Transition && e.To == liveness.Dead {
 					fail("Evaluate at %v declared slot %d dead", done, e.Slot)
@@ -336,13 +402,13 @@ func runLivenessSim(seed uint64, host, observer timing.Params) (simStats, []stri
 					switch {
 					case !rs.have || rs.gen != cur.gen || rs.seq != cur.seq:
 						rs.have, rs.gen, rs.seq, rs.base = true, cur.gen, cur.seq, done
-					case issue-rs.base >= observer.HostDead && !(rs.dead && rs.deadGen == cur.gen):
+					case oSince(rs.base, issue) >= observer.HostDead && !(rs.dead && rs.deadGen == cur.gen):
 						wantDead[h] = true
 					}
 				}
 				slots[h] = d
 			}
-			evs = tk.Observe(at(issue), at(done), slots)
+			evs = tk.Observe(oat(issue), oat(done), slots)
 			gotDead := make([]bool, nHosts)
 			for _, e := range evs {
 				if e.Kind == liveness.Transition && e.To == liveness.Dead {
@@ -371,12 +437,12 @@ func runLivenessSim(seed uint64, host, observer timing.Params) (simStats, []stri
 				} else if st.minSlack == 0 || slack < st.minSlack {
 					st.minSlack = slack
 				}
-				if inc.lastOK > done-p.HostDead {
+				if oSince(inc.lastOK, done) < p.HostDead {
 					fail("slot %d generation %d declared dead at %v: its last successful write began at %v, less than host_dead before",
 						h, rs.gen, done, inc.lastOK)
 				}
 				for _, w := range inc.writes {
-					if w.landed && w.land < issue && w.start > issue-p.HostDead {
+					if w.landed && w.land < issue && oSince(w.start, issue) < p.HostDead {
 						fail("slot %d generation %d declared dead on a read issued at %v: its write %d began at %v and landed at %v",
 							h, rs.gen, issue, w.seq, w.start, w.land)
 					}
@@ -404,13 +470,13 @@ func runLivenessSim(seed uint64, host, observer timing.Params) (simStats, []stri
 		}
 		// The next read one interval later, or later still when the
 		// observer itself stalls; sometimes an Evaluate in between.
-		next := issue + p.Interval + time.Duration(r.Int64N(int64(p.Interval/10)+1))
+		next := issue + oclk.wait(p.Interval) + time.Duration(r.Int64N(int64(p.Interval/10)+1))
 		next = max(next, done)
 		if r.IntN(50) == 0 {
 			next += time.Duration(r.Int64N(int64(p.HostDead)))
 		}
 		if r.IntN(4) == 0 {
-			for _, e := range tk.Evaluate(at(done + (next-done)/2)) {
+			for _, e := range tk.Evaluate(oat(done + (next-done)/2)) {
 				if e.Kind == liveness.Transition && e.To == liveness.Dead {
 					fail("Evaluate declared slot %d dead", e.Slot)
 				}

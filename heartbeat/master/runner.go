@@ -10,6 +10,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/lease"
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
 
@@ -32,6 +33,10 @@ type Config struct {
 	// It runs on the runner's goroutine, without the runner's lock, and
 	// must not block.
 	OnEvent func(lease.Event)
+	// Clock is the safety clock of every lease instant and wait; nil
+	// means safeclock.Raw (CLOCK_MONOTONIC_RAW). It must be the member's
+	// clock: Renewed, Observed and Master take the member's instants.
+	Clock safeclock.Clock
 }
 
 // Runner drives the master lease of one incarnation: it owns the pure
@@ -87,18 +92,21 @@ func Start(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = safeclock.Raw
+	}
 	r := &Runner{
 		cfg:  cfg,
 		log:  cfg.Log.With().Str("component", "master").Logger(),
 		l:    l,
-		drv:  lease.NewDriver(l, cfg.Storage, time.Now),
+		drv:  lease.NewDriver(l, cfg.Storage, cfg.Clock.Now),
 		subs: map[int]chan lease.Event{},
 		wake: make(chan struct{}, 1),
 		cmds: make(chan command),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	if err := l.Acquire(time.Now()); err != nil {
+	if err := l.Acquire(cfg.Clock.Now()); err != nil {
 		return nil, err
 	}
 	go r.loop()
@@ -253,9 +261,11 @@ func (r *Runner) Release(ctx context.Context) error {
 func (r *Runner) Stop() {
 	r.Halt()
 	<-r.done
-	if d := time.Until(r.quiet); d > 0 {
+	if d := r.quiet.Sub(r.cfg.Clock.Now()); d > 0 {
 		r.log.Info().Dur("wait_ms", d).Msg("waiting until a lease write that timed out can no longer land")
-		time.Sleep(d)
+		// Not before QuiescentAt on the raw clock, however Go's
+		// timers are slewed.
+		_ = safeclock.SleepUntil(context.Background(), r.cfg.Clock, r.quiet)
 	}
 }
 
@@ -271,7 +281,7 @@ func (r *Runner) Halt() {
 		return
 	default:
 	}
-	r.l.Stop(time.Now())
+	r.l.Stop(r.cfg.Clock.Now())
 	close(r.stop)
 }
 
@@ -331,7 +341,7 @@ func (r *Runner) loop() {
 		r.mu.Unlock()
 		r.publish(evs)
 		r.mu.Lock()
-		now := time.Now()
+		now := r.cfg.Clock.Now()
 		if !r.soonTo.IsZero() {
 			if now.Before(r.soonTo) {
 				r.l.ReadSoon(now, now.Add(r.cfg.Header.Timing.Interval/4))
@@ -345,7 +355,9 @@ func (r *Runner) loop() {
 		var due <-chan time.Time
 		if a.Kind != lease.None {
 			if wait := a.NotBefore.Sub(now); wait > 0 {
-				timer.Reset(wait)
+				// Go's timer may fire early on the raw clock
+				// (CLOCK_MONOTONIC slewed): re-checked below.
+				timer.Reset(safeclock.TimerFor(r.cfg.Clock, a.NotBefore))
 				due = timer.C
 			} else {
 				due = closed
@@ -361,7 +373,7 @@ func (r *Runner) loop() {
 			return
 		case c := <-r.cmds:
 			r.mu.Lock()
-			err := c.apply(r.l, time.Now())
+			err := c.apply(r.l, r.cfg.Clock.Now())
 			r.mu.Unlock()
 			c.reply <- err
 			stopTimer(timer, due)
@@ -380,6 +392,9 @@ func (r *Runner) loop() {
 		if cur.Kind != a.Kind || !cur.NotBefore.Equal(a.NotBefore) {
 			continue
 		}
+		if r.cfg.Clock.Now().Before(a.NotBefore) {
+			continue // a slewed timer fired early: wait on
+		}
 		res := r.drv.Perform(a)
 		r.mu.Lock()
 		r.drv.Report(res)
@@ -391,7 +406,7 @@ func (r *Runner) loop() {
 // logIO logs a failed lease I/O: the first of a run of failures, a change
 // of error, and then once a minute; and the recovery.
 func (r *Runner) logIO(a lease.Action, err error) {
-	now := time.Now()
+	now := r.cfg.Clock.Now()
 	switch {
 	case err == nil:
 		if r.ioFails > 0 {

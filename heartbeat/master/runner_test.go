@@ -19,6 +19,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
 
@@ -66,8 +67,9 @@ func newPool(t *testing.T, slots int) *pool {
 func (p *pool) start(name string, id byte) *node {
 	n := &node{name: name, done: make(chan error, 1)}
 	m, err := heartbeat.New(p.mem.Handle(name), heartbeat.Config{
-		Self: join.Identity{Name: name, MachineID: ondisk.UUID{id, 9}},
-		Log:  zerolog.New(io.Discard),
+		Self:  join.Identity{Name: name, MachineID: ondisk.UUID{id, 9}},
+		Log:   zerolog.New(io.Discard),
+		Clock: safeclock.Go(), // synctest's fake time
 		OnRenewal: func(issued, done time.Time) {
 			if r := n.r.Load(); r != nil {
 				r.Renewed(issued, done)
@@ -99,7 +101,7 @@ func (p *pool) start(name string, id byte) *node {
 			return
 		}
 		r, err := master.Start(master.Config{Self: m.Self(), Header: p.hd, FirstRenewalBy: m.FirstRenewalBy(),
-			Storage: p.lst, Log: zerolog.New(io.Discard)})
+			Storage: p.lst, Log: zerolog.New(io.Discard), Clock: safeclock.Go()})
 		if err != nil {
 			n.done <- err
 			return

@@ -12,7 +12,8 @@
 //     itself.
 //   - watchdog: the watchdog resets the host this long after its last feed.
 //   - host_dead: an observer declares a host dead when it has seen no change
-//     of the host's slot for this long, on its own monotonic clock.
+//     of the host's slot for this long, on its own safety clock
+//     (CLOCK_MONOTONIC_RAW, package internal/safeclock).
 //
 // # The rules
 //
@@ -22,7 +23,8 @@
 //   - interval < io_timeout;
 //   - renewal_fail >= 3 × io_timeout;
 //   - host_dead > renewal_fail + watchdog + margin, where Margin is the
-//     largest of interval/2, host_dead/1000 and 100 ms;
+//     SUM of host_dead/1000 (clock rates) and max(interval/2, 100 ms)
+//     (scheduling delay);
 //   - host_dead > renewal_fail + io_timeout;
 //   - host_dead > 5 × io_timeout + margin: a join writes its claim (up to
 //     io_timeout), waits JoinWait (2 × io_timeout), reads it back (up to
@@ -44,11 +46,23 @@
 // host_dead − io_timeout > renewal_fail without a successful renewal, had
 // fenced at its last renewal + renewal_fail, and had been reset by its
 // watchdog before last renewal + renewal_fail + watchdog, which is earlier
-// than the read by more than the margin. The margin absorbs the difference
-// in rate between two hosts' monotonic clocks (NTP slews CLOCK_MONOTONIC by
-// at most 500 ppm each, so 1000 ppm between two hosts, which over host_dead
-// is host_dead/1000) and scheduling delay around the observer's read (half
-// an interval). No step uses a wall clock.
+// than the read by more than the margin. The margin absorbs, together, the
+// difference in rate between two hosts' safety clocks and scheduling delay,
+// so it is their sum:
+//
+//   - every safety instant is read on CLOCK_MONOTONIC_RAW, which NTP does
+//     not slew; its rate error is the oscillator's, assumed within
+//     ClockPPM (±500 ppm) and checked at run time (safeclock.CheckRate), so
+//     two hosts differ by at most 1000 ppm: host_dead/1000 over host_dead;
+//   - scheduling delay around the observer's read and between the host's
+//     deadline and its fence acting: half an interval, at least
+//     MinSchedDelay (100 ms).
+//
+// CLOCK_MONOTONIC, which Go's time.Now and timers use, may be slewed by NTP
+// by up to 100 000 ppm (the kernel's tick limit; chrony's default
+// maxslewrate is 83 333 ppm): no margin could absorb that over host_dead
+// (2.7 s of 27 s), which is why no safety instant is taken on it and every
+// wait re-checks the raw clock. No step uses a wall clock.
 //
 // JoinWait (2 × io_timeout) is the join protocol's wait between writing a
 // claim and reading it back; package join gives its argument.
@@ -64,9 +78,10 @@
 //   - The argument assumes storage that, once a write has completed,
 //     returns it (or a later write) to every reader: no stale reads after a
 //     completed write, no reordering of one host's writes.
-//   - The margin does not cover a clock whose rate is more than 500 ppm off,
-//     a suspended machine (CLOCK_MONOTONIC stops during suspend), or a
-//     scheduling delay longer than the margin.
+//   - The margin does not cover a raw clock whose rate is more than 500 ppm
+//     off (the daemon's rate check says so), a suspended machine (the raw
+//     clock stops during suspend), or a scheduling delay longer than the
+//     scheduling term.
 //   - The last rule, host_dead > renewal_fail + io_timeout, has no margin
 //     term. It binds only when watchdog + margin <= io_timeout (no shipped
 //     profile), and a pool set exactly at its limit has no room for clock

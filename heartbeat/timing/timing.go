@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hbfence/hbfence/internal/safeclock"
 )
 
 // Params are the pool's timeouts. They are stored in the heartbeat area's
@@ -82,19 +84,41 @@ func ProfileNames() []string {
 	return names
 }
 
+// ClockPPM is the bound assumed on each host's safety clock's rate error
+// (CLOCK_MONOTONIC_RAW, the oscillator's error): ±500 ppm, checked at run
+// time by package safeclock (safeclock.AssumedPPM, safeclock.CheckRate).
+const ClockPPM = safeclock.AssumedPPM
+
+// MinSchedDelay is the least scheduling delay the margin allows for, however
+// short the interval.
+const MinSchedDelay = 100 * time.Millisecond
+
 // Margin is the slack the timing rule keeps between the latest moment a
 // failed host can still be running guests and the earliest moment an
-// observer may declare it dead. It absorbs the difference in rate between
-// two hosts' monotonic clocks (NTP slews CLOCK_MONOTONIC by at most 500 ppm
-// each, so 1000 ppm between two hosts, over host_dead) and scheduling delay
-// around the observer's read (half an interval). It is the larger of
-// interval/2 and host_dead/1000, and never less than 100 ms.
+// observer may declare it dead. It absorbs, together, the two terms of
+// MarginTerms: their SUM, since a host's clock may run slow and the
+// observer's read be delayed at once.
 func (p Params) Margin() time.Duration {
-	m := max(p.Interval/2, p.HostDead/1000)
-	if m < 100*time.Millisecond {
-		m = 100 * time.Millisecond
-	}
-	return m
+	rate, sched := p.MarginTerms()
+	return rate + sched
+}
+
+// MarginTerms are what Margin absorbs:
+//
+//   - rate: the difference in rate between two hosts' safety clocks
+//     (CLOCK_MONOTONIC_RAW, each within ClockPPM of true time, so 2 ×
+//     ClockPPM between two hosts) over host_dead: host_dead/1000;
+//   - sched: scheduling delay around the observer's read and between the
+//     host's deadline and its fence acting: half an interval, and at least
+//     MinSchedDelay.
+//
+// NTP's slew of CLOCK_MONOTONIC (up to 100 000 ppm) is not a term: no
+// safety instant is taken on it, and waits re-check the raw clock
+// (safeclock.SleepUntil).
+func (p Params) MarginTerms() (rate, sched time.Duration) {
+	rate = p.HostDead / (1_000_000 / (2 * ClockPPM)) // host_dead × 1000 ppm
+	sched = max(p.Interval/2, MinSchedDelay)
+	return rate, sched
 }
 
 // JoinWait is how long a joining host waits between writing its claim on a

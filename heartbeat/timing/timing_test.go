@@ -77,18 +77,22 @@ func TestValidateRules(t *testing.T) {
 
 		// host_dead > renewal_fail + watchdog + margin (margin 1 s here)
 		{"host_dead equals sum", with(func(p *Params) { p.HostDead = 26 * time.Second }), ruleHostDead},
-		{"host_dead 1ns above sum", with(func(p *Params) { p.HostDead = 26*time.Second + ns }), ""},
+		// The margin grows with host_dead (1000 ppm of it): at 26.026 s it is
+		// 1.026026 s and the sum 26.026026 s; at 26.027 s the sum is 26.026027 s.
+		{"host_dead just below sum", with(func(p *Params) { p.HostDead = 26026 * time.Millisecond }), ruleHostDead},
+		{"host_dead just above sum", with(func(p *Params) { p.HostDead = 26027 * time.Millisecond }), ""},
 		{"host_dead below sum", with(func(p *Params) { p.HostDead = 20 * time.Second }), ruleHostDead},
 		{"watchdog raised to sum", with(func(p *Params) { p.Watchdog = 11 * time.Second }), ruleHostDead},
 		{"interval raised grows margin", with(func(p *Params) { p.Interval = 4 * time.Second; p.HostDead = 27 * time.Second }), ruleHostDead},
-		// With a 10 ms interval the margin is its 100 ms floor, not 5 ms.
+		// With a 10 ms interval the scheduling term is its 100 ms floor,
+		// not 5 ms, plus host_dead/1000.
 		{"margin floor: host_dead at floor sum", with(func(p *Params) {
 			p.Interval = 10 * time.Millisecond
-			p.HostDead = 25*time.Second + 100*time.Millisecond
+			p.HostDead = 25125 * time.Millisecond // sum 25.125125 s
 		}), ruleHostDead},
 		{"margin floor: host_dead above floor sum", with(func(p *Params) {
 			p.Interval = 10 * time.Millisecond
-			p.HostDead = 25*time.Second + 100*time.Millisecond + ns
+			p.HostDead = 25126 * time.Millisecond // sum 25.125126 s
 		}), ""},
 
 		// host_dead > renewal_fail + io_timeout: reachable only when
@@ -108,9 +112,9 @@ func TestValidateRules(t *testing.T) {
 			p.Watchdog = time.Second // the other rules hold: 15+1+1 = 17, 15+5 = 20
 			p.HostDead = 26 * time.Second
 		}), ruleJoin},
-		{"join rule: host_dead 1ns above 5 io + margin", with(func(p *Params) {
+		{"join rule: host_dead just above 5 io + margin", with(func(p *Params) {
 			p.Watchdog = time.Second
-			p.HostDead = 26*time.Second + ns
+			p.HostDead = 26027 * time.Millisecond
 		}), ""},
 
 		// The first broken rule is the one reported.
@@ -155,7 +159,7 @@ func TestRuleErrorWrapped(t *testing.T) {
 		t.Fatalf("errors.As through wrapping: got %v", wrapped)
 	}
 	// The detail carries the figures an operator needs.
-	for _, want := range []string{"20s", "15s", "10s", "1s", "26s"} {
+	for _, want := range []string{"20s", "15s", "10s", "1.02s", "26.02s"} {
 		if !strings.Contains(re.Detail, want) {
 			t.Errorf("detail %q does not mention %s", re.Detail, want)
 		}
@@ -236,16 +240,38 @@ func TestMargin(t *testing.T) {
 		{250 * time.Millisecond, 0, 125 * time.Millisecond},
 		{2 * time.Second, 0, time.Second},
 		{5 * time.Second, 0, 2500 * time.Millisecond},
-		// Clock-rate drift of 1000 ppm over a long host_dead.
-		{200 * time.Millisecond, time.Hour, 3600 * time.Millisecond},
-		{2 * time.Second, 27 * time.Second, time.Second},
-		{2 * time.Second, 1800 * time.Second, 1800 * time.Millisecond},
+		// Clock-rate drift of 1000 ppm over a long host_dead, added to
+		// the scheduling term.
+		{200 * time.Millisecond, time.Hour, 3600*time.Millisecond + 100*time.Millisecond},
+		{2 * time.Second, 27 * time.Second, time.Second + 27*time.Millisecond},
+		{2 * time.Second, 1800 * time.Second, 1800*time.Millisecond + time.Second},
+		{250 * time.Millisecond, 6 * time.Second, 131 * time.Millisecond},
+		{5 * time.Second, 80 * time.Second, 2580 * time.Millisecond},
+		{2 * time.Second, 27*time.Second + 1, time.Second + 27*time.Millisecond}, // rounds down below 1 ns
 	}
 	for _, tt := range tests {
 		p := Params{Interval: tt.interval, HostDead: tt.hostDead}
 		if got := p.Margin(); got != tt.want {
 			t.Errorf("Margin() with interval %v, host_dead %v = %v, want %v", tt.interval, tt.hostDead, got, tt.want)
 		}
+	}
+}
+
+// The margin must absorb clock rate and scheduling delay together: for
+// every profile it is at least the sum of the two, not the larger one.
+func TestMarginIsSumOfTerms(t *testing.T) {
+	for _, name := range ProfileNames() {
+		p, _ := Profile(name)
+		rate := p.HostDead / 1000 // 2 × 500 ppm
+		sched := max(p.Interval/2, 100*time.Millisecond)
+		if got, want := p.Margin(), rate+sched; got < want {
+			t.Errorf("profile %s: Margin() = %v, below rate term %v + scheduling term %v = %v", name, got, rate, sched, want)
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("profile %s with the summed margin: %v", name, err)
+		}
+		t.Logf("profile %s: margin %v, host_dead − (renewal_fail + watchdog + margin) = %v",
+			name, p.Margin(), p.HostDead-p.RenewalFail-p.Watchdog-p.Margin())
 	}
 }
 

@@ -103,11 +103,7 @@ func kindOf(fi os.FileInfo) string {
 // File is a duplicate of the listening socket, for handing it to the next
 // image of this process (a re-exec); the caller closes it.
 func (s *Server) File() (*os.File, error) {
-	ul, ok := s.ln.(*net.UnixListener)
-	if !ok {
-		return nil, fmt.Errorf("control socket %s: not a unix listener", s.path)
-	}
-	return ul.File()
+	return s.ln.File()
 }
 
 // FromFile serves on a listening socket handed over by the previous image
@@ -118,10 +114,18 @@ func FromFile(path string, f *os.File, handlers map[string]Handler) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s handed over: %w", path, err)
 	}
-	if ul, ok := ln.(*net.UnixListener); ok {
-		ul.SetUnlinkOnClose(false)
+	ul, ok := ln.(*net.UnixListener)
+	if !ok {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s handed over: not a unix listener", path)
 	}
-	return &Server{path: path, ln: ln, handlers: handlers}, nil
+	ul.SetUnlinkOnClose(false)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		ul.Close()
+		return nil, fmt.Errorf("control socket %s handed over: %w", path, err)
+	}
+	return &Server{path: path, ln: ul, ino: st.Ino, handlers: handlers, slots: make(chan struct{}, MaxConns)}, nil
 }
 
 // Serve answers connections until ctx is done.

@@ -363,11 +363,11 @@ func (d *Daemon) status() Status {
 	}
 	in := d.current()
 	if in != nil {
-		st.Status = in.fc.m.Status(time.Now())
+		st.Status = in.fc.m.Status(clk.Now())
 		fs := in.fc.status()
 		st.Fence = &fs
 		if r := in.ms.runner(); r != nil {
-			m := r.Status(time.Now())
+			m := r.Status(clk.Now())
 			st.Master = &m
 		}
 	}

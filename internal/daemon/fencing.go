@@ -14,6 +14,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
 
@@ -125,12 +126,12 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 		case <-first:
 			fc.mu.Lock()
 			fc.f.Renewed(fc.m.LastRenewal())
-			actions = fc.f.Tick(time.Now())
+			actions = fc.f.Tick(clk.Now())
 			fc.mu.Unlock()
 		case <-ticker.C:
 			fc.mu.Lock()
 			fc.f.Renewed(fc.m.LastRenewal())
-			actions = fc.f.Tick(time.Now())
+			actions = fc.f.Tick(clk.Now())
 			fc.mu.Unlock()
 		case err := <-runDone:
 			running = false
@@ -157,7 +158,7 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			}
 			runErr = err
 			fc.mu.Lock()
-			actions = fc.f.Order(time.Now(), err.Error())
+			actions = fc.f.Order(clk.Now(), err.Error())
 			fc.mu.Unlock()
 		case <-fc.suspend:
 			if running {
@@ -166,21 +167,21 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			continue
 		case reason := <-fc.orders:
 			fc.mu.Lock()
-			actions = fc.f.Order(time.Now(), reason)
+			actions = fc.f.Order(clk.Now(), reason)
 			fc.mu.Unlock()
 		case pp := <-fc.poison:
 			reason := fmt.Sprintf("poison pill from %s (action %s)", pp.from, pp.action)
 			fc.mu.Lock()
 			if pp.action == heartbeat.FenceOff {
 				fc.off = true
-				actions = fc.f.Order(time.Now(), reason)
+				actions = fc.f.Order(clk.Now(), reason)
 			} else {
-				actions = fc.f.OrderReset(time.Now(), reason)
+				actions = fc.f.OrderReset(clk.Now(), reason)
 			}
 			fc.mu.Unlock()
 		case err := <-killDone:
 			fc.mu.Lock()
-			actions = fc.f.GuestsKilled(time.Now(), err)
+			actions = fc.f.GuestsKilled(clk.Now(), err)
 			fc.mu.Unlock()
 			if err != nil {
 				fc.log.Error().Err(err).Msg("HA guests not confirmed gone")
@@ -195,12 +196,14 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			// its round to end, so that a new incarnation never shares
 			// the area with it.
 			fc.m.Abort(errFencing)
+			wctx, wcancel := context.WithCancel(context.Background())
 			select {
 			case <-runDone:
 				running = false
-			case <-time.After(fc.f.StopWithin()):
+			case <-safeclock.After(wctx, clk, fc.f.StopWithin()): // not early on a slewed Go timer
 				fc.log.Error().Msg("the heartbeat did not stop after fencing began")
 			}
+			wcancel()
 		}
 		switch st.State {
 		case fence.Fenced:
@@ -226,7 +229,7 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 			// pool's promise: fence now, and do not join again.
 			fc.armErr = fmt.Errorf("watchdog: %w", err)
 			fc.mu.Lock()
-			more := fc.f.ArmFailed(time.Now(), fc.armErr.Error())
+			more := fc.f.ArmFailed(clk.Now(), fc.armErr.Error())
 			fc.mu.Unlock()
 			for _, a := range more {
 				fc.do(ctx, a, killDone, running)
@@ -299,7 +302,7 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 	if fc == nil {
 		return FenceResult{}, errors.New("fence: this host has not joined the pool yet")
 	}
-	st := fc.m.Status(time.Now())
+	st := fc.m.Status(clk.Now())
 	if !st.Joined {
 		return FenceResult{}, errors.New("fence: this host has not joined the pool yet")
 	}
@@ -313,7 +316,7 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 	if r == nil {
 		return FenceResult{}, errors.New("fence: this host has not joined the pool yet")
 	}
-	mine, isMaster := r.Master(time.Now())
+	mine, isMaster := r.Master(clk.Now())
 	if !isMaster {
 		return FenceResult{}, fmt.Errorf("fence: only the pool master orders a fence, and this host (%s) is not the master; %s", st.Self, ms.whereMaster())
 	}
@@ -335,13 +338,13 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 	if err != nil {
 		return res, fmt.Errorf("fence: %w", err)
 	}
-	start := time.Now()
+	start := clk.Now()
 	deadline := start.Add(t.RenewalFail)
-	for time.Now().Before(deadline) {
+	for clk.Now().Before(deadline) {
 		if at, answer, ok := fc.m.Answered(seq); ok && !at.IsZero() {
 			if answer != heartbeat.AnswerAccepted {
 				res.Refused = true
-				res.WaitedSeconds = time.Since(start).Seconds()
+				res.WaitedSeconds = clk.Now().Sub(start).Seconds()
 				res.Message = fmt.Sprintf("%s refused the poison pill: its last read of the leader record does not show %s as the master of epoch %d (a master change under way?); see hbfence master, and retry", req.Host, st.Self, mine.Epoch)
 				return res, nil
 			}
@@ -354,7 +357,7 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 		case <-time.After(t.Interval / 4):
 		}
 	}
-	res.WaitedSeconds = time.Since(start).Seconds()
+	res.WaitedSeconds = clk.Now().Sub(start).Seconds()
 	if res.Acked {
 		res.Message = fmt.Sprintf("%s acknowledged the poison pill after %.2fs and is fencing itself (%s): its HA guests are killed now, and it will be declared dead after host_dead (%v) at the latest",
 			req.Host, res.AckSeconds, action, t.HostDead)

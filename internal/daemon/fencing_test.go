@@ -97,8 +97,9 @@ func startFenced(t *testing.T, mem *area.Mem, name string, id byte, killErr erro
 	t.Helper()
 	tm := mem.Handle(name).Header().Timing
 	m, err := heartbeat.New(mem.Handle(name), heartbeat.Config{
-		Self: join.Identity{Name: name, MachineID: ondisk.UUID{id, 9}, BootID: ondisk.UUID{id, 8}},
-		Log:  zerolog.New(io.Discard),
+		Self:  join.Identity{Name: name, MachineID: ondisk.UUID{id, 9}, BootID: ondisk.UUID{id, 8}},
+		Log:   zerolog.New(io.Discard),
+		Clock: clk,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -118,13 +118,14 @@ func (c cluster) Fresh(now time.Time) bool {
 	return !last.IsZero() && now.Sub(last) < c.t.RenewalFail && c.fc.status().State <= fence.Healthy
 }
 
+func (c cluster) Now() time.Time       { return clk.Now() }
 func (c cluster) Self() ondisk.Owner   { return c.m.Self() }
 func (c cluster) Leader() lease.Holder { return c.r.Holder() }
 func (c cluster) Master(now time.Time) (lease.Mastership, bool) {
 	return c.r.Master(now)
 }
 func (c cluster) Peers() []agent.Peer {
-	st := c.m.Status(time.Now())
+	st := c.m.Status(clk.Now())
 	out := make([]agent.Peer, 0, len(st.Hosts))
 	for _, h := range st.Hosts {
 		if h.Name == "" && (h.State == liveness.Dead || h.State == liveness.Left) {
@@ -424,7 +425,7 @@ func evacuate(ag *agent.Agent, ms *masterSide, fc *fencing, raw json.RawMessage)
 	if fc == nil {
 		return nil, errors.New("host evacuate: this host has not joined the pool yet")
 	}
-	h, err := findHost(fc.m.Status(time.Now()), "host evacuate", req.Host)
+	h, err := findHost(fc.m.Status(clk.Now()), "host evacuate", req.Host)
 	if err != nil {
 		return nil, err
 	}

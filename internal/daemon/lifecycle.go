@@ -170,7 +170,7 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 	ms := &masterSide{t: d.t, log: d.log}
 	in.ms = ms
 	log := d.log
-	m, err := heartbeat.New(d.a, heartbeat.Config{Self: d.self, Log: d.memberLog,
+	m, err := heartbeat.New(d.a, heartbeat.Config{Self: d.self, Log: d.memberLog, Clock: clk,
 		OnRenewal: ms.onRenewal,
 		OnRead:    ms.onRead,
 		Observer: func(e liveness.Event) {
@@ -227,7 +227,7 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop context.CancelFunc, err error) {
 	m, fc := in.fc.m, in.fc
 	r, err := master.Start(master.Config{Self: m.Self(), Header: d.h, FirstRenewalBy: firstRenewalBy,
-		Storage: d.leaseStore, Log: d.log,
+		Storage: d.leaseStore, Log: d.log, Clock: clk,
 		OnEvent: func(e lease.Event) {
 			if ag := in.kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
 				ag.Kick() // report on the new epoch at once; a new master reconciles
@@ -274,7 +274,7 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 		if err := m.Resume(*rs); err != nil {
 			return ending{fatal: d.refuse(err)}
 		}
-		if age := time.Since(rs.LastRenewal); age >= d.t.RenewalFail {
+		if age := clk.Now().Sub(rs.LastRenewal); age >= d.t.RenewalFail {
 			// The fencer's rule, as for any renewal that lapsed.
 			fc.order(fmt.Sprintf("resumed after a re-exec whose last renewal is %v old, past renewal_fail (%v)", age.Round(time.Millisecond), d.t.RenewalFail))
 		}

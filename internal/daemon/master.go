@@ -94,7 +94,7 @@ func (ms *masterSide) checkEpoch(in heartbeat.Incoming, epoch uint64) error {
 func (ms *masterSide) deferOrder(in heartbeat.Incoming, err error) {
 	ms.log.Info().Str("peer", in.FromName).Uint16("kind", uint16(in.Message.Kind)).Err(err).Msg("order of a newer epoch: reading the leader record before answering")
 	if r := ms.runner(); r != nil {
-		r.ReadOften(time.Now().Add(2 * ms.t.Interval))
+		r.ReadOften(clk.Now().Add(2 * ms.t.Interval))
 	}
 }
 
@@ -102,7 +102,7 @@ func (ms *masterSide) deferOrder(in heartbeat.Incoming, err error) {
 func (ms *masterSide) whereMaster() string {
 	if ms != nil {
 		if r := ms.runner(); r != nil {
-			if st := r.Status(time.Now()); st.Name != "" {
+			if st := r.Status(clk.Now()); st.Name != "" {
 				return fmt.Sprintf("%s is (epoch %d): run the command there", st.Name, st.Epoch)
 			}
 		}
@@ -141,7 +141,7 @@ func (ms *masterSide) onHandOver(in heartbeat.Incoming) heartbeat.Reply {
 		return heartbeat.Reply{Ack: true, Answer: heartbeat.AnswerNotMaster}
 	}
 	log.Info().Msgf("hand-over request from %s (epoch %d) accepted: taking the master lease once it is released", in.FromName, epoch)
-	r.ReadOften(time.Now().Add(3 * ms.t.Interval))
+	r.ReadOften(clk.Now().Add(3 * ms.t.Interval))
 	return heartbeat.Reply{Ack: true}
 }
 
@@ -156,7 +156,7 @@ func (ms *masterSide) duties(ctx context.Context, r *master.Runner) {
 	defer tick.Stop()
 	var acting uint64
 	for {
-		now := time.Now()
+		now := clk.Now()
 		m, ok := r.Master(now)
 		switch {
 		case ok && m.Epoch != acting:
@@ -219,9 +219,9 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	ctx, cancel := context.WithTimeout(ctx, 6*t.Interval+6*t.IOTimeout+time.Second)
 	defer cancel()
 	r := ms.runner()
-	st := fc.m.Status(time.Now())
+	st := fc.m.Status(clk.Now())
 	res := MoveResult{From: st.Self, To: req.Host}
-	mine, ok := r.Master(time.Now())
+	mine, ok := r.Master(clk.Now())
 	if !ok {
 		return res, fmt.Errorf("master move: this host (%s) is not the master; %s", st.Self, ms.whereMaster())
 	}
@@ -238,7 +238,7 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	}
 	to := ondisk.Owner{Slot: uint32(target.Slot), Generation: target.Generation, Name: target.Name}
 
-	start := time.Now()
+	start := clk.Now()
 	var arg [24]byte
 	binary.LittleEndian.PutUint64(arg[0:8], mine.Epoch)
 	seq, err := fc.m.Send(target.Slot, target.Generation, heartbeat.KindHandOver, arg)
@@ -256,7 +256,7 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 			res.AckSeconds, answer = at.Sub(start).Seconds(), a
 			break
 		}
-		if !known || time.Now().After(ackBy) {
+		if !known || clk.Now().After(ackBy) {
 			return res, fmt.Errorf("master move: %s did not acknowledge the hand-over request within %v; %s stays master (epoch %d)",
 				req.Host, ackBy.Sub(start).Round(time.Millisecond), st.Self, mine.Epoch)
 		}
@@ -275,12 +275,12 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	default:
 		return res, fmt.Errorf("master move: %s refused with answer %d (a newer hbfence?)", req.Host, answer)
 	}
-	if now, ok := r.Master(time.Now()); !ok || now.Epoch != mine.Epoch {
+	if now, ok := r.Master(clk.Now()); !ok || now.Epoch != mine.Epoch {
 		return res, fmt.Errorf("master move: this host stopped being master of epoch %d while %s answered; see hbfence master", mine.Epoch, req.Host)
 	}
 	// Read the leader record often from now on, to see the new master.
-	r.ReadOften(time.Now().Add(4 * t.Interval))
-	e, err := r.HandOver(ctx, to, time.Now().Add(3*t.IOTimeout))
+	r.ReadOften(clk.Now().Add(4 * t.Interval))
+	e, err := r.HandOver(ctx, to, clk.Now().Add(3*t.IOTimeout))
 	if err != nil {
 		return res, fmt.Errorf("master move: %w", err)
 	}
@@ -293,16 +293,16 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 		}
 		return res, fmt.Errorf("master move: the hand-over failed and this host's epoch %d is over (%s); see hbfence master", mine.Epoch, e.Detail)
 	}
-	res.HandedOverSeconds = time.Since(start).Seconds()
+	res.HandedOverSeconds = clk.Now().Sub(start).Seconds()
 	if e.Owner.Name != req.Host {
 		res.To = e.Owner.Name
 	}
-	takeBy := time.Now().Add(2*t.Interval + 2*t.IOTimeout)
+	takeBy := clk.Now().Add(2*t.Interval + 2*t.IOTimeout)
 	for {
 		hd := r.Holder()
 		if hd.Epoch > mine.Epoch && !hd.Released {
 			res.NewEpoch = hd.Epoch
-			res.TakenSeconds = time.Since(start).Seconds()
+			res.TakenSeconds = clk.Now().Sub(start).Seconds()
 			res.Intervals = res.TakenSeconds / t.Interval.Seconds()
 			if hd.Owner.Name != res.To {
 				return res, fmt.Errorf("master move: epoch %d was taken by %s, not %s", hd.Epoch, hd.Owner.Name, res.To)
@@ -314,7 +314,7 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 			}
 			return res, nil
 		}
-		if time.Now().After(takeBy) {
+		if clk.Now().After(takeBy) {
 			return res, fmt.Errorf("master move: epoch %d is released for %s, which has not taken epoch %d within %v; no host acts as master until it does, or until it is declared dead or leaves and another host takes over",
 				mine.Epoch, res.To, mine.Epoch+1, takeBy.Sub(start).Round(time.Millisecond))
 		}

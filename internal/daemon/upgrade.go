@@ -39,11 +39,11 @@ type handover struct {
 	ListenerFD int              `json:"listener_fd"`
 	Watchdog   *watchdog.Handed `json:"watchdog,omitempty"`
 	// Member is the slot as the old image held it (heartbeat.Member
-	// Suspend), and LastRenewalMono the issue time of its last
+	// Suspend), and LastRenewalRaw the issue time of its last
 	// successful renewal as an absolute reading of the safety clock
 	// (clock.go: Go's monotonic reading does not survive an exec).
 	Member          heartbeat.ResumeState `json:"member"`
-	LastRenewalMono int64                 `json:"last_renewal_mono_ns"`
+	LastRenewalRaw int64                 `json:"last_renewal_raw_ns"`
 	// ExecMono is when the old image exec'd, for the log.
 	ExecMono int64 `json:"exec_mono_ns"`
 }
@@ -89,7 +89,7 @@ func inherit(fd int) error {
 func (d *Daemon) reexec(rs heartbeat.ResumeState) error {
 	hv := handover{FromVersion: d.version, FromPID: os.Getpid(), Exe: d.exe, ExeSource: d.exeSource, Pool: d.h.PoolUUID.String(),
 		LockFD: int(d.lockFile.Fd()), AreaFD: int(d.a.Device().File().Fd()), LeaseFD: int(d.la.Device().File().Fd()),
-		Member: rs, LastRenewalMono: toMono(rs.LastRenewal)}
+		Member: rs, LastRenewalRaw: toHandover(rs.LastRenewal)}
 	b, _ := d.wd.(*backend)
 	handedOff := false
 	defer func() {
@@ -105,7 +105,7 @@ func (d *Daemon) reexec(rs heartbeat.ResumeState) error {
 	hv.ListenerFD = int(ln.Fd())
 	// The new image must feed the watchdog and renew before the old
 	// image's last renewal is renewal_fail old.
-	if age := time.Since(rs.LastRenewal); age >= d.t.RenewalFail-d.dur.reexecBudget {
+	if age := clk.Now().Sub(rs.LastRenewal); age >= d.t.RenewalFail-d.dur.reexecBudget {
 		return fmt.Errorf("the last renewal is %v old, too close to renewal_fail (%v) for a re-exec", age.Round(time.Millisecond), d.t.RenewalFail)
 	}
 	for _, fd := range []int{hv.LockFD, hv.AreaFD, hv.LeaseFD, hv.ListenerFD} {
@@ -130,7 +130,7 @@ func (d *Daemon) reexec(rs heartbeat.ResumeState) error {
 	js, _ := json.Marshal(hv)
 	env := append(os.Environ(), upgradeEnv+"="+string(js))
 	d.log.Info().Str("exe", d.exe).Str("exe_source", d.exeSource).Str("from_version", d.version).
-		Int("slot", rs.Slot).Int64("last_renewal_mono_ns", hv.LastRenewalMono).Int64("mono_ns", hv.ExecMono).
+		Int("slot", rs.Slot).Int64("last_renewal_raw_ns", hv.LastRenewalRaw).Int64("mono_ns", hv.ExecMono).
 		Msg("upgrade: re-executing the installed binary in place (same pid): slot, generation, watchdog and guests kept")
 	err = syscall.Exec(d.exe, os.Args, env)
 	// Still here: the exec failed. Take everything back.
@@ -168,6 +168,6 @@ func takeHandover() (*handover, error) {
 	if hv.Watchdog != nil {
 		unix.CloseOnExec(hv.Watchdog.FD)
 	}
-	hv.Member.LastRenewal = fromMono(hv.LastRenewalMono)
+	hv.Member.LastRenewal = fromHandover(hv.LastRenewalRaw)
 	return &hv, nil
 }

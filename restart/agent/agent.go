@@ -53,6 +53,9 @@ type Cluster interface {
 	// than renewal_fail ago: a host whose renewals lapsed is fencing (or
 	// about to), and starts nothing.
 	Fresh(now time.Time) bool
+	// Now is the safety clock Master and Fresh take their instants on
+	// (the member's: CLOCK_MONOTONIC_RAW in the daemon).
+	Now() time.Time
 }
 
 // Config configures an agent.
@@ -168,7 +171,7 @@ func (a *Agent) Round(ctx context.Context) {
 	leader := a.cfg.Cluster.Leader()
 	a.readPool()
 	a.hostRound(ctx, leader)
-	if m, ok := a.cfg.Cluster.Master(time.Now()); ok {
+	if m, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); ok {
 		a.masterRound(m)
 	}
 }
@@ -276,7 +279,7 @@ func (a *Agent) Halt(ctx context.Context) error {
 func (a *Agent) do(ctx context.Context, act restart.Action) {
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if act.Kind != restart.Stop && (a.halted || !a.cfg.Cluster.Fresh(time.Now())) {
+	if act.Kind != restart.Stop && (a.halted || !a.cfg.Cluster.Fresh(a.cfg.Cluster.Now())) {
 		// Fencing, or a stalled daemon that woke past its renewals (it
 		// may be judged dead already): start and migrate nothing. The
 		// order is not carried out; it stays for a later round.
@@ -559,7 +562,7 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	}
 	plan, notes := restart.Reconcile(in)
 	// Act only while still master: ask again right before the write.
-	if now, ok := a.cfg.Cluster.Master(time.Now()); !ok || now.Epoch != m.Epoch {
+	if now, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); !ok || now.Epoch != m.Epoch {
 		return
 	}
 	// The plan counts as written before the write: a write that fails
@@ -737,7 +740,7 @@ var ErrNotMaster = errors.New("changes to the pool's guests are made by the mast
 func (a *Agent) Update(f func(*store.PoolConfig) error) error {
 	a.updMu.Lock()
 	defer a.updMu.Unlock()
-	m, ok := a.cfg.Cluster.Master(time.Now())
+	m, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now())
 	if !ok {
 		return ErrNotMaster
 	}
@@ -752,7 +755,7 @@ func (a *Agent) Update(f func(*store.PoolConfig) error) error {
 	if err := f(&c); err != nil {
 		return err
 	}
-	if now, ok := a.cfg.Cluster.Master(time.Now()); !ok || now.Epoch != m.Epoch {
+	if now, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); !ok || now.Epoch != m.Epoch {
 		return ErrNotMaster
 	}
 	if err := a.cfg.Store.WritePool(m.Epoch, c); err != nil {

@@ -37,6 +37,8 @@ type fakeCluster struct {
 	name string
 }
 
+func (c fakeCluster) Now() time.Time { return time.Now() } // synctest's fake time
+
 func (c fakeCluster) Self() ondisk.Owner {
 	return ondisk.Owner{Slot: c.w.slots[c.name], Generation: 1, Name: c.name}
 }
