@@ -42,7 +42,7 @@ type handover struct {
 	// Suspend), and LastRenewalRaw the issue time of its last
 	// successful renewal as an absolute reading of the safety clock
 	// (clock.go: Go's monotonic reading does not survive an exec).
-	Member          heartbeat.ResumeState `json:"member"`
+	Member         heartbeat.ResumeState `json:"member"`
 	LastRenewalRaw int64                 `json:"last_renewal_raw_ns"`
 	// ExecMono is when the old image exec'd, for the log.
 	ExecMono int64 `json:"exec_mono_ns"`
