@@ -30,6 +30,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -136,11 +137,16 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		log.Warn().Msg("guest side off: " + guestsOff)
 	}
 	drv := drivers(c, self.Name)
+	// Hypervisor orders not yet confirmed outlive this process (restart/agent doc.go).
+	rs, err := runstate.Open(c.Daemon.RunDir, h.PoolUUID.String(), self.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Path, err)
+	}
 	killer := guestKiller(c, h.Timing.Watchdog)
 	if len(drv) > 0 {
 		// The drivers' guests are killed first, then the hook runs too
 		// (if any): a fence must leave nothing of the pool running here.
-		killer = bothKillers{driverKiller{drivers: drv}, killer}
+		killer = bothKillers{driverKiller{drivers: drv, rs: rs, log: log}, killer}
 	}
 	if wi.Unsafe {
 		self.Flags |= ondisk.FlagNoWatchdog
@@ -322,7 +328,7 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 		var ar *agentRun
 		if gstore != nil {
 			ar = startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r, t: h.Timing, fc: fc}, Store: gstore, Drivers: drv,
-				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration}))
+				Timing: h.Timing, Log: log, OpTimeout: c.Guests.OpTimeout.Duration, RunState: rs}))
 			kick.Store(ar.ag)
 			// Fencing stops the agent before the guests are killed.
 			fc.killer = haltingKiller{ar: ar, inner: killer}

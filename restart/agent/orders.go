@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"time"
@@ -184,4 +185,33 @@ func (a *Agent) confirmStarted(ctx context.Context, id uint64, u, drv string) {
 		return
 	}
 	a.hold(u, drv)
+}
+
+// RecordKills writes ahead, in rs, the kill orders of the fence path for
+// guests of driver drv (nil rs: nothing). A failure does not stop the
+// kill: a kill can only take a guest away, and the fence confirms it gone
+// before it returns; the caller logs it.
+func RecordKills(rs *runstate.File, drv string, guests []string) error {
+	if rs == nil || len(guests) == 0 {
+		return nil
+	}
+	return rs.Update(func(s *runstate.State) error {
+		for _, u := range guests {
+			s.Orders = append(s.Orders, runstate.Order{Guest: u, Driver: drv, Op: "kill", PID: os.Getpid(), Issued: time.Now()})
+		}
+		return nil
+	})
+}
+
+// ForgetKills removes the fence's kill orders of guests, confirmed gone.
+func ForgetKills(rs *runstate.File, guests []string) error {
+	if rs == nil || len(guests) == 0 {
+		return nil
+	}
+	return rs.Update(func(s *runstate.State) error {
+		s.Orders = slices.DeleteFunc(s.Orders, func(o runstate.Order) bool {
+			return o.Op == "kill" && o.PID == os.Getpid() && slices.Contains(guests, o.Guest)
+		})
+		return nil
+	})
 }
