@@ -1,10 +1,3 @@
-// Package agent runs the guest side of one daemon incarnation: every
-// interval it reads the master's plan and does this host's part of it
-// (restart.Decide: start, stop), lists what its hypervisors run and writes
-// its report; while the host is master it also reads every report and
-// writes the plan of its epoch (restart.Reconcile). It is the I/O edge
-// around the pure decisions of package restart; the rules and the argument
-// for "never twice" are in restart's doc.go.
 package agent
 
 import (
