@@ -104,6 +104,12 @@ type Report struct {
 	// whose source is done (Assignment.SourceDone): read after that plan,
 	// this host's hypervisor does not run the guest.
 	Absent map[string]AttemptID `json:"absent,omitempty"`
+	// Unsettled are the guests for which an earlier incarnation of this
+	// host issued a hypervisor order (start, stop, kill, migrate) that
+	// this incarnation has not yet confirmed settled (running here, or
+	// gone from two listings a settle time apart): the order may still
+	// be carried out, so the guest is not free (restart/agent doc.go).
+	Unsettled []string `json:"unsettled,omitempty"`
 }
 
 // Host is one host as the master sees it: its current incarnation, its

@@ -23,6 +23,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/driver"
 	"github.com/hbfence/hbfence/restart/store"
@@ -111,6 +112,9 @@ type Daemon struct {
 	guestsOff  string
 	drv        map[string]driver.Driver
 	killer     fence.GuestKiller
+	// runState holds the hypervisor orders not yet confirmed, for the
+	// next incarnation of this daemon on this boot (restart/agent).
+	runState *runstate.File
 
 	srv     *control.Server
 	srvStop context.CancelFunc
@@ -249,11 +253,16 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		d.log.Warn().Msg("guest side off: " + d.guestsOff)
 	}
 	d.drv = drivers(c, d.self.Name)
+	// Hypervisor orders not yet confirmed outlive this process (restart/agent doc.go).
+	d.runState, err = runstate.Open(c.Daemon.RunDir, h.PoolUUID.String(), d.self.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Path, err)
+	}
 	d.killer = guestKiller(c, d.t.Watchdog)
 	if len(d.drv) > 0 {
 		// The drivers' guests are killed first, then the hook runs too
 		// (if any): a fence must leave nothing of the pool running here.
-		d.killer = bothKillers{driverKiller{drivers: d.drv}, d.killer}
+		d.killer = bothKillers{driverKiller{drivers: d.drv, rs: d.runState, log: d.log}, d.killer}
 	}
 	if d.hv != nil {
 		d.resume = &d.hv.Member

@@ -19,10 +19,12 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/driver"
 	"github.com/hbfence/hbfence/restart/store"
+	"github.com/rs/zerolog"
 )
 
 // guestsRoot is the cluster root of the guest records: [guests] root, or
@@ -62,6 +64,9 @@ func drivers(c *config.Config, host string) map[string]driver.Driver {
 // host is dead to the pool, nothing of the pool may run here.
 type driverKiller struct {
 	drivers map[string]driver.Driver
+	// rs records the kills ahead (restart/agent doc.go); nil: none.
+	rs  *runstate.File
+	log zerolog.Logger
 }
 
 func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
@@ -71,6 +76,10 @@ func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: listing guests: %w", name, err))
 			continue
+		}
+		if err := agent.RecordKills(k.rs, name, run); err != nil {
+			// The kill goes on: it can only take guests away.
+			k.log.Error().Err(err).Str("driver", name).Msg("recording the fence's kills; they are made all the same")
 		}
 		for _, u := range run {
 			if err := d.Destroy(ctx, driver.Spec{UUID: u, Name: u}); err != nil {
@@ -89,8 +98,10 @@ func (k driverKiller) KillHAGuests(ctx context.Context, reason string) error {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
-		if run, err := d.Running(ctx); err != nil || len(run) > 0 {
-			errs = append(errs, fmt.Errorf("%s: guests still listed after destroy: %v (%v)", name, run, err))
+		if still, err := d.Running(ctx); err != nil || len(still) > 0 {
+			errs = append(errs, fmt.Errorf("%s: guests still listed after destroy: %v (%v)", name, still, err))
+		} else if err := agent.ForgetKills(k.rs, run); err != nil {
+			k.log.Error().Err(err).Str("driver", name).Msg("removing the fence's confirmed kills from the run-state file")
 		}
 	}
 	return errors.Join(errs...)

@@ -240,6 +240,8 @@ kill_guests = [%q]
 
 [watchdog]
 %s`, name, h.MachineID, area, p.Offset, h.Socket, p.LogLevel, h.HookScript, watchdogConf)
+	// Each lab host has a run directory of its own, as each machine does.
+	cfg += fmt.Sprintf("\n[daemon]\nrun_dir = %q\n", filepath.Join(dir, "run"))
 	if p.Guests {
 		cfg += fmt.Sprintf("\n[guests]\ndrivers = [\"process\"]\nstate_dir = %q\n", filepath.Join(dir, "guests"))
 	}

@@ -1,8 +1,8 @@
 // Package runstate keeps what must outlive one incarnation of a host's
 // daemon on this boot, in one file under [daemon] run_dir (default
 // /run/hbfence, emptied at boot): the hypervisor orders an incarnation
-// issued and has not yet confirmed (a start or a kill the hypervisor may
-// still be carrying out after the daemon crashed), and the newest
+// issued and has not yet confirmed (a start, stop, kill or migration the
+// hypervisor may still be carrying out after the daemon crashed), and the newest
 // generation this host's daemon claimed in the pool.
 //
 // # Why a file, and why this one

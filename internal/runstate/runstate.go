@@ -37,6 +37,11 @@ type Order struct {
 	Attempt string `json:"attempt,omitempty"`
 	// Generation is the incarnation that issued it.
 	Generation uint64 `json:"generation"`
+	// ID and PID name the order within the process that issued it (its
+	// own removal matches them); a successor removes a guest's orders
+	// once it has settled them.
+	ID  uint64 `json:"id,omitempty"`
+	PID int    `json:"pid,omitempty"`
 	// Issued is the wall-clock time of the issue, for humans only.
 	Issued time.Time `json:"issued"`
 }

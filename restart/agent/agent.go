@@ -1,10 +1,3 @@
-// Package agent runs the guest side of one daemon incarnation: every
-// interval it reads the master's plan and does this host's part of it
-// (restart.Decide: start, stop), lists what its hypervisors run and writes
-// its report; while the host is master it also reads every report and
-// writes the plan of its epoch (restart.Reconcile). It is the I/O edge
-// around the pure decisions of package restart; the rules and the argument
-// for "never twice" are in restart's doc.go.
 package agent
 
 import (
@@ -12,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -23,6 +17,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/driver"
 	"github.com/hbfence/hbfence/restart/store"
@@ -68,6 +63,11 @@ type Config struct {
 	Log     zerolog.Logger
 	// OpTimeout bounds one start or stop (default 2 minutes).
 	OpTimeout time.Duration
+	// RunState is where hypervisor orders are recorded before they are
+	// issued (doc.go). Nil only in tests: orders are then not recorded.
+	RunState *runstate.File
+	// Now is the clock of the settle times (default time.Now).
+	Now func() time.Time
 }
 
 // Agent is one incarnation's guest side.
@@ -88,6 +88,7 @@ type Agent struct {
 	attempted   map[string]restart.AttemptID
 	done        map[string]restart.AttemptID
 	cleanup     map[string]restart.Failure // failed starts not yet confirmed gone
+	cleanupIDs  map[string]uint64          // and their orders' ids
 	failed      map[string]restart.Failure
 	updMu       sync.Mutex // serialises Update
 	leaving     bool
@@ -97,6 +98,14 @@ type Agent struct {
 	// read (an older sequence) never takes the master back.
 	seen    map[restart.HostID]restart.Report
 	lastErr string
+
+	// unsettled are the guests with an order not confirmed settled
+	// (orders.go); badRunState is why the run-state file cannot be read.
+	unsettled   map[string]*unsettled
+	loaded      bool
+	badRunState error
+	orderSeq    uint64
+	pid         int
 
 	kick     chan struct{}
 	fastTill time.Time // full rounds every quarter interval until then
@@ -108,8 +117,8 @@ func New(cfg Config) *Agent {
 		cfg.OpTimeout = 2 * time.Minute
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
-		attempted: map[string]restart.AttemptID{}, done: map[string]restart.AttemptID{}, cleanup: map[string]restart.Failure{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1),
-		seen: map[restart.HostID]restart.Report{}}
+		attempted: map[string]restart.AttemptID{}, done: map[string]restart.AttemptID{}, cleanup: map[string]restart.Failure{}, cleanupIDs: map[string]uint64{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1),
+		seen: map[restart.HostID]restart.Report{}, unsettled: map[string]*unsettled{}, pid: os.Getpid()}
 }
 
 // Kick asks for a round now, and for rounds every quarter interval for
@@ -203,12 +212,14 @@ func (a *Agent) readPool() error {
 func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
 	epoch := leader.Epoch
 	a.readPlan(leader)
+	a.loadOrders()
 	running, err := a.listRunning(ctx)
 	if err != nil {
 		// Unknown is not "none": no action, no report this round.
 		a.note("listing the guests that run here: %v", err)
 		return
 	}
+	a.settle(running)
 	a.mu.Lock()
 	in := restart.HostInput{Self: a.self(), Epoch: epoch, Plan: a.plan, Running: running, Attempted: a.attempted}
 	leaving := a.leaving
@@ -291,9 +302,21 @@ func (a *Agent) do(ctx context.Context, act restart.Action) {
 		a.note("the plan names guest %s, which the pool record does not define", act.Guest)
 		return
 	}
+	if act.Kind != restart.Stop && a.isUnsettled(g.UUID) {
+		// An earlier order may still land: nothing new until settled.
+		return
+	}
 	d, ok := a.cfg.Drivers[g.Driver]
 	spec := specOf(g)
 	log := a.log.With().Str("guest", g.Name).Str("uuid", g.UUID).Str("driver", g.Driver).Logger()
+	// Write-ahead: the order is recorded before it is issued, or not
+	// issued (doc.go).
+	id, rerr := a.record(g.UUID, g.Driver, act.Kind.String(), fmt.Sprintf("%d.%d", act.Attempt.Epoch, act.Attempt.N))
+	if rerr != nil {
+		log.Error().Err(rerr).Str("action", act.Kind.String()).Msg("order not issued")
+		a.note("%v", rerr)
+		return
+	}
 	switch act.Kind {
 	case restart.Start:
 		a.mu.Lock()
@@ -319,6 +342,7 @@ func (a *Agent) do(ctx context.Context, act restart.Action) {
 			cancel()
 		}
 		if err == nil {
+			a.confirmStarted(ctx, id, g.UUID, g.Driver)
 			log.Info().Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest started")
 			a.mu.Lock()
 			delete(a.failed, g.UUID)
@@ -334,10 +358,13 @@ func (a *Agent) do(ctx context.Context, act restart.Action) {
 				log.Error().Err(cerr).Msg("a failed start could not be cleaned up; the guest stays assigned here")
 				a.mu.Lock()
 				a.cleanup[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
+				a.cleanupIDs[g.UUID] = id
 				a.mu.Unlock()
 				return
 			}
 		}
+		// Failed and confirmed gone (or never issued to a driver).
+		a.forget(id)
 		log.Warn().Err(err).Uint64("attempt_epoch", act.Attempt.Epoch).Int("attempt", act.Attempt.N).Msg("guest start failed")
 		a.mu.Lock()
 		a.failed[g.UUID] = restart.Failure{Attempt: act.Attempt, Message: err.Error()}
@@ -352,6 +379,9 @@ func (a *Agent) do(ctx context.Context, act restart.Action) {
 			err = d.Migrate(opCtx, spec, act.Target)
 			cancel()
 		}
+		// Landed or failed, the migration may still be under way here
+		// (a failed one may go on): settled by listings.
+		a.hold(g.UUID, g.Driver)
 		if err == nil {
 			log.Info().Str("target", act.Target).Msg("guest migrated")
 			a.mu.Lock()
@@ -366,9 +396,12 @@ func (a *Agent) do(ctx context.Context, act restart.Action) {
 		a.mu.Unlock()
 	case restart.Stop:
 		if !ok {
+			a.forget(id)
 			a.note("cannot stop %s: no %q driver on this host", g.Name, g.Driver)
 			return
 		}
+		// Settled by listings: gone a settle time, or running again.
+		defer a.hold(g.UUID, g.Driver)
 		opCtx, cancel := context.WithTimeout(ctx, a.cfg.OpTimeout)
 		err := d.Stop(opCtx, spec)
 		cancel()
@@ -401,6 +434,11 @@ func (a *Agent) retryCleanups(ctx context.Context) {
 		if err := a.destroy(ctx, d, specOf(g)); err != nil {
 			continue
 		}
+		a.mu.Lock()
+		id := a.cleanupIDs[u]
+		delete(a.cleanupIDs, u)
+		a.mu.Unlock()
+		a.forget(id)
 		a.mu.Lock()
 		delete(a.cleanup, u)
 		a.failed[u] = f
@@ -482,7 +520,7 @@ func (a *Agent) report(epoch uint64, running []string, leaving bool) {
 	// A failure stays reported until a later order for the guest
 	// succeeds here (a failed migration leaves the guest running).
 	r := restart.Report{Host: a.self(), Seq: a.seq, Epoch: epoch, Running: running, Failed: maps.Clone(a.failed), Leaving: leaving,
-		Done: maps.Clone(a.done), Absent: restart.Absent(a.self(), epoch, a.plan, running)}
+		Done: maps.Clone(a.done), Absent: restart.Absent(a.self(), epoch, a.plan, running), Unsettled: a.unsettledList(running)}
 	a.mu.Unlock()
 	if err := a.cfg.Store.WriteReport(r); err != nil {
 		a.note("writing this host's report: %v", err)

@@ -1,27 +1,3 @@
-// Package driver starts, stops and lists guests on the local hypervisor.
-// One small interface, Driver, and its implementations:
-//
-//   - xl: Xen's toolstack, as on Oracle VM Server (xl create, shutdown,
-//     destroy, list -l, migrate);
-//   - virsh: libvirt (virsh create, shutdown, destroy, list, migrate
-//     --live), with the domain XML on the shared storage;
-//   - exec: the operator's own scripts, with a documented contract;
-//   - process: a guest is a local process. For the demonstration pool and
-//     the tests only; its migration is stop-then-start.
-//
-// # The contract every driver keeps
-//
-//   - Start returns nil only when the hypervisor accepted the guest; on an
-//     error the guest may be half-started, and the caller force-destroys
-//     it and checks Running before it reports the attempt failed.
-//   - Destroy is idempotent: destroying a guest that does not run is not an
-//     error. Stop is graceful and bounded by the context; the caller
-//     destroys when it times out.
-//   - Running lists the UUIDs of the guests that run now, whoever started
-//     them: a restarted daemon adopts them (DESIGN invariant 5). An error
-//     means "unknown", never "none".
-//   - No driver builds a shell command line from guest names: every
-//     command is an argv.
 package driver
 
 import (
