@@ -96,6 +96,13 @@ func Run(ctx context.Context, c *config.Config, version string, log zerolog.Logg
 	}
 	defer a.Close()
 	h := a.Header()
+	// One daemon per host and pool on this machine, whatever its paths
+	// (hostlock.go): the join's fast path relies on it.
+	hl, err := LockHost(h.PoolUUID, self.MachineID, self.Name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Path, err)
+	}
+	defer hl.Close()
 	// The master lease does its I/O on an open of its own: the
 	// heartbeat's rounds never wait behind a ballot, and a stuck lease
 	// I/O blocks only the lease.
