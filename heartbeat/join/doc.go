@@ -102,8 +102,10 @@
 // Fast path: this machine's record is claimed without JoinWait when it is in
 // state "live" or "leaving" and carries this boot's id. It was then written
 // by an earlier incarnation of this daemon, in this boot, after that
-// incarnation had joined: the daemon holds an exclusive flock on
-// "<control socket>.lock" for its whole life, so that incarnation is dead;
+// incarnation had joined: the daemon holds the host lock (internal/daemon,
+// hostlock.go: an abstract unix socket named after the pool UUID, the
+// machine id and the host name, whatever the configured paths) for its
+// whole life, so that incarnation is dead;
 // no host takes a slot that is not free; and a host of this name on another
 // machine would have found the name in use while that incarnation renewed.
 // A restarted daemon must be back in its slot well before its watchdog

@@ -100,7 +100,10 @@ type Daemon struct {
 
 	// lockFile holds the instance lock (lockInstance) for as long as
 	// the process lives, across re-execs.
-	lockFile   *os.File
+	lockFile *os.File
+	// hostLock proves that no other daemon of this machine serves this
+	// host of this pool (hostlock.go), held across re-execs too.
+	hostLock   *HostLock
 	a          *area.Area // the heartbeat's open
 	h          ondisk.Header
 	t          timing.Params
@@ -154,12 +157,13 @@ type incarnation struct {
 func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	log := logs.Logger()
 	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1)}
+	opened := d // the returns below set d to nil on an error
 	defer func() {
 		if err != nil {
-			if d.hv != nil {
-				err = d.refuse(err)
+			if opened.hv != nil {
+				err = opened.refuse(err)
 			}
-			d.close()
+			opened.close()
 		}
 	}()
 	d.log = log.With().Str("host", c.Host.Name).Logger()
@@ -209,6 +213,16 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		if err := d.t.Validate(); err != nil {
 			return nil, fmt.Errorf("%s: pool timing in the header: %w", c.Heartbeat.Path, err)
 		}
+	}
+	// One daemon per host and pool on this machine, whatever its paths
+	// (hostlock.go): the join's fast path relies on it.
+	if d.hv != nil {
+		d.hostLock, err = HostLockFromFile(os.NewFile(uintptr(d.hv.HostLockFD), "host lock"), d.h.PoolUUID, d.self.MachineID, d.self.Name)
+	} else {
+		d.hostLock, err = LockHost(d.h.PoolUUID, d.self.MachineID, d.self.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Path, err)
 	}
 	// The master lease does its I/O on an open of its own: the
 	// heartbeat's rounds never wait behind a ballot, and a stuck lease
@@ -286,6 +300,9 @@ func (d *Daemon) close() {
 	}
 	if d.a != nil {
 		d.a.Close()
+	}
+	if d.hostLock != nil {
+		d.hostLock.Close()
 	}
 	if d.lockFile != nil {
 		d.lockFile.Close()

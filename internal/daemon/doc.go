@@ -22,9 +22,11 @@
 //
 // start → join. Before joining, the pool's rules are checked with the
 // watchdog's estimated firing time (fence.CheckWatchdog): host_dead >
-// renewal_fail + watchdog + margin. The instance lock proves that no other
-// daemon of this machine runs (so the join's same-machine fast path may
-// take over a slot of this host's name). The watchdog is armed only after
+// renewal_fail + watchdog + margin. The host lock proves that no other
+// daemon of this machine serves this host of this pool (so the join's
+// same-machine fast path may take over a slot of this host's name; see
+// "One daemon per host" below), and the instance lock that no other
+// daemon uses this control socket. The watchdog is armed only after
 // the first renewal (the fencer's Arm), never before: opening it counts as
 // a feed.
 //
@@ -82,7 +84,7 @@
 //     monotonic reading is relative to the process).
 //  4. Only if the last renewal is younger than renewal_fail − reexecBudget,
 //     the watchdog is fed one last time and its descriptor, never closed,
-//     is handed over with the lock, both area opens and the control
+//     is handed over with the two locks, both area opens and the control
 //     socket (close-on-exec cleared on these alone). The old image then
 //     execs the installed binary with the hand-over in HBFENCE_UPGRADE.
 //  5. The new image takes the descriptors (close-on-exec set again, so that
@@ -112,6 +114,43 @@
 // reload (SIGHUP). Only [log] changes at run time; every other changed key
 // is logged as needing a restart. Nothing of the guests, the slot, the
 // watchdog or the master role is touched.
+//
+// # One daemon per host (hostlock.go)
+//
+// The join's fast path (heartbeat/join, doc.go) takes this machine's slot
+// without the join wait when it bears this host's name, machine id and boot
+// id: it trusts that the incarnation that wrote it is dead. That holds only
+// if no other daemon of this machine serves the same host of the same pool.
+// A lock file named after a configured path (the control socket's
+// "<socket>.lock") proves nothing: a second configuration with another
+// socket took the slot by the fast path, and the two fenced each other in a
+// loop.
+//
+// The host lock is a Linux abstract unix socket named
+// "hbfence/<pool uuid>/<hash of machine id and host name>", bound and
+// listening from before the join until the process ends. Its name depends
+// only on what the fast path compares (the pool in the area's header, the
+// machine id, the host name), never on a path, so every daemon of this
+// machine for that host and pool finds it. The kernel releases it when the
+// last descriptor of the socket closes, however the process dies (SIGKILL
+// included), so a crashed daemon never blocks its successor, and no stale
+// file is left to remove. A second daemon's bind fails with EADDRINUSE at
+// once; it connects to the socket (a non-blocking connect, which never
+// waits) and names the holder's pid from SO_PEERCRED. The descriptor can be
+// handed to a re-executed image (HostLock.File, HostLockFromFile), which
+// keeps the lock held across the exec with no gap.
+//
+// Limits. Abstract unix socket names are scoped to a network namespace: two
+// daemons of one machine in different network namespaces (containers with
+// their own network, `ip netns exec`, systemd PrivateNetwork=) do not see
+// each other's lock. hbfence must run in the host's network namespace (the
+// packaged unit does; do not set PrivateNetwork=), and at most one container
+// or namespace of a machine may run a daemon for a given pool. A configured
+// [host] machine_id that differs between two daemons of one machine makes
+// them two machines to the lock, as it does to the join (which then takes
+// the normal path and refuses the name in use). Any local process of the
+// same namespace can bind the name first and keep the daemon from starting
+// (a denial of service, never a safety loss); the refusal names its pid.
 //
 // # Timing assumptions
 //

@@ -34,6 +34,7 @@ type handover struct {
 	// lease's opens of the area, the control socket's listener, and the
 	// watchdog (nil for none).
 	LockFD     int              `json:"lock_fd"`
+	HostLockFD int              `json:"host_lock_fd"`
 	AreaFD     int              `json:"area_fd"`
 	LeaseFD    int              `json:"lease_fd"`
 	ListenerFD int              `json:"listener_fd"`
@@ -88,7 +89,7 @@ func inherit(fd int) error {
 // and armed again here: the caller resumes the slot in this image.
 func (d *Daemon) reexec(rs heartbeat.ResumeState) error {
 	hv := handover{FromVersion: d.version, FromPID: os.Getpid(), Exe: d.exe, ExeSource: d.exeSource, Pool: d.h.PoolUUID.String(),
-		LockFD: int(d.lockFile.Fd()), AreaFD: int(d.a.Device().File().Fd()), LeaseFD: int(d.la.Device().File().Fd()),
+		LockFD: int(d.lockFile.Fd()), HostLockFD: int(d.hostLock.File().Fd()), AreaFD: int(d.a.Device().File().Fd()), LeaseFD: int(d.la.Device().File().Fd()),
 		Member: rs, LastRenewalRaw: toHandover(rs.LastRenewal)}
 	b, _ := d.wd.(*backend)
 	handedOff := false
@@ -108,7 +109,7 @@ func (d *Daemon) reexec(rs heartbeat.ResumeState) error {
 	if age := clk.Now().Sub(rs.LastRenewal); age >= d.t.RenewalFail-d.dur.reexecBudget {
 		return fmt.Errorf("the last renewal is %v old, too close to renewal_fail (%v) for a re-exec", age.Round(time.Millisecond), d.t.RenewalFail)
 	}
-	for _, fd := range []int{hv.LockFD, hv.AreaFD, hv.LeaseFD, hv.ListenerFD} {
+	for _, fd := range []int{hv.LockFD, hv.HostLockFD, hv.AreaFD, hv.LeaseFD, hv.ListenerFD} {
 		if err := inherit(fd); err != nil {
 			return fmt.Errorf("handing descriptor %d over: %w", fd, err)
 		}
@@ -134,7 +135,7 @@ func (d *Daemon) reexec(rs heartbeat.ResumeState) error {
 		Msg("upgrade: re-executing the installed binary in place (same pid): slot, generation, watchdog and guests kept")
 	err = syscall.Exec(d.exe, os.Args, env)
 	// Still here: the exec failed. Take everything back.
-	for _, fd := range []int{hv.LockFD, hv.AreaFD, hv.LeaseFD} {
+	for _, fd := range []int{hv.LockFD, hv.HostLockFD, hv.AreaFD, hv.LeaseFD} {
 		unix.CloseOnExec(fd)
 	}
 	if b != nil && hv.Watchdog != nil {
@@ -162,7 +163,7 @@ func takeHandover() (*handover, error) {
 		return nil, fmt.Errorf("%s: the hand-over of the previous image is not valid: %w", upgradeEnv, err)
 	}
 	// Nothing of it may leak into the guests or hooks this image starts.
-	for _, fd := range []int{hv.LockFD, hv.AreaFD, hv.LeaseFD, hv.ListenerFD} {
+	for _, fd := range []int{hv.LockFD, hv.HostLockFD, hv.AreaFD, hv.LeaseFD, hv.ListenerFD} {
 		unix.CloseOnExec(fd)
 	}
 	if hv.Watchdog != nil {
