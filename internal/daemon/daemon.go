@@ -243,6 +243,9 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		Str("pool", h.PoolUUID.String()).Uint32("slots", h.SlotCount).Uint32("sector_size", h.SectorSize).
 		Str("profile", h.Profile).Str("timing", h.Timing.String()).Str("version", version).
 		Msg("starting")
+	for _, w := range c.Warnings {
+		d.log.Warn().Str("config", c.Path).Msg(w)
+	}
 	if d.hv != nil {
 		d.log.Info().Str("from_version", d.hv.FromVersion).Int("pid", os.Getpid()).Str("exe", d.hv.Exe).Str("exe_source", d.hv.ExeSource).
 			Dur("exec_took_ms", time.Duration(monoNow()-d.hv.ExecMono)).Int("slot", d.hv.Member.Slot).
