@@ -15,6 +15,10 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hbfence/hbfence/internal/privdir"
 )
 
 // Request is what a client asks.
@@ -54,8 +58,8 @@ const (
 // with mode 0700 if missing). A stale socket left by a dead daemon is
 // replaced; a socket a live daemon answers on is not.
 func Listen(path string, handlers map[string]Handler) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
+	if err := privdir.Ensure(filepath.Dir(path), "[control] socket "+path); err != nil {
+		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
@@ -167,11 +171,16 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var req Request
 	resp := Response{}
+	peerErr := checkPeer(c, "client")
+	// The line is read (bounded) also from a refused peer, so that it
+	// reads the refusal rather than a broken pipe; it is never decoded.
 	line, err := readLine(bufio.NewReader(c))
-	if err == nil {
+	if err == nil && peerErr == nil {
 		err = json.Unmarshal(line, &req)
 	}
 	switch {
+	case peerErr != nil:
+		resp.Error = peerErr.Error()
 	case err != nil:
 		resp.Error = fmt.Sprintf("bad request: %v", err)
 	case s.handlers[req.Command] == nil:
@@ -221,6 +230,9 @@ func Call(ctx context.Context, socket, command string, args, out any) error {
 		return fmt.Errorf("connecting to the daemon at %s: %w", socket, err)
 	}
 	defer c.Close()
+	if err := checkPeer(c, "daemon"); err != nil {
+		return fmt.Errorf("%s: %w: not sending %q to it", socket, err, command)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
@@ -249,4 +261,39 @@ func Call(ctx context.Context, socket, command string, args, out any) error {
 		return json.Unmarshal(resp.Result, out)
 	}
 	return nil
+}
+
+// checkPeer checks the process at the other end of c by its kernel
+// credentials (SO_PEERCRED): it must run as root or as this process's own
+// user. The daemon answers no one else (the socket's mode says the same;
+// this holds even if the mode is changed), and a client sends no command
+// to a socket another user bound first. who names the peer's role.
+func checkPeer(c net.Conn, who string) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("the %s is not on a unix socket", who)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("reading the %s's credentials: %w", who, cerr)
+	}
+	return peerAllowed(who, cred.Pid, cred.Uid, uint32(os.Geteuid()))
+}
+
+// peerAllowed is checkPeer's rule.
+func peerAllowed(who string, pid int32, uid, self uint32) error {
+	if uid == 0 || uid == self {
+		return nil
+	}
+	return fmt.Errorf("the %s (pid %d) runs as uid %d, not root: refused", who, pid, uid)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/privdir"
 	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/driver"
@@ -453,12 +454,17 @@ func identity(c *config.Config, version string) (join.Identity, error) {
 // a dead incarnation of this very daemon. The lock is the open file: an
 // upgrade hands it to the new image (adoptLock).
 func lockInstance(path string) (*os.File, error) {
-	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
+	if err := privdir.Ensure(dirOf(path), "[control] socket (its lock "+path+")"); err != nil {
+		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	// O_NOFOLLOW: a symbolic link planted there is refused, never followed.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w (a symbolic link is refused: remove it)", path, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: not a regular file: remove it", path)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()

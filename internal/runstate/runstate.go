@@ -1,6 +1,8 @@
 package runstate
 
 import (
+	"github.com/hbfence/hbfence/internal/privdir"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,13 +67,9 @@ func Open(dir, pool, host string) (*File, error) {
 	if pool == "" || host == "" {
 		return nil, errors.New("runstate: pool and host are required")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("[daemon] run_dir %s: %w", dir, err)
-	}
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("[daemon] run_dir %s: %w", dir, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("[daemon] run_dir %s is not a directory", dir)
+	// A file another user could replace would be a forged order list.
+	if err := privdir.Ensure(dir, "[daemon] run_dir "+dir); err != nil {
+		return nil, err
 	}
 	name := fmt.Sprintf("%s-%s.state", pool, host)
 	return &File{path: filepath.Join(dir, name), pool: pool, host: host}, nil
