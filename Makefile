@@ -35,9 +35,12 @@ demo: build
 	./$(BIN)/hbfence-lab
 
 # Every decoder for FUZZTIME each.
+FUZZPKGS  ?= ./heartbeat/ondisk/ ./restart/store/ ./internal/control/ ./internal/config/
 fuzz:
-	for f in $$($(GO) test -list '^Fuzz' ./heartbeat/ondisk/ | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./heartbeat/ondisk/ || exit 1; \
+	for p in $(FUZZPKGS); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 vet:
