@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 LDFLAGS := -X main.version=$(VERSION)
 # The tests: unit, scenario (fake time), fuzz seeds and the integration
 # tests with real daemon processes, files and loop devices (as root).
-TESTFLAGS ?= -race -count=1 -timeout 25m
+TESTFLAGS ?= -race -count=1 -timeout 10m
 FUZZTIME  ?= 5m
 
 .PHONY: all build test bench demo fuzz vet clean

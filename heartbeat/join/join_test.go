@@ -238,31 +238,38 @@ func TestCorruptSlotDelaysChoice(t *testing.T) {
 }
 
 // A claim proven too late to be renewed before host_dead - io_timeout -
-// margin after it was written (27 - 5 - 1 = 21 s) is not a join: a host
-// of the same name watching the slot may judge it dead and claim it.
+// margin after it was written (27 - 5 - 1.027 = 20.973 s after the write
+// issued at 0.2 s) is not a join: a host of the same name watching the
+// slot may judge it dead and claim it.
 func TestReadBackTooLate(t *testing.T) {
+	renewBy := at(0.2).Add(params.HostDead - params.IOTimeout - params.Margin())
+	if !renewBy.Equal(at(21.173)) {
+		t.Fatalf("timing changed: renew by %v, the test's instants assume 21.173 s", renewBy.Sub(t0))
+	}
 	d := newDisk(2)
 	j := join.New(config("a", 1, 1), at(0))
 	read(t, j, d, 0, 0.1)
 	write(t, j, d, 0.2, 0.3, nil)
 	eio := errors.New("EIO")
-	// Reads fail from 10.3 s to 16.3 s; the next completes at 21.3 s.
+	// Reads fail from 10.3 s to 16.3 s; the next completes at 21.2 s, just
+	// after the limit.
 	for issued := 10.3; issued < 16; issued += 4 {
 		j.ReadDone(at(issued), at(issued+2), nil, eio)
 	}
-	a := read(t, j, d, 18.3, 21.3)
+	a := read(t, j, d, 18.3, 21.2)
 	if a.Kind != join.Read {
-		t.Fatalf("read-back done at 21.3 s: next %v, want a retry", a.Kind)
+		t.Fatalf("read-back done at 21.2 s: next %v, want a retry", a.Kind)
 	}
-	// In time, the join is proven, and the member told when to renew.
+	// In time (done at 21.1 s), the join is proven, and the member told
+	// when to renew.
 	d = newDisk(2)
 	j = join.New(config("a", 1, 1), at(0))
 	read(t, j, d, 0, 0.1)
 	write(t, j, d, 0.2, 0.3, nil)
-	a = read(t, j, d, 20, 21.2)
+	a = read(t, j, d, 20, 21.1)
 	wantJoined(t, a, 0)
-	if !a.Deadline.Equal(at(21.2)) {
-		t.Errorf("joined: renew by %v, want 21.2 s", a.Deadline.Sub(t0))
+	if !a.Deadline.Equal(renewBy) {
+		t.Errorf("joined: renew by %v, want %v", a.Deadline.Sub(t0), renewBy.Sub(t0))
 	}
 }
 

@@ -83,7 +83,7 @@ func TestRaceEveryOrder(t *testing.T) {
 				var hs [2]*simHost
 				for i, sp := range c.joiners {
 					cfg := config(sp.name, sp.m, sp.m)
-					hs[i] = &simHost{id: i, name: sp.name, cfg: cfg, slot: -1, joiner: true, j: join.New(cfg, t0)}
+					hs[i] = &simHost{id: i, name: sp.name, cfg: cfg, slot: -1, joiner: true, j: join.New(cfg, t0), origin: t0}
 					s.hosts = append(s.hosts, hs[i])
 				}
 				clock := time.Duration(0)

@@ -118,7 +118,13 @@ func (h *simHost) clock(t time.Duration) time.Time {
 func (s *sim) wakeAt(h *simHost, nb time.Time) time.Duration {
 	monoRate := (1 + h.rawPPM/1e6) * (1 + h.slewPPM/1e6) // CLOCK_MONOTONIC per true second
 	t := s.now
-	for {
+	for i := 0; ; i++ {
+		if i == 10_000 {
+			// Nine tenths at a time, a wait ends in well under 100 steps; a
+			// host whose clock has no origin near the protocol's instants
+			// would loop here for ever.
+			panic(fmt.Sprintf("%s: a wait until %v from %v on its raw clock does not end (origin %v)", h.name, nb, h.clock(s.now), h.origin))
+		}
 		left := nb.Sub(h.clock(t))
 		if left <= 0 {
 			return t
