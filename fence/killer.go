@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hbfence/hbfence/internal/sysprio"
 )
 
 // GuestKiller destroys every HA guest running on this host and returns nil
@@ -48,7 +50,8 @@ func (k *ExecKiller) KillHAGuests(ctx context.Context, reason string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, k.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, k.Argv[0], k.Argv[1:]...)
+	run := sysprio.Argv(k.Argv) // the normal policy and OOM score in the hook
+	cmd := exec.CommandContext(ctx, run[0], run[1:]...)
 	cmd.Env = append(cmd.Environ(), "HBFENCE_REASON="+reason)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

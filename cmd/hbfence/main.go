@@ -11,6 +11,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/hbfence/hbfence/internal/sysprio"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -42,6 +44,11 @@ func init() {
 var errUsage = errors.New("usage")
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == sysprio.ChildArg {
+		// The shim between the daemon and a command it runs.
+		fmt.Fprintf(os.Stderr, "hbfence: %v\n", sysprio.RunChild(os.Args[2:]))
+		os.Exit(127)
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -96,6 +96,15 @@ func printStatus(w io.Writer, st daemon.Status) {
 		}
 		fmt.Fprintf(w, "%s, fires %gs after the last feed\n", line, w0.EffectiveSeconds)
 	}
+	p := st.Protection
+	line := fmt.Sprintf("protect  memory locked %v, %s", p.MemoryLocked, p.Scheduler)
+	if p.RealtimePriority > 0 {
+		line += fmt.Sprintf(" priority %d", p.RealtimePriority)
+	}
+	fmt.Fprintf(w, "%s, oom_score_adj %d\n", line, p.OOMScoreAdj)
+	for _, pr := range p.Problems {
+		fmt.Fprintf(w, "protect  NOT APPLIED: %s\n", pr)
+	}
 	if f := st.Fence; f != nil {
 		line := f.State.String()
 		if f.Reason != "" {

@@ -60,7 +60,40 @@ type Daemon struct {
 	// RunDir holds the run-state file; default /run/hbfence (systemd's
 	// RuntimeDirectory=, emptied at boot).
 	RunDir string `toml:"run_dir"`
+	// LockMemory locks the daemon's memory (mlockall); default true.
+	LockMemory *bool `toml:"lock_memory"`
+	// RealtimePriority runs the daemon's threads under SCHED_RR at this
+	// priority (1-99); 0 keeps the normal policy; default 1.
+	RealtimePriority *int `toml:"realtime_priority"`
+	// OOMScoreAdj is the daemon's oom_score_adj (-1000..1000); default
+	// -1000 (never chosen by the OOM killer).
+	OOMScoreAdj *int `toml:"oom_score_adj"`
 }
+
+// Protection is what internal/sysprio applies: the [daemon] keys with
+// their defaults.
+func (d Daemon) Protection() (lockMemory bool, realtimePriority, oomScoreAdj int) {
+	lockMemory, realtimePriority, oomScoreAdj = true, DefaultRealtimePriority, DefaultOOMScoreAdj
+	if d.LockMemory != nil {
+		lockMemory = *d.LockMemory
+	}
+	if d.RealtimePriority != nil {
+		realtimePriority = *d.RealtimePriority
+	}
+	if d.OOMScoreAdj != nil {
+		oomScoreAdj = *d.OOMScoreAdj
+	}
+	return
+}
+
+// The defaults of [daemon] realtime_priority and oom_score_adj. Any
+// real-time priority runs before every normal process (the guests, a
+// backup); a higher one matters only against other real-time tasks, which
+// the kernel's own threads are.
+const (
+	DefaultRealtimePriority = 1
+	DefaultOOMScoreAdj      = -1000
+)
 
 // DefaultRunDir is the default [daemon] run_dir.
 const DefaultRunDir = "/run/hbfence"
@@ -188,7 +221,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -290,6 +323,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("[watchdog] timeout is %v; it must be positive", d)
 	} else if d != 0 && (d < time.Second || d%time.Second != 0) {
 		return fmt.Errorf("[watchdog] timeout is %v; it must be a whole number of seconds, at least 1s (the kernel's watchdog counts seconds)", d)
+	}
+	if p := c.Daemon.RealtimePriority; p != nil && (*p < 0 || *p > 99) {
+		return fmt.Errorf("[daemon] realtime_priority is %d; it must be 0 (the normal policy) or a SCHED_RR priority from 1 to 99", *p)
+	}
+	if a := c.Daemon.OOMScoreAdj; a != nil && (*a < -1000 || *a > 1000) {
+		return fmt.Errorf("[daemon] oom_score_adj is %d; it must be from -1000 to 1000", *a)
 	}
 	if c.Fence.KillTimeout.Duration < 0 {
 		return fmt.Errorf("[fence] kill_timeout is %v; it must be positive", c.Fence.KillTimeout.Duration)

@@ -25,6 +25,7 @@ import (
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/privdir"
 	"github.com/hbfence/hbfence/internal/runstate"
+	"github.com/hbfence/hbfence/internal/sysprio"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/driver"
 	"github.com/hbfence/hbfence/restart/store"
@@ -36,11 +37,14 @@ import (
 // pool plus where the daemon runs.
 type Status struct {
 	heartbeat.Status
-	Version  string        `json:"version"`
-	PID      int           `json:"pid"`
-	Area     AreaInfo      `json:"area"`
-	Watchdog WatchdogInfo  `json:"watchdog"`
-	Fence    *fence.Status `json:"fence,omitempty"`
+	Version  string       `json:"version"`
+	PID      int          `json:"pid"`
+	Area     AreaInfo     `json:"area"`
+	Watchdog WatchdogInfo `json:"watchdog"`
+	// Protection is what protects the daemon from the machine's load
+	// (memory locked, real-time policy, OOM score: internal/sysprio).
+	Protection sysprio.Report `json:"protection"`
+	Fence      *fence.Status  `json:"fence,omitempty"`
 	// Master is the master role as this host sees it (once joined).
 	Master *master.Status `json:"master,omitempty"`
 	// Guests are the pool's guests as the last plan read here shows
@@ -64,9 +68,18 @@ type AreaInfo struct {
 func Run(ctx context.Context, c *config.Config, version string, logs *Logs) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Before anything else, so that every thread and page is covered.
+	lockMem, rtPrio, oomAdj := c.Daemon.Protection()
+	prot := sysprio.Apply(sysprio.Settings{LockMemory: lockMem, RealtimePriority: rtPrio, OOMScoreAdj: oomAdj})
 	d, err := open(c, version, logs)
 	if err != nil {
 		return err
+	}
+	d.protection = prot
+	d.log.Info().Bool("memory_locked", prot.MemoryLocked).Str("scheduler", prot.Scheduler).Int("realtime_priority", prot.RealtimePriority).
+		Int("oom_score_adj", prot.OOMScoreAdj).Msg("protection from the machine's load")
+	for _, p := range prot.Problems {
+		d.log.Warn().Msg("protection not applied: " + p)
 	}
 	defer d.close()
 	if err := d.serve(); err != nil {
@@ -119,6 +132,8 @@ type Daemon struct {
 	// runState holds the hypervisor orders not yet confirmed, for the
 	// next incarnation of this daemon on this boot (restart/agent).
 	runState *runstate.File
+	// protection is what sysprio.Apply achieved at start.
+	protection sysprio.Report
 
 	srv     *control.Server
 	srvStop context.CancelFunc
@@ -339,8 +354,12 @@ func (d *Daemon) currentMaster() *masterSide {
 	return nil
 }
 
+// currentAgent is the current incarnation's guest agent, if it has one
+// yet: start sets in.ar under d.mu while status may be asked.
 func (d *Daemon) currentAgent() *agent.Agent {
-	if in := d.current(); in != nil && in.ar != nil {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if in := d.cur; in != nil && in.ar != nil {
 		return in.ar.ag
 	}
 	return nil
@@ -389,7 +408,7 @@ func (d *Daemon) status() Status {
 		Version:  d.version,
 		PID:      os.Getpid(),
 		Area:     AreaInfo{Path: d.c.Heartbeat.Path, Offset: d.c.Heartbeat.Offset, SectorSize: d.h.SectorSize, Slots: d.h.SlotCount},
-		Watchdog: d.wd.Info(),
+		Watchdog: d.wd.Info(), Protection: d.protection,
 	}
 	in := d.current()
 	if in != nil {

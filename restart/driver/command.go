@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+
+	"github.com/hbfence/hbfence/internal/sysprio"
 )
 
 // command runs one program with an argv, never through a shell.
@@ -31,7 +33,8 @@ func (e *ExitError) Error() string {
 
 func (c command) run(ctx context.Context, args ...string) (string, error) {
 	argv := append(append([]string(nil), c.argv...), args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	run := sysprio.Argv(argv) // the normal policy and OOM score in the child
+	cmd := exec.CommandContext(ctx, run[0], run[1:]...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hbfence/hbfence/internal/sysprio"
 )
 
 // Process is the process driver: a guest is a local process started from
@@ -78,7 +80,8 @@ func (p *Process) Start(ctx context.Context, g Spec) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	run := sysprio.Argv(c.Argv) // the guest runs with the normal policy and OOM score
+	cmd := exec.Command(run[0], run[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "HBFENCE_GUEST_UUID="+g.UUID, "HBFENCE_GUEST_NAME="+g.Name, "HBFENCE_HOST="+p.Host)
 	if err := cmd.Start(); err != nil {
