@@ -493,7 +493,8 @@ func (m *Member) LastRenewal() time.Time {
 
 // checkOwn verifies, after each read, that our slot still holds our
 // record. A valid record of anyone else (or of another incarnation of us)
-// means the slot was taken: stop at once. An unreadable record is no
+// of our generation or newer means the slot was taken: stop at once. An
+// older generation is a late write, logged and ignored. An unreadable record is no
 // evidence either way; it is logged and the renewal goes on.
 func (m *Member) checkOwn(d ondisk.Decoded, rec ondisk.Slot) error {
 	if d.Status != ondisk.SlotOK {
@@ -501,6 +502,17 @@ func (m *Member) checkOwn(d ondisk.Decoded, rec ondisk.Slot) error {
 		return nil
 	}
 	s := d.Slot
+	if s.Generation < rec.Generation {
+		// An older generation than ours: a write issued before our claim
+		// (an earlier incarnation's, killed with the request in flight)
+		// landing late. Not a taking of the slot — a claim takes the
+		// slot's generation + 1 — and our next renewal replaces it;
+		// other hosts ignore it (liveness, "Older generations").
+		m.log.Warn().Int("slot", d.Index).Str("found_host", s.HostName).Uint64("found_generation", s.Generation).
+			Uint64("found_sequence", s.Sequence).Str("found_state", s.State.String()).Uint64("generation", rec.Generation).
+			Msg("own slot shows a late write of an older generation: ignored, the next renewal replaces it")
+		return nil
+	}
 	if s.HostName != rec.HostName || s.Generation != rec.Generation || s.JoinNonce != rec.JoinNonce {
 		return &SlotLostError{Slot: d.Index, Want: rec, Found: s}
 	}
@@ -542,7 +554,7 @@ func (m *Member) report(events []liveness.Event) {
 	for _, e := range events {
 		var ev *zerolog.Event
 		switch {
-		case e.Kind == liveness.Revenant || e.Kind == liveness.Corrupt:
+		case e.Kind == liveness.Revenant || e.Kind == liveness.Corrupt || e.Kind == liveness.Stale:
 			ev = m.log.Warn()
 		case e.Kind == liveness.Transition && (e.To == liveness.Suspect || e.To == liveness.Dead):
 			ev = m.log.Warn()

@@ -339,3 +339,54 @@ func (h *host) eventsCopy() []liveness.Event {
 	defer h.mu.Unlock()
 	return slices.Clone(h.events)
 }
+
+// A late write of an older generation over a member's own slot (its
+// predecessor's "left", landing after this incarnation joined) is not a
+// loss of the slot: the member renews over it and runs on, and its peer
+// keeps it live in its own generation (issue 9 items 2 and 3).
+func TestOlderGenerationOverOwnSlotIsNotALoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		pool := mem.Handle("x").Header().PoolUUID
+		// Host z/1 left every slot cleanly; a and b claim two of them as
+		// generation 2.
+		left := func(i int, seq uint64) ondisk.Slot {
+			return ondisk.Slot{Version: ondisk.SlotVersion, State: ondisk.StateLeft, Index: uint32(i), PoolUUID: pool,
+				Generation: 1, Sequence: seq, JoinNonce: 77, HostName: "z", MachineID: machine(9), Agent: "test"}
+		}
+		for i := range 8 {
+			if err := mem.Handle("x").WriteSlot(i, left(i, 40).Encode()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := startHost(t, mem, "a", 1)
+		b := startHost(t, mem, "b", 2)
+		defer func() {
+			a.cancel()
+			b.cancel()
+			<-a.done
+			<-b.done
+		}()
+		waitAllLive(t, []*heartbeat.Member{a.member, b.member}, "a", "b")
+		st := a.member.Status(time.Now())
+		if st.Generation != 2 {
+			t.Fatalf("a joined slot %d generation %d, want generation 2", st.Slot, st.Generation)
+		}
+		// z/1's "left", retried by its NFS client, lands again over a/2.
+		if err := mem.Handle("x").WriteSlot(st.Slot, left(st.Slot, 41).Encode()); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := timing.Profile("default")
+		time.Sleep(10 * p.Interval)
+		select {
+		case err := <-a.done:
+			t.Fatalf("a stopped after a late write of z generation 1 over its slot: %v", err)
+		default:
+		}
+		for _, h := range b.member.Status(time.Now()).Hosts {
+			if h.Name == "a" && (h.State != liveness.Live || h.Generation != 2) {
+				t.Fatalf("b sees a as %v generation %d, want live generation 2", h.State, h.Generation)
+			}
+		}
+	})
+}

@@ -127,6 +127,16 @@ func (h Host) gone() bool {
 	return (h.State == liveness.Dead && !h.Unsafe) || h.State == liveness.Left
 }
 
+// olderThan: the master's view of the host is an older incarnation than
+// id, which the plan names: a late write of an older generation read back
+// over the slot, or a view that has not caught up with the plan. Nothing
+// that view shows (gone, a report, an absence) is about id, which may still
+// run what it was given: generations are compared here and only here
+// (issue 9 item 3; liveness ignores such records too).
+func (h Host) olderThan(id HostID) bool {
+	return h.ID.Name == id.Name && h.ID.Generation < id.Generation
+}
+
 // caughtUp: the host's current incarnation reported on epoch or later.
 func (h Host) caughtUp(epoch uint64) bool {
 	return h.Report != nil && h.Report.Host == h.ID && h.Report.Epoch >= epoch
@@ -372,7 +382,7 @@ func Reconcile(in Input) (Plan, []Note) {
 			// what runs) has not reported yet.
 			mayHold := func(id HostID) bool {
 				h, ok := hosts[id.Name]
-				return ok && !h.gone() && (h.ID == id || !h.caughtUp(in.Epoch))
+				return ok && (h.olderThan(id) || !h.gone() && (h.ID == id || !h.caughtUp(in.Epoch)))
 			}
 			// The source no longer holds it once a report it wrote after
 			// the migration began does not list it (or it is gone).
@@ -418,6 +428,13 @@ func Reconcile(in Input) (Plan, []Note) {
 		reason := notAssigned
 		if !prev.Host.IsZero() && (prev.State == Starting || prev.State == Running || prev.State == Stopping) {
 			h, known := hosts[prev.Host.Name]
+			if known && h.olderThan(prev.Host) {
+				// The view is of an older incarnation than the owner:
+				// the owner may run it; keep it there.
+				p.Guests[g.UUID] = prev
+				load[prev.Host.Name]++
+				continue
+			}
 			var f Failure
 			failed := false
 			if r := h.report(); known && r != nil && h.ID == prev.Host {
@@ -630,7 +647,7 @@ func samePlan(a, b map[string]Assignment) bool {
 // targetGone reports whether the target of a migration is gone.
 func targetGone(hosts map[string]Host, a Assignment) bool {
 	dst, ok := hosts[a.Target.Name]
-	return !ok || dst.gone()
+	return !ok || dst.gone() && !dst.olderThan(a.Target)
 }
 
 // targetAnswered reports whether the target of a migration (by name, any

@@ -402,3 +402,25 @@ func TestEvacuationFallbacks(t *testing.T) {
 	p, _ = Reconcile(in)
 	want(t, p, "g1", a, Running)
 }
+
+// The master's view of a host may be of an older incarnation than the one
+// the plan names (a late write of generation 5 read back over a/6's slot,
+// or a view not caught up): that view's "left", "dead" or reports say
+// nothing about a/6, which keeps its guest (issue 9 item 3).
+func TestOlderIncarnationViewKeepsGuest(t *testing.T) {
+	a5 := HostID{Name: "a", Generation: 5}
+	a6 := HostID{Name: "a", Generation: 6}
+	for _, st := range []liveness.State{liveness.Left, liveness.Dead, liveness.Live} {
+		a := Host{ID: a5, State: st, Roles: []Role{RoleVM}, Report: &Report{Host: a5, Seq: 9, Epoch: 3}}
+		in := Input{Epoch: 3, Pool: Pool{HA: true}, Guests: []Guest{haGuest("g1")}, Hosts: []Host{a, host("b", 3)},
+			Prev: Plan{Epoch: 3, Seq: 7, Guests: map[string]Assignment{"g1": {Host: a6, State: Running, ReportSeq: 4}}}}
+		for round := 0; round < 3; round++ {
+			plan, notes := Reconcile(in)
+			if got := plan.Guests["g1"]; got.Host != a6 || got.State != Running {
+				t.Fatalf("view a/5 %v, round %d: g1 %+v (notes %v), want kept running on a/6", st, round, got, notes)
+			}
+			in.Prev = plan
+			in.Hosts[0].Report = &Report{Host: a5, Seq: a.Report.Seq + uint64(round) + 1, Epoch: 3}
+		}
+	}
+}

@@ -54,6 +54,27 @@
 // Every change of state is one Transition event, with the silence that led
 // to it for suspect and dead.
 //
+// # Older generations
+//
+// A slot's generation only grows: a claim takes the slot's generation + 1
+// (heartbeat/join). So a valid record of an older generation than the one
+// held, read over a slot whose last read was valid, is a late write of an
+// earlier incarnation (a killed process's O_DIRECT request still in flight
+// at the NFS client, landing after its successor joined): a Stale event.
+// Its content is never taken — the held record, its generation and state
+// (a late "left" in particular) stay — but its appearance is a change for
+// the silence rule (baseline = the read that first showed it), since it
+// may hide writes of the current generation made before it landed; the
+// same stale record read again unchanged is evidence of silence, so a
+// successor that died under it is still declared dead host_dead later. A
+// new write of the current generation replaces it and it is forgotten. The
+// member treats such a record over its own slot the same way (logged, not
+// a loss of the slot), and restart.Reconcile never takes a view of an
+// older incarnation than a plan's owner as news of that owner. The one
+// exception: after a read that showed the slot corrupt, torn or zeroed, a
+// lower generation is a claim of a slot that had no valid record
+// (generation 1) and is taken as a new incarnation.
+//
 // # Safety
 //
 // Dead is the only state later layers act on (restarting guests, taking a

@@ -76,6 +76,13 @@ type Peer struct {
 	// deadGeneration is the generation declared dead (valid when State
 	// is Dead).
 	deadGeneration uint64
+	// Stale is the last record of an older generation than Record seen in
+	// the slot (a late write of an earlier incarnation, landed over the
+	// current one's), while no newer write of the current generation has
+	// replaced it; HaveStale says there is one. It is never taken as the
+	// slot's record (doc.go, "Older generations").
+	Stale     ondisk.Slot
+	HaveStale bool
 }
 
 // Name is the host name of the slot's last valid record.
@@ -109,6 +116,12 @@ const (
 	// Corrupt: a slot read corrupt after having been valid (or first
 	// appeared corrupt).
 	Corrupt
+	// Stale: a record of an older generation than the one held appeared
+	// in the slot: a late write of an earlier incarnation. It is ignored
+	// (the held record, its state and generation stay), but it counts as
+	// a change for the silence rule: it may hide writes of the current
+	// generation made before it landed.
+	Stale
 )
 
 func (k EventKind) String() string {
@@ -121,6 +134,8 @@ func (k EventKind) String() string {
 		return "revenant"
 	case Corrupt:
 		return "corrupt"
+	case Stale:
+		return "stale"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }
@@ -200,7 +215,26 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 				// old as them, so this is a first sight.
 				p.Record, p.HaveRecord = s, true
 				p.FirstSeen = done
-			case !ondisk.Changed(p.Record, s):
+			case p.HaveStale && !ondisk.Changed(p.Stale, s):
+				// The same older record still over the slot: the
+				// current generation wrote nothing since it landed
+				// (a write of it would have replaced it).
+				p.quiet = issued
+			case s.Generation < p.Record.Generation && p.Status == ondisk.SlotOK:
+				// An older generation than the one held, read over a
+				// slot that last read valid: a late write of an earlier
+				// incarnation (a killed process's request landing), never
+				// a new claim (a claim takes the slot's generation + 1).
+				// Its content is not taken; its appearance is a change:
+				// the current generation may have written until then.
+				p.Stale, p.HaveStale = s, true
+				p.LastChange = done
+				p.quiet = time.Time{}
+				events = append(events, Event{Kind: Stale, Slot: d.Index, Name: s.HostName,
+					Generation: s.Generation, At: done,
+					Detail: fmt.Sprintf("%s generation %d (sequence %d, state %s) over %s generation %d: a late write of an earlier incarnation, ignored",
+						s.HostName, s.Generation, s.Sequence, s.State, p.Record.HostName, p.Record.Generation)})
+			case !p.HaveStale && !ondisk.Changed(p.Record, s):
 				// Unchanged, shown valid: evidence of silence.
 				p.quiet = issued
 			default:
@@ -214,6 +248,7 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 						Detail: fmt.Sprintf("%s generation %d -> %s generation %d", p.Record.HostName, p.Record.Generation, s.HostName, s.Generation)})
 				}
 				p.Record = s
+				p.Stale, p.HaveStale = ondisk.Slot{}, false
 				p.LastChange = done
 				p.quiet = time.Time{}
 			}

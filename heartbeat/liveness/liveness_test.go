@@ -468,3 +468,54 @@ func TestNextDeadline(t *testing.T) {
 		t.Errorf("deadline %v with every host dead or left", d)
 	}
 }
+
+// A late write of an older generation (a killed incarnation's "left", or a
+// renewal, landing over its successor's record) is never taken as the
+// slot's record: the host stays live in the newer generation. Its
+// appearance counts as a change (it may hide the successor's writes made
+// before it landed); the same stale record unchanged is evidence of
+// silence, so a successor that died under it is still declared dead,
+// host_dead after the stale record was first seen.
+func TestOlderGenerationIsStale(t *testing.T) {
+	tk := runSteps(t, []step{
+		obs(0, sec(0.001), rec(0, "a", 5, 10)),
+		obs(sec(2), sec(2.001), rec(0, "a", 6, 1)).events(
+			other(liveness.NewIncarnation, 0, "a", 6, sec(2.001)),
+			tr(0, "a", 6, unknown, live, sec(2.001), 0)),
+		obs(sec(4), sec(4.001), rec(0, "a", 6, 2)).state(0, live),
+		// a/5's timed-out "left" lands late.
+		obs(sec(6), sec(6.001), left(0, "a", 5, 11)).events(
+			other(liveness.Stale, 0, "a", 5, sec(6.001))).state(0, live),
+		// Unchanged: silence of generation 6 from 6.001 s.
+		obs(sec(8), sec(8.001), left(0, "a", 5, 11)).state(0, live),
+		eval(sec(21.002)).events(tr(0, "a", 6, live, suspect, sec(21.002), sec(15.001))),
+		obs(sec(33.001), sec(33.002), left(0, "a", 5, 11)).events(
+			tr(0, "a", 6, suspect, dead, sec(33.002), sec(27))),
+	})
+	p, _ := tk.Peer(0)
+	if p.Record.Generation != 6 || p.Record.State != ondisk.StateLive || !p.HaveStale || p.Stale.Generation != 5 {
+		t.Fatalf("held record %+v stale %v %+v: want generation 6 live held, generation 5 stale", p.Record, p.HaveStale, p.Stale)
+	}
+
+	// The successor renews over the stale record: it is forgotten.
+	tk = runSteps(t, []step{
+		obs(0, sec(0.001), rec(0, "a", 6, 1)),
+		obs(sec(2), sec(2.001), left(0, "a", 5, 11)).events(
+			other(liveness.Stale, 0, "a", 5, sec(2.001)),
+			tr(0, "a", 6, unknown, live, sec(2.001), 0)),
+		obs(sec(4), sec(4.001), rec(0, "a", 6, 2)).state(0, live),
+	})
+	if p, _ = tk.Peer(0); p.HaveStale || p.Record.Sequence != 2 {
+		t.Fatalf("after a renewal: stale %v, record %+v; want no stale, sequence 2", p.HaveStale, p.Record)
+	}
+
+	// A claim over a slot that read corrupt or zeroed starts again at
+	// generation 1: it is a new incarnation, not a stale record.
+	runSteps(t, []step{
+		obs(0, sec(0.001), rec(0, "a", 6, 1)),
+		obs(sec(2), sec(2.001), corrupt(0)).events(other(liveness.Corrupt, 0, "a", 6, sec(2.001))),
+		obs(sec(4), sec(4.001), rec(0, "b", 1, 1)).events(
+			other(liveness.NewIncarnation, 0, "b", 1, sec(4.001)),
+			tr(0, "b", 1, unknown, live, sec(4.001), 0)),
+	})
+}
