@@ -118,6 +118,21 @@
 // a new incarnation, which is not proof that the old incarnation's guests
 // are gone.
 //
+// Late writes of the earlier incarnation. The fast path runs at once after a
+// crash, while writes of the dead process may still be in flight (on NFS a
+// killed process's O_DIRECT requests are retransmitted), and they land
+// within LateWrite of their issue (package lease, "Late writes"). A late
+// renewal or "left" of generation g landing over the claim or a renewal of g
+// + 1 is an older generation over the slot: no reader takes it as current
+// (package liveness, "Older generations": a Stale event, the newer record
+// kept), the owner's own-slot check renews over it instead of reporting the
+// slot lost (package heartbeat), and the next renewal, an interval later,
+// replaces it. One that lands over the claim before its read-back makes the
+// read-back fail and the join start over: the slot then shows generation g
+// of this machine and boot again, and the fast path claims g + 1 anew; each
+// retry uses up a late write, and there are few. The lease's own records
+// wait for the quarantine (package lease).
+//
 // # Timing assumptions
 //
 // A claim write counts only if issued within io_timeout of its read's issue

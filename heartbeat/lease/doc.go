@@ -123,13 +123,15 @@
 //
 // Assumptions: the storage model of docs/timing.md (a write that returned is
 // seen by every later read; a torn sector reads corrupt); a host's own writes
-// land in issue order, and a write that timed out lands within LateWrite
-// (the watchdog period) of its issue or never (the lease issues no I/O for
-// that long after one of its writes timed out; AreaStorage's device also
-// refuses any I/O while one is stuck); a host's writes land before it is
-// reset, before it writes "left", and before a later incarnation of its slot
-// starts (the daemon's lock file; package join); the liveness rules and
-// timing rules of package liveness and docs/timing.md.
+// land in issue order, and every write lands within LateWrite (the watchdog
+// period) of its issue or never, also when the process that issued it was
+// killed (the lease issues no I/O for that long after one of its writes timed
+// out; AreaStorage's device also refuses any I/O while one is stuck; the
+// storage bound is below, under "Late writes"); a host's writes land before
+// it is reset and before it writes "left"; a later incarnation of a slot
+// starts only after the earlier one's process ended (the host lock, package
+// join) but possibly before its writes landed; the liveness rules and timing
+// rules of package liveness and docs/timing.md.
 //
 // One value per epoch. Disk Paxos on one disk: a slot's block is written only
 // by the slot's holder, in order; a read of a block returns the last write or
@@ -159,7 +161,8 @@
 // is written only after instance e + 1 started, which needs e released (by
 // the owner, after its earlier writes landed: its writes land in order), or
 // the owner gone (dead: reset, its writes landed before; left: written after
-// its lease writes; later generation: its process is gone), or a hand-over by
+// its lease writes; later generation seen for a Quarantine: its process is
+// gone and its writes have landed, "Late writes" below), or a hand-over by
 // the owner itself (which writes nothing of e after its released record).
 // A failed write is repeated only as described under "Being master": a held
 // record when nobody else may write, a released one only after a valid read
@@ -202,7 +205,8 @@
 //     simulation found this: a host whose first renewal failed, stalled,
 //     was judged dead, resumed, and acquired while others took its epoch.)
 //   - left: the owner stopped acting before it wrote "left".
-//   - later generation of its slot: the old incarnation's process is gone.
+//   - later generation of its slot, seen for a Quarantine: the old
+//     incarnation's process is gone and its writes have landed (above).
 //   - released, or handed over: the owner stopped acting before it wrote the
 //     record (and before its hand-over's first write).
 //   - hand-over that failed and resumed: nobody can complete instance e + 1
@@ -212,6 +216,61 @@
 //     judgment "dead" of the master implies its renewals lapsed, and then it
 //     does not resume. The resume's record and later-instance checks are
 //     defence in depth.
+//
+// Late writes of an earlier incarnation. A daemon killed with a write under
+// way (kill -9, a crash, systemd's Restart=) leaves the request in flight:
+// on NFS the client keeps retransmitting a killed process's O_DIRECT write
+// and the server orders nothing between outstanding requests. Its successor
+// may start at once (it must, to be back before the watchdog fires), so a
+// ballot block or leader record of generation g may land after generation
+// g + 1 of the same slot started: over the successor's ballot block (its
+// accepted value erased: the simulation finds two masters of one epoch) or
+// over a later leader record written by another host (the record goes
+// back). Two rules close this, both from the bound that every write lands
+// within LateWrite of its issue or never, and the fact that every write of
+// g was issued before g's process ended, hence before g + 1 started:
+//
+//   - Quarantine of the new incarnation (Config.QuietUntil: its start, after
+//     it holds the host lock, plus Quarantine = LateWrite + margin on its
+//     safety clock): no ballot write, no leader write and no read of the
+//     ballot region before it. After it, every write of g has landed or never
+//     will, so the block reads as g's last landed write and the successor
+//     carries its accepted value on ("an accepted value is never dropped"),
+//     as if one incarnation had written both. The ballot read is held too: a
+//     read before g's last phase 2 write landed would make the successor
+//     carry on the older value and erase the landed one with its phase 1.
+//     Leader reads go on (status, and the Validator of restart orders).
+//   - A later generation proves its predecessor gone only a Quarantine after
+//     the observer first saw it (Peer.GenerationSince, on its own safety
+//     clock). That generation's claim was issued after g's process ended, so
+//     the observer's first sight of it is after every write of g was issued,
+//     and a Quarantine later each has landed or never will. Until then the
+//     owner of epoch e counts as not gone, no host runs instance e + 1 on
+//     its account, and no write of g can land after a record of a later
+//     epoch: the record never goes back. The slot's own records are ordered
+//     by generation instead (package liveness, "Older generations"; package
+//     join).
+//
+// What that costs: after a master's daemon crashes and restarts at once,
+// the role is vacant for about a Quarantine (11 s with the default profile)
+// plus a ballot; the guests do not notice, since the new incarnation adopts
+// them. A master whose daemon does not come back is replaced after host_dead,
+// as before (its host is reset; dead needs no wait). A re-execution in place
+// (an upgrade) keeps its incarnation and has no quarantine: the old image
+// stopped the lease and waited for QuiescentAt before it executed the new one.
+//
+// The bound itself. LateWrite is a property of the storage path, and the
+// pool's configuration must make it true. On NFS the cluster root is mounted
+// soft (a request that is not answered fails with EIO after its
+// retransmissions, instead of being retried for ever as on a hard mount)
+// with timeo and retrans whose request life, timeo × (1 + 2 + … + (retrans +
+// 1)) over TCP (the wait grows by timeo at each retransmission), plus the
+// server's own queueing, stays below LateWrite; package nfsbound computes it
+// and the daemon refuses to start on a mount that does not bound it
+// (docs/timing.md, "The late-write bound"). On a block device (an OCFS2
+// region on iSCSI, FC or multipath), the SCSI command timeout and its
+// retries must be bounded the same way, and multipath must fail I/O rather
+// than queue it without limit (no_path_retry a number, not "queue").
 //
 // A new owner acts after its ballot and record write, which follow the
 // judgment. The margin of the timing rules covers clock-rate differences
@@ -259,8 +318,11 @@
 //     lease until it leaves or dies. Every member keeps Acquire running.
 //   - Progress under contention is probabilistic (randomized backoff; no
 //     consensus protocol guarantees it).
-//   - Storage that returns stale data after a write returned, or reorders
-//     one host's writes beyond LateWrite, breaks the argument.
+//   - Storage that returns stale data after a write returned, or lets a
+//     write land more than LateWrite after its issue (an NFS hard mount, a
+//     multipath device that queues without limit, a server that holds
+//     requests longer than the mount's retransmissions), breaks the
+//     argument; the daemon checks the NFS mount options, not the server.
 //   - Wall-clock times in records are for humans; nothing uses them.
 //   - The epoch fences only readers that check it.
 package lease

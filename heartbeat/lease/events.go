@@ -154,12 +154,16 @@ type Status struct {
 	LastError string
 	Fenced    string
 	Holder    Holder
+	// QuietUntil is the end of a new incarnation's quarantine
+	// (Config.QuietUntil): no ballot before it.
+	QuietUntil time.Time
 }
 
 // Status reports the lease's state.
 func (l *Lease) Status() Status {
 	s := Status{Role: l.role, Instance: l.inst, Attempts: l.attempts, Waiting: l.waiting,
-		LastAbort: l.lastAbort, LastError: l.lastErr, Fenced: l.fencedWhy, Holder: l.holder}
+		LastAbort: l.lastAbort, LastError: l.lastErr, Fenced: l.fencedWhy, Holder: l.holder,
+		QuietUntil: l.quietUntil}
 	switch l.role {
 	case Master, HandingOver, Releasing:
 		s.Epoch, s.Since = l.epoch, l.masterSince

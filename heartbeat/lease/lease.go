@@ -93,6 +93,17 @@ type Config struct {
 	// later, since a write that failed but landed may have started an
 	// observer's count with no renewal of ours to measure a gap from.
 	FirstRenewalBy time.Time
+	// QuietUntil is the earliest moment, on the safety clock, at which
+	// this incarnation may write a ballot block or the leader record, or
+	// read the ballot region to learn its own block: a new incarnation
+	// that started while an earlier one's writes may still be in flight
+	// (a crashed daemon restarted at once) sets it to its start plus
+	// Quarantine, so that every such write has landed, or never will,
+	// before this one writes or learns what is on storage (doc.go, "Late
+	// writes of an earlier incarnation"). Leader reads go on; the zero
+	// time imposes no wait (a re-executed daemon keeps its incarnation
+	// and passes its predecessor's writes through QuiescentAt).
+	QuietUntil time.Time
 	// Jitter returns a random duration in [0, max); nil uses math/rand/v2.
 	// It spreads the retries of hosts whose ballots aborted one another.
 	Jitter func(max time.Duration) time.Duration
@@ -260,6 +271,12 @@ type Lease struct {
 	// ours that timed out may still land.
 	writing   ondisk.Leader
 	lateUntil time.Time
+	// No ballot or leader write, no ballot read, before this: an earlier
+	// incarnation's writes may still land until then (Config.QuietUntil).
+	quietUntil time.Time
+	// How long a later generation of an owner's slot must have been seen
+	// before the owner counts as gone (gone): Quarantine.
+	generationWait time.Duration
 
 	rtt    time.Duration // smoothed I/O latency
 	events []Event
@@ -279,10 +296,19 @@ func New(cfg Config) (*Lease, error) {
 			return rand.N(d)
 		}
 	}
-	l := &Lease{cfg: cfg, lateWrite: LateWrite(cfg.Timing)}
+	l := &Lease{cfg: cfg, lateWrite: LateWrite(cfg.Timing), quietUntil: cfg.QuietUntil,
+		generationWait: Quarantine(cfg.Timing)}
 	l.next = Action{Kind: ReadLeader}
 	return l, nil
 }
+
+// Quarantine is how long a new incarnation of a slot waits, from its
+// start, before it writes a ballot block or the leader record or reads the
+// ballot region (Config.QuietUntil): LateWrite, within which a write of the
+// earlier incarnation lands or never does, plus the timing margin for the
+// difference in clock rate between the host that bounded the write and the
+// one that waits, and for scheduling.
+func Quarantine(p timing.Params) time.Duration { return LateWrite(p) + p.Margin() }
 
 // LateWrite is how long after its issue a write that timed out may still
 // land, as the lease assumes: the watchdog period. A host's write lands
@@ -753,8 +779,25 @@ func (l *Lease) read(k Kind, s step, notBefore time.Time) {
 	if l.lateUntil.After(notBefore) {
 		notBefore = l.lateUntil
 	}
+	if k == ReadBallots {
+		notBefore = l.afterQuiet(notBefore)
+	}
 	l.step = s
 	l.next = Action{Kind: k, NotBefore: notBefore}
+}
+
+// gone reports whether incarnation o can no longer act nor write, at the
+// lease's latest instant.
+func (l *Lease) gone(o ondisk.Owner) (bool, string) {
+	return gone(l.view, l.cfg.Self, l.cfg.Slots, o, l.now, l.generationWait)
+}
+
+// afterQuiet moves t to the end of the quarantine of a new incarnation.
+func (l *Lease) afterQuiet(t time.Time) time.Time {
+	if l.quietUntil.After(t) {
+		return l.quietUntil
+	}
+	return t
 }
 
 func (l *Lease) readFailed(done time.Time) {
@@ -852,14 +895,14 @@ func (l *Lease) choose(c current) (uint64, bool, string) {
 	case c.owner.Same(l.cfg.Self):
 		return n, true, "the record is this incarnation's own"
 	case c.released && !c.successor.IsZero() && !c.successor.Same(l.cfg.Self):
-		if g, why := gone(l.view, l.cfg.Self, l.cfg.Slots, c.successor); !g {
+		if g, why := l.gone(c.successor); !g {
 			return n, false, fmt.Sprintf("epoch %d was handed over to %v and %s", c.epoch, c.successor, why)
 		}
 		return n, true, fmt.Sprintf("epoch %d was handed over to %v, which is gone", c.epoch, c.successor)
 	case c.released:
 		return n, true, fmt.Sprintf("epoch %d was released", c.epoch)
 	}
-	if g, why := gone(l.view, l.cfg.Self, l.cfg.Slots, c.owner); !g {
+	if g, why := l.gone(c.owner); !g {
 		src := "held"
 		if c.learnt {
 			src = "decided (no leader record yet)"
@@ -881,10 +924,10 @@ func (l *Lease) eligibleNow() bool {
 		if c.successor.IsZero() || c.successor.Same(l.cfg.Self) {
 			return true
 		}
-		g, _ := gone(l.view, l.cfg.Self, l.cfg.Slots, c.successor)
+		g, _ := l.gone(c.successor)
 		return g
 	}
-	g, _ := gone(l.view, l.cfg.Self, l.cfg.Slots, c.owner)
+	g, _ := l.gone(c.owner)
 	return g
 }
 
@@ -986,6 +1029,7 @@ func (l *Lease) writeBallot(b ondisk.Ballot, s step, notBefore time.Time) {
 	if l.lateUntil.After(notBefore) {
 		notBefore = l.lateUntil
 	}
+	notBefore = l.afterQuiet(notBefore)
 	l.step = s
 	l.next = Action{Kind: WriteBallot, NotBefore: notBefore, Ballot: b}
 }
@@ -998,6 +1042,7 @@ func (l *Lease) writeLeader(r ondisk.Leader, now time.Time) {
 	if l.lateUntil.After(nb) {
 		nb = l.lateUntil
 	}
+	nb = l.afterQuiet(nb)
 	l.step = stepLeaderWrite
 	l.next = Action{Kind: WriteLeader, NotBefore: nb, Deadline: l.until(), Leader: r}
 }
@@ -1128,7 +1173,7 @@ func (l *Lease) decided(now time.Time, d decision) {
 		l.toFollower(now)
 		return
 	}
-	if g, why := gone(l.view, l.cfg.Self, l.cfg.Slots, d.value); g {
+	if g, why := l.gone(d.value); g {
 		// Its owner will never write the record: go on to the next
 		// instance without it.
 		l.lastAbort = fmt.Sprintf("instance %d was decided for %v, but %s", d.lver, d.value, why)

@@ -203,16 +203,24 @@ func TestEligibility(t *testing.T) {
 		absent bool   // the view has no record of the owner's slot
 		take   bool
 		why    string
+		// how long ago the view first saw gen (0: an hour; -1: not known)
+		genAge time.Duration
 	}
+	q := lease.Quarantine(p)
 	rows := []row{
-		{"live", liveness.Live, 1, false, false, "is live"},
-		{"suspect", liveness.Suspect, 1, false, false, "is suspect"},
-		{"unknown", liveness.Unknown, 1, false, false, "is unknown"},
-		{"never read", liveness.Unknown, 1, true, false, "not been read"},
-		{"dead", liveness.Dead, 1, false, true, ""},
-		{"left", liveness.Left, 1, false, true, ""},
-		{"later generation, live", liveness.Live, 2, false, true, ""},
-		{"older generation in view", liveness.Dead, 0, false, false, "older generation"},
+		{"live", liveness.Live, 1, false, false, "is live", 0},
+		{"suspect", liveness.Suspect, 1, false, false, "is suspect", 0},
+		{"unknown", liveness.Unknown, 1, false, false, "is unknown", 0},
+		{"never read", liveness.Unknown, 1, true, false, "not been read", 0},
+		{"dead", liveness.Dead, 1, false, true, "", 0},
+		{"left", liveness.Left, 1, false, true, "", 0},
+		{"later generation, live", liveness.Live, 2, false, true, "", 0},
+		// A later generation seen less than a quarantine ago: writes
+		// of generation 1 may still land (doc.go, "Late writes").
+		{"later generation, seen just now", liveness.Live, 2, false, false, "for only", time.Second},
+		{"later generation, seen a quarantine ago", liveness.Live, 2, false, true, "", q},
+		{"later generation, seen at a moment not known", liveness.Live, 2, false, false, "not known", -1},
+		{"older generation in view", liveness.Dead, 0, false, false, "older generation", 0},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
@@ -230,7 +238,14 @@ func TestEligibility(t *testing.T) {
 				if g == 0 {
 					g = 0 // the view shows an older generation than the record
 				}
-				v[0] = lease.Peer{State: r.state, Generation: g, Name: hostName(0)}
+				peer := lease.Peer{State: r.state, Generation: g, Name: hostName(0)}
+				switch {
+				case r.genAge == 0:
+					peer.GenerationSince = b.now.Add(-time.Hour)
+				case r.genAge > 0:
+					peer.GenerationSince = b.now.Add(-r.genAge)
+				}
+				v[0] = peer
 				if r.gen == 0 {
 					// Make the record's generation newer than the view's.
 					v[0] = lease.Peer{State: r.state, Generation: 0, Name: hostName(0)}

@@ -68,6 +68,7 @@ type sim struct {
 	hdr   ondisk.Header
 	late  time.Duration // lease.LateWrite
 	trace func(string)
+	opt   simOptions
 
 	leader  sector[ondisk.LeaderDecoded]
 	ballots []sector[ondisk.BallotDecoded]
@@ -517,7 +518,8 @@ func (h *simHost) refreshView(evs []liveness.Event, got []ondisk.Decoded) {
 	v := lease.Static{}
 	for _, p := range h.tr.Peers() {
 		if p.HaveRecord {
-			v[p.Slot] = lease.Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName}
+			v[p.Slot] = lease.Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName,
+				GenerationSince: p.GenerationSince}
 		}
 	}
 	h.view = v
@@ -728,8 +730,19 @@ func (s *sim) newIncarnation(h *simHost) {
 	// The first write of an incarnation stands for its join claim: the
 	// first renewal must be issued by the join's deadline.
 	renewBy := h.tm(s.now).Add(s.p.HostDead - s.p.IOTimeout - s.p.Margin())
-	l, err := lease.New(lease.Config{Self: h.owner(), Pool: testPool, Slots: len(s.slots), Timing: s.p,
+	// The quarantine: no ballot or leader write, no ballot read, until
+	// every write of the crashed predecessor has landed or never will.
+	quiet := h.tm(s.now).Add(lease.Quarantine(s.p))
+	if s.opt.noQuarantine {
+		quiet = time.Time{}
+	}
+	newLease := lease.New
+	if s.opt.goneAtOnce {
+		newLease = lease.NewGoneAtOnce
+	}
+	l, err := newLease(lease.Config{Self: h.owner(), Pool: testPool, Slots: len(s.slots), Timing: s.p,
 		FirstRenewalBy: renewBy,
+		QuietUntil:     quiet,
 		Jitter: func(d time.Duration) time.Duration {
 			if d <= 0 {
 				return 0
@@ -773,7 +786,10 @@ func (h *simHost) crash(restart time.Duration) {
 	if restart < 0 {
 		return
 	}
-	h.restartAt = max(restart, h.pendLand+time.Millisecond)
+	// At once: the crashed process's writes may still land (on NFS a
+	// killed process's O_DIRECT requests stay in flight), within LateWrite
+	// of their issue; the new incarnation's quarantine covers them.
+	h.restartAt = restart
 	s.at(h.restartAt, func() {
 		if !h.alive && h.restartAt > 0 {
 			s.st.restarts++
@@ -935,7 +951,19 @@ const maxSimEvents = 3_000_000
 
 var simProfiles = []string{"default", "fast", "slow"}
 
-func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
+// simOptions change the protocol the simulation runs, to show what a rule
+// protects against (a variant without it must fail).
+type simOptions struct {
+	// noQuarantine: a new incarnation writes at once (Config.QuietUntil
+	// zero), while its crashed predecessor's writes may still land.
+	noQuarantine bool
+	// goneAtOnce: a later generation of a slot proves its predecessor
+	// gone as soon as it is seen (lease.NewGoneAtOnce), while the
+	// predecessor's writes may still land.
+	goneAtOnce bool
+}
+
+func runLeaseSim(seed uint64, trace func(string), opt simOptions) (simStats, []string) {
 	r := rand.New(rand.NewPCG(seed, 0x1ea5e))
 	p, err := timing.Profile(simProfiles[seed%uint64(len(simProfiles))])
 	if err != nil {
@@ -947,7 +975,7 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 	if err != nil {
 		panic(err)
 	}
-	s := &sim{p: p, r: r, hdr: hdr, late: lease.LateWrite(p), trace: trace,
+	s := &sim{p: p, r: r, hdr: hdr, late: lease.LateWrite(p), trace: trace, opt: opt,
 		decisions: map[uint64]ondisk.Owner{}, decidedBy: map[uint64]string{}}
 	s.leader.vs = []version[ondisk.LeaderDecoded]{{0, ondisk.LeaderDecoded{Status: ondisk.RecordUnused}}}
 	s.ballots = make([]sector[ondisk.BallotDecoded], hdr.SlotCount)
@@ -998,7 +1026,7 @@ func runLeaseSim(seed uint64, trace func(string)) (simStats, []string) {
 			})
 			continue
 		}
-		h.restartAt = max(s.now, h.pendLand) + time.Millisecond
+		h.restartAt = s.now + time.Millisecond // at once, as in crash
 		at := h.restartAt
 		s.at(at, func() {
 			if !h.alive {

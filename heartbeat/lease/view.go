@@ -1,6 +1,9 @@
 package lease
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 )
@@ -12,6 +15,12 @@ type Peer struct {
 	// Generation is the generation of the slot's last valid record.
 	Generation uint64
 	Name       string
+	// GenerationSince is when the caller first saw Generation in the
+	// slot (the return of that read, on its safety clock): a later
+	// generation proves the earlier incarnation gone only a Quarantine
+	// after it (gone). Zero: not known, and a later generation is not
+	// taken as proof.
+	GenerationSince time.Time
 }
 
 // View is the caller's liveness view, consulted whenever the lease decides
@@ -50,17 +59,26 @@ func ViewOf(peers []liveness.Peer) View {
 		if p.Slot < 0 || !p.HaveRecord {
 			continue
 		}
-		v[p.Slot] = viewEntry{Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName}, true}
+		v[p.Slot] = viewEntry{peerOf(p), true}
 	}
 	return v
 }
 
-// gone reports whether incarnation o can no longer act: its slot holds a
-// later generation, or o is dead or left in the view. Dead implies that o
-// fenced itself (package liveness), left that it stopped cleanly, and a later
-// generation that o's process is gone (package join). Anything else — live,
-// suspect, unknown, never seen — is not gone.
-func gone(v View, self ondisk.Owner, slots int, o ondisk.Owner) (bool, string) {
+func peerOf(p liveness.Peer) Peer {
+	return Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName,
+		GenerationSince: p.GenerationSince}
+}
+
+// gone reports whether incarnation o can no longer act, nor any write of it
+// land, at now: its slot has held a later generation for a quarantine, or o
+// is dead or left in the view. Dead implies that o fenced itself (package
+// liveness), left that it stopped cleanly after its writes landed, and a
+// later generation that o's process is gone (package join: the host lock)
+// and, a quarantine after the caller first saw it, that every write o issued
+// has landed or never will (doc.go, "Late writes of an earlier
+// incarnation"). Anything else — live, suspect, unknown, never seen, a
+// later generation seen too recently — is not gone.
+func gone(v View, self ondisk.Owner, slots int, o ondisk.Owner, now time.Time, quarantine time.Duration) (bool, string) {
 	if int64(o.Slot) >= int64(slots) {
 		return true, "its slot is outside the area"
 	}
@@ -78,6 +96,11 @@ func gone(v View, self ondisk.Owner, slots int, o ondisk.Owner) (bool, string) {
 		return false, "its slot has not been read yet"
 	}
 	switch {
+	case p.Generation > o.Generation && p.GenerationSince.IsZero():
+		return false, fmt.Sprintf("its slot holds generation %d, since a moment not known", p.Generation)
+	case p.Generation > o.Generation && now.Before(p.GenerationSince.Add(quarantine)):
+		return false, fmt.Sprintf("its slot has held generation %d for only %v, and writes of generation %d may land until %v after that",
+			p.Generation, now.Sub(p.GenerationSince).Round(time.Millisecond), o.Generation, quarantine)
 	case p.Generation > o.Generation:
 		return true, "its slot now holds a later generation"
 	case p.Generation < o.Generation:
@@ -101,7 +124,7 @@ type trackerView struct{ t *liveness.Tracker }
 func (v trackerView) Peer(slot int) (Peer, bool) {
 	for _, p := range v.t.Peers() {
 		if p.Slot == slot && p.HaveRecord {
-			return Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName}, true
+			return peerOf(p), true
 		}
 	}
 	return Peer{}, false

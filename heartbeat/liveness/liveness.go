@@ -67,6 +67,12 @@ type Peer struct {
 	// showed a change, zero while none has been seen.
 	FirstSeen  time.Time
 	LastChange time.Time
+	// GenerationSince is the completion of the read that first showed
+	// the current record's generation. A later generation proves that the
+	// earlier incarnation's process is gone, but its writes may land
+	// until LateWrite after their issue: the lease takes it as gone only a
+	// quarantine after this (lease's doc.go, "Late writes").
+	GenerationSince time.Time
 	// quiet is the issue time of the last read that showed the current
 	// record valid and unchanged; zero if none has since the record
 	// first showed. Only such a read can decide that the host is dead:
@@ -205,7 +211,7 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 				// Unused at every earlier read: a record appearing
 				// is a write we saw happen. At the first read we
 				// cannot tell how old the record is.
-				p = &Peer{Slot: d.Index, Record: s, HaveRecord: true, FirstSeen: done, StateSince: done}
+				p = &Peer{Slot: d.Index, Record: s, HaveRecord: true, FirstSeen: done, StateSince: done, GenerationSince: done}
 				if !first {
 					p.LastChange = done
 				}
@@ -214,7 +220,7 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 				// Only corrupt reads before: the record may be as
 				// old as them, so this is a first sight.
 				p.Record, p.HaveRecord = s, true
-				p.FirstSeen = done
+				p.FirstSeen, p.GenerationSince = done, done
 			case p.HaveStale && !ondisk.Changed(p.Stale, s):
 				// The same older record still over the slot: the
 				// current generation wrote nothing since it landed
@@ -246,6 +252,9 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 					events = append(events, Event{Kind: NewIncarnation, Slot: d.Index, Name: s.HostName,
 						Generation: s.Generation, At: done,
 						Detail: fmt.Sprintf("%s generation %d -> %s generation %d", p.Record.HostName, p.Record.Generation, s.HostName, s.Generation)})
+				}
+				if s.Generation != p.Record.Generation {
+					p.GenerationSince = done
 				}
 				p.Record = s
 				p.Stale, p.HaveStale = ondisk.Slot{}, false

@@ -519,3 +519,26 @@ func TestOlderGenerationIsStale(t *testing.T) {
 			tr(0, "b", 1, unknown, live, sec(4.001), 0)),
 	})
 }
+
+// GenerationSince is the return of the read that first showed the current
+// generation: renewals of it keep it, a late write of an older generation
+// does not move it, a new generation resets it (the lease takes a later
+// generation as proof that its predecessor is gone only a quarantine after
+// this).
+func TestGenerationSince(t *testing.T) {
+	tk := runSteps(t, []step{
+		obs(0, sec(0.001), rec(0, "a", 5, 10)),
+		obs(sec(2), sec(2.001), rec(0, "a", 5, 11)).events(
+			tr(0, "a", 5, unknown, live, sec(2.001), 0)),
+		obs(sec(4), sec(4.001), rec(0, "a", 6, 1)).events(
+			other(liveness.NewIncarnation, 0, "a", 6, sec(4.001))),
+		obs(sec(6), sec(6.001), rec(0, "a", 6, 2)).state(0, live),
+		obs(sec(8), sec(8.001), left(0, "a", 5, 12)).events(
+			other(liveness.Stale, 0, "a", 5, sec(8.001))).state(0, live),
+		obs(sec(10), sec(10.001), rec(0, "a", 6, 3)).state(0, live),
+	})
+	p, _ := tk.Peer(0)
+	if want := t0.Add(sec(4.001)); !p.GenerationSince.Equal(want) {
+		t.Fatalf("GenerationSince %v, want %v (the read that first showed generation 6)", p.GenerationSince.Sub(t0), want.Sub(t0))
+	}
+}

@@ -23,6 +23,10 @@ type Config struct {
 	// FirstRenewalBy is the join's deadline for the first renewal
 	// (heartbeat.Member.FirstRenewalBy).
 	FirstRenewalBy time.Time
+	// QuietUntil is the end of the lease's quarantine on Clock
+	// (lease.Config.QuietUntil): a daemon started afresh sets its start
+	// plus lease.Quarantine; zero after a re-exec in place.
+	QuietUntil time.Time
 	// Storage holds the leader sector and ballot region. On a real area,
 	// lease.NewAreaStorage over an area opened for the lease alone: its
 	// device does one I/O at a time, and the heartbeat's rounds must not
@@ -87,7 +91,7 @@ func Start(cfg Config) (*Runner, error) {
 	h := cfg.Header
 	l, err := lease.New(lease.Config{
 		Self: cfg.Self, Pool: h.PoolUUID, Slots: int(h.SlotCount), Timing: h.Timing,
-		FirstRenewalBy: cfg.FirstRenewalBy,
+		FirstRenewalBy: cfg.FirstRenewalBy, QuietUntil: cfg.QuietUntil,
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/nfsbound"
 	"github.com/hbfence/hbfence/internal/privdir"
 	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/internal/sysprio"
@@ -111,6 +112,12 @@ type Daemon struct {
 	log, memberLog zerolog.Logger
 	self           join.Identity
 	dur            durations
+	// leaseQuietUntil is the end of the master lease's quarantine
+	// (lease.Config.QuietUntil): a fresh start, after the host lock,
+	// waits lease.Quarantine before any ballot or leader write, since a
+	// crashed predecessor's writes may still land until then. Zero after
+	// a re-exec: the old image's lease was quiescent before it.
+	leaseQuietUntil time.Time
 
 	// lockFile holds the instance lock (lockInstance) for as long as
 	// the process lives, across re-execs.
@@ -211,6 +218,14 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	d.h = d.a.Header()
 	d.t = d.h.Timing
 	d.dur = durationsOf(d.t, c)
+	if d.hv == nil {
+		// Every write must land within LateWrite or never, also one of
+		// a killed daemon (heartbeat/lease doc.go, "Late writes"): on
+		// NFS only a soft mount with short retransmissions bounds it.
+		if err := nfsbound.CheckPath(c.Heartbeat.Path, lease.LateWrite(d.t)); err != nil {
+			return nil, fmt.Errorf("%s: [heartbeat] path: %w", c.Path, err)
+		}
+	}
 	d.log = log.With().Str("host", d.self.Name).Logger()
 
 	d.wd, err = openWatchdog(c, d.t)
@@ -239,6 +254,14 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Path, err)
+	}
+	if d.hv == nil {
+		// The host lock is ours: any earlier daemon of this host has
+		// exited, but its writes may still be in flight.
+		q := lease.Quarantine(d.t)
+		d.leaseQuietUntil = clk.Now().Add(q)
+		d.log.Info().Dur("quarantine", q).
+			Msg("master lease: no ballot before the quarantine ends (writes of a crashed predecessor may still land until then)")
 	}
 	// The master lease does its I/O on an open of its own: the
 	// heartbeat's rounds never wait behind a ballot, and a stuck lease

@@ -227,7 +227,7 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop context.CancelFunc, err error) {
 	m, fc := in.fc.m, in.fc
 	r, err := master.Start(master.Config{Self: m.Self(), Header: d.h, FirstRenewalBy: firstRenewalBy,
-		Storage: d.leaseStore, Log: d.log, Clock: clk,
+		QuietUntil: d.leaseQuietUntil, Storage: d.leaseStore, Log: d.log, Clock: clk,
 		OnEvent: func(e lease.Event) {
 			if ag := in.kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
 				ag.Kick() // report on the new epoch at once; a new master reconciles
