@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 )
 
@@ -227,6 +228,9 @@ type scanned struct {
 	higherSlot int
 	best       ondisk.Ballot // highest bal in our instance
 	bad        string
+	// dropped: the first block that read corrupt, foreign or misplaced
+	// and was counted empty, since nobody can be writing it (droppable).
+	dropped string
 }
 
 // scan reads a ballot region: our own block, the highest lver, and, for
@@ -246,6 +250,14 @@ func (l *Lease) scan(blocks []ondisk.BallotDecoded) scanned {
 				l.own, l.ownKnown = ondisk.Ballot{}, true
 			default:
 				l.ownKnown = false
+				if l.step == stepBlocks && l.ownDroppable(d.Status) {
+					// An earlier incarnation's block, torn by a
+					// power loss or a bad sector: ours to
+					// rewrite (ownDroppable).
+					l.own, l.ownKnown = ondisk.Ballot{}, true
+					l.emit(Event{Kind: BlockIgnored, At: l.now, Detail: fmt.Sprintf("this host's own ballot block (slot %d) is %v: %s; counted empty, since no write of an earlier incarnation can still land", self, d.Status, d.Reason)})
+					continue
+				}
 			}
 		}
 		switch d.Status {
@@ -254,9 +266,15 @@ func (l *Lease) scan(blocks []ondisk.BallotDecoded) scanned {
 		case ondisk.RecordOK:
 		default:
 			// A torn read of a block being written, or a block we
-			// cannot interpret: it may hide a higher ballot.
-			if s.bad == "" {
-				s.bad = fmt.Sprintf("ballot block of slot %d is %v: %s", d.Index, d.Status, d.Reason)
+			// cannot interpret: it may hide a higher ballot, unless
+			// nobody can be writing it (droppable).
+			why := fmt.Sprintf("ballot block of slot %d is %v: %s", d.Index, d.Status, d.Reason)
+			if ok, _ := l.droppable(d.Index, d.Status); ok {
+				if s.dropped == "" {
+					s.dropped = why
+				}
+			} else if s.bad == "" {
+				s.bad = why
 			}
 			continue
 		}
@@ -369,4 +387,70 @@ func (l *Lease) lastAbortDetail() string {
 		return ""
 	}
 	return fmt.Sprintf("%d ballots", l.attempts)
+}
+
+// A ballot block that reads corrupt aborts a ballot, since it may be a torn
+// read of a write under way that hides a higher ballot. A block that stays
+// corrupt (a bad sector, a torn write of a host that lost power) would then
+// block every acquisition for good. It is counted empty when nobody can be
+// writing it and the value it may have held can no longer be acted on
+// (doc.go, "A corrupt block of a host that is gone"):
+//
+//   - its slot has never held a valid record (unused at every read of the
+//     view), or its host is dead or has left, nothing has changed in its
+//     slot since (no new claim, no revenant write), and the leader read
+//     this ballot rests on was issued after that judgment; and
+//   - the view is recent: the read it reflects was issued no more than
+//     JoinWait − margin before this ballot read returned. A holder of the
+//     slot that the view does not show claimed it after that read, and
+//     writes no ballot before its join is proven, JoinWait after its claim.
+//
+// Corrupt, foreign and misplaced blocks qualify; a block of a newer
+// version does not (a newer daemon may be writing it).
+func (l *Lease) droppable(slot int, st ondisk.RecordStatus) (bool, string) {
+	if slot == int(l.cfg.Self.Slot) || l.view == nil {
+		return false, "no view"
+	}
+	switch st {
+	case ondisk.RecordCorrupt, ondisk.RecordForeign, ondisk.RecordMisplaced:
+	default:
+		return false, "status " + st.String()
+	}
+	rv, ok := l.view.(ReadView)
+	if !ok || rv.ReadIssued().IsZero() {
+		return false, "the view does not say when it was read"
+	}
+	if age := l.now.Sub(rv.ReadIssued()); age > l.cfg.Timing.JoinWait()-l.cfg.Timing.Margin() {
+		return false, fmt.Sprintf("the view was read %v before", age.Round(time.Millisecond))
+	}
+	p, ok := l.view.Peer(slot)
+	switch {
+	case !ok:
+		return true, "its slot has never held a record"
+	case p.NoRecord:
+		return false, "its slot reads corrupt"
+	case p.State != liveness.Dead && p.State != liveness.Left:
+		return false, "its host is " + p.State.String()
+	case p.StateSince.IsZero() || p.LastChange.After(p.StateSince):
+		return false, "its slot changed since its host was judged " + p.State.String()
+	case l.leaderIssued.Before(p.StateSince):
+		return false, "the leader record was read before its host was judged " + p.State.String()
+	}
+	return true, "its host is " + p.State.String()
+}
+
+// ownDroppable: this host's own block reads corrupt at the read that learns
+// it, in an incarnation started afresh (Config.QuietUntil set, so a new
+// generation of the slot, whose quarantine has passed: every ballot read
+// waits for it). Nobody else writes the block and no write of an earlier
+// incarnation can still land, so what it shows will not change until we
+// write it; the value it may have held is one of an incarnation that is
+// gone (doc.go, "A corrupt block of a host that is gone").
+func (l *Lease) ownDroppable(st ondisk.RecordStatus) bool {
+	switch st {
+	case ondisk.RecordCorrupt, ondisk.RecordForeign, ondisk.RecordMisplaced:
+	default:
+		return false
+	}
+	return !l.quietUntil.IsZero() && !l.now.Before(l.quietUntil) && !l.now.Before(l.lateUntil)
 }

@@ -153,7 +153,31 @@
 //   - blocks of a later instance abort: once any block is in instance
 //     n + 1, no ballot of instance n completes any more (lvers of a block
 //     only grow), so moving on freezes instance n;
-//   - an unreadable block aborts: it may be a torn read of a higher ballot.
+//   - an unreadable block aborts: it may be a torn read of a higher ballot,
+//     except the block of a host that is gone (below).
+//
+// A corrupt block of a host that is gone. A block that reads corrupt for
+// good (a bad sector, a torn write of a host that lost power) would stop
+// every acquisition. It is counted empty (BlockIgnored, logged) when
+// nobody can be writing it and the value it held can no longer be acted
+// on: its slot never held a valid record, or its host is dead or left with
+// nothing changed in the slot since and the leader read of this ballot was
+// issued after that judgment; and the liveness view was read no more than
+// JoinWait − margin before the ballot read returned. Nobody writes: a dead
+// host was reset (its writes landed), a departed one was quiescent before
+// "left", and a new holder of the slot claims it first, after the view's
+// read (else the view would show it), and writes no ballot before its join
+// is proven JoinWait after the claim, so not during this ballot read. The
+// value: an owner acts only after its own ballot chose it and its record
+// landed; if that owner is the gone host, it acts no more, and its record
+// (if written) is on storage before the judgment, so this ballot's leader
+// read shows it and this ballot runs a later instance; if the owner is
+// another host X whose ballot completed, X's own block still holds X with
+// a ballot at least as high as any that chose another value, so the
+// highest remaining accepted value is X; if X never completed its own
+// ballot, X never acted. A host's own block that reads corrupt at the read
+// that learns it, in an incarnation started afresh whose quarantine has
+// passed, is counted empty the same way (its predecessor is gone).
 //
 // The leader record never goes back. Only the owner of epoch e writes the
 // record of epoch e: when it acquires, when it releases (possibly for a
@@ -310,9 +334,12 @@
 //     fencing exists (a paused daemon stops feeding it); without one, a
 //     SIGSTOPped master discovers its loss only when it runs again, and then
 //     at once (the latch, and the leader read).
-//   - A ballot block or leader record that reads corrupt for good (scribbled)
-//     blocks every acquisition until its owner writes it again; if its
-//     owner is gone, an operator must repair it. Nothing does that yet.
+//   - A leader record that reads corrupt for good blocks every acquisition
+//     until its owner writes it again, and a ballot block that does, of a
+//     host that is live (or suspect, or unknown), until that host writes it:
+//     a live host whose own block is corrupt and that never runs a ballot
+//     (it waits for a successor's record) blocks the others. Blocks of hosts
+//     that are dead, left or never joined are counted empty (above).
 //   - A live host named by a chosen value must run Acquire (or TryAcquire)
 //     to learn it and write its record: a member that never does blocks the
 //     lease until it leaves or dies. Every member keeps Acquire running.

@@ -47,10 +47,14 @@ const (
 	// Unreadable: a leader record or ballot block could not be read as a
 	// valid record of this pool; Detail says what was found.
 	Unreadable
+	// BlockIgnored: a ballot block that reads corrupt was counted empty,
+	// since nobody can be writing it (its host dead, left or never
+	// joined; doc.go, "A corrupt block of a host that is gone").
+	BlockIgnored
 )
 
 var eventNames = [...]string{"acquired", "stepped-down", "lost", "released", "handed-over", "hand-over-failed",
-	"decided", "busy", "holder-changed", "fenced", "unreadable"}
+	"decided", "busy", "holder-changed", "fenced", "unreadable", "block-ignored"}
 
 func (k EventKind) String() string {
 	if k >= 0 && int(k) < len(eventNames) {

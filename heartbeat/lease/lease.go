@@ -276,6 +276,8 @@ type Lease struct {
 	// How long a later generation of an owner's slot must have been seen
 	// before the owner counts as gone (gone): Quarantine.
 	generationWait time.Duration
+	// The unreadable ballot blocks last reported (Unreadable).
+	lastBadBlock string
 
 	rtt    time.Duration // smoothed I/O latency
 	events []Event

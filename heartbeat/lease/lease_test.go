@@ -1043,3 +1043,75 @@ func TestHolderCheck(t *testing.T) {
 		t.Error("a released epoch was accepted")
 	}
 }
+
+// A ballot block that reads corrupt for good (a bad sector) in a slot no
+// host ever joined, or of a dead host, no longer stops every acquisition
+// (issue 10 item 7): it is counted empty when a recent view shows that
+// nobody can be writing it. A corrupt block of a live host, or a view too
+// old to say, still aborts.
+func TestCorruptBlockOfAGoneHost(t *testing.T) {
+	p := profile(t, "default")
+	rows := []struct {
+		name    string
+		scrib   int                            // the slot whose block is scribbled
+		view    func(now time.Time) lease.View // b's view
+		master  bool
+		ignored bool
+	}{
+		{"slot never joined", 3, func(now time.Time) lease.View { return snapshot(now, now, liveness.Live) }, true, true},
+		{"dead host", 2, func(now time.Time) lease.View { return snapshot(now, now, liveness.Dead) }, true, true},
+		{"live host", 2, func(now time.Time) lease.View { return snapshot(now, now, liveness.Live) }, false, false},
+		{"view too old", 3, func(now time.Time) lease.View {
+			return snapshot(now, now.Add(-p.JoinWait()), liveness.Live)
+		}, false, false},
+		{"view without its read time", 3, func(now time.Time) lease.View {
+			return snapshot(now, now, liveness.Live).Peers
+		}, false, false},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			st := lease.NewMemStorage(header(t, 4, p))
+			a := newHost(t, st, 0, 1, t0)
+			a.renew()
+			a.view(allLive(0), nil)
+			acquireAlone(t, a, st)
+			garbage := make([]byte, 512)
+			for i := range garbage {
+				garbage[i] = 0xab
+			}
+			if err := st.WriteBallot(r.scrib, garbage); err != nil {
+				t.Fatal(err)
+			}
+			// a-host dies; b-host sees it dead host_dead later.
+			now := a.now.Add(p.HostDead + time.Second)
+			b := newHost(t, st, 1, 1, now.Add(-p.Interval))
+			b.renew()
+			b.now = now
+			b.renew()
+			b.l.SetView(now, r.view(now))
+			b.l.Acquire(now)
+			b.run(now.Add(p.Interval/2), 40)
+			_, master := b.l.Master(b.now)
+			if master != r.master {
+				t.Fatalf("master = %v, want %v; status %+v", master, r.master, b.l.Status())
+			}
+			if got := len(b.events(lease.BlockIgnored)) > 0; got != r.ignored {
+				t.Errorf("block-ignored event: %v, want %v (events %v)", got, r.ignored, b.ev)
+			}
+			if !r.master && len(b.events(lease.Unreadable)) == 0 {
+				t.Errorf("no unreadable event for the block that stops the acquisition: %v", b.ev)
+			}
+		})
+	}
+}
+
+// snapshot is b-host's view at now, read at issued: a-host (slot 0) dead
+// for a second, b-host live, slot 2 in state s2, slot 3 never joined.
+func snapshot(now, issued time.Time, s2 liveness.State) lease.Snapshot {
+	v := lease.Static{
+		0: {State: liveness.Dead, Generation: 1, Name: hostName(0), StateSince: now.Add(-time.Second), LastChange: now.Add(-time.Minute)},
+		1: {State: liveness.Live, Generation: 1, Name: hostName(1), StateSince: now.Add(-time.Minute), LastChange: now},
+		2: {State: s2, Generation: 1, Name: hostName(2), StateSince: now.Add(-time.Second), LastChange: now.Add(-time.Minute)},
+	}
+	return lease.Snapshot{Peers: v, Issued: issued}
+}

@@ -88,6 +88,22 @@ func (l *Lease) ReadBallotsDone(issued, done time.Time, blocks []ondisk.BallotDe
 		l.higher(done, s.maxLver)
 		return
 	}
+	if why := s.bad + "|" + s.dropped; why != l.lastBadBlock {
+		// Said once per change: the log shows why acquisitions abort,
+		// and which blocks are counted empty.
+		l.lastBadBlock = why
+		if s.bad != "" {
+			l.emit(Event{Kind: Unreadable, At: done, Detail: s.bad})
+		}
+		if s.dropped != "" {
+			l.emit(Event{Kind: BlockIgnored, At: done, Detail: s.dropped + ": counted empty, since nobody can be writing it"})
+		}
+	}
+	l.ballotsRead(done, s)
+}
+
+// ballotsRead goes on with a ballot read whose blocks scan summed up.
+func (l *Lease) ballotsRead(done time.Time, s scanned) {
 	switch l.step {
 	case stepBlocks:
 		switch {

@@ -98,6 +98,7 @@ type sim struct {
 type simStats struct {
 	seeds, hosts, acquired, released, handedOver, hoResumed, hoLost, lost, fenced, busy int
 	crashes, stalls, leaves, restarts, lateLandings, tornReads, leaderLandings          int
+	scribbled                                                                           int
 	decisions                                                                           int
 	takeovers                                                                           []time.Duration // after the kill
 	ratios                                                                              []float64       // takeovers / host_dead
@@ -125,6 +126,7 @@ func (s *simStats) add(o simStats) {
 	s.leaves += o.leaves
 	s.restarts += o.restarts
 	s.lateLandings += o.lateLandings
+	s.scribbled += o.scribbled
 	s.tornReads += o.tornReads
 	s.leaderLandings += o.leaderLandings
 	s.decisions += o.decisions
@@ -454,7 +456,7 @@ func (h *simHost) observe(start time.Duration) {
 		}
 		h.logLiveness(evs)
 		h.refreshView(evs, got)
-		h.l.SetView(h.tm(ret), h.view)
+		h.l.SetView(h.tm(ret), lease.Snapshot{Peers: h.view, Issued: h.tm(issued)})
 		h.after()
 		h.kick()
 		next := start + s.p.Interval
@@ -482,7 +484,7 @@ func (h *simHost) observeOnly(next time.Duration) {
 			evs := h.tr.Observe(h.tm(issued), h.tm(ret), got)
 			h.logLiveness(evs)
 			h.refreshView(evs, got)
-			h.l.SetView(h.tm(ret), h.view)
+			h.l.SetView(h.tm(ret), lease.Snapshot{Peers: h.view, Issued: h.tm(issued)})
 			h.after()
 			h.kick()
 		}
@@ -519,7 +521,9 @@ func (h *simHost) refreshView(evs []liveness.Event, got []ondisk.Decoded) {
 	for _, p := range h.tr.Peers() {
 		if p.HaveRecord {
 			v[p.Slot] = lease.Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName,
-				GenerationSince: p.GenerationSince}
+				GenerationSince: p.GenerationSince, StateSince: p.StateSince, LastChange: p.LastChange}
+		} else {
+			v[p.Slot] = lease.Peer{NoRecord: true}
 		}
 	}
 	h.view = v
@@ -1008,6 +1012,22 @@ func runLeaseSim(seed uint64, trace func(string), opt simOptions) (simStats, []s
 		s.at(t, func() { s.chaosOp(op) })
 	}
 
+	// In one schedule of five, ballot blocks of slots no host ever holds
+	// are scribbled for good (a bad sector): the lease must stay
+	// available (doc.go, "A corrupt block of a host that is gone"). Its
+	// own random source leaves the other schedules as they were. (The
+	// block of a host that is down and comes back is not scribbled: a
+	// live host whose own block is corrupt and that never runs a ballot
+	// blocks the others, doc.go "What it does not guarantee".)
+	if seed%5 == 4 && len(s.ballots) > n {
+		sr := rand.New(rand.NewPCG(seed, 0x5c71b))
+		for k := 1 + sr.IntN(3); k > 0; k-- {
+			t := time.Duration(sr.Int64N(int64(calm)))
+			pick := n + sr.IntN(len(s.ballots)-n)
+			s.at(t, func() { s.scribble(pick) })
+		}
+	}
+
 	s.run(calm)
 
 	// Calm: no more faults; every host is back and keeps trying.
@@ -1087,6 +1107,19 @@ func runLeaseSim(seed uint64, trace func(string), opt simOptions) (simStats, []s
 	s.st.tornReads = s.tornReads
 	s.st.leaderLandings = s.leaderLandings
 	return s.st, s.errs
+}
+
+// scribble makes the ballot block of slot i read corrupt for good, if no
+// live host holds the slot (a host down, or a slot never joined).
+func (s *sim) scribble(i int) {
+	for _, h := range s.hosts {
+		if h.slot == i && h.alive {
+			return
+		}
+	}
+	s.logf("ballot block of slot %d scribbled", i)
+	s.st.scribbled++
+	s.ballots[i].land(s.now, s.p.IOTimeout, ondisk.BallotDecoded{Index: i, Status: ondisk.RecordCorrupt, Reason: "scribbled"})
 }
 
 func (s *sim) roles() string {

@@ -77,11 +77,11 @@ func (s simStats) String() string {
 	}
 	return fmt.Sprintf("%d schedules, %d hosts, %v simulated (longest run %v, seed %d), %d events: "+
 		"%d acquisitions, %d releases, %d hand-overs (%d failed and resumed, %d failed and lost), %d losses, %d fences, %d busy, "+
-		"%d decisions learnt, %d leader records landed; %d crashes, %d stalls, %d leaves, %d restarts; %d late write landings, %d torn reads; "+
+		"%d decisions learnt, %d leader records landed; %d crashes, %d stalls, %d leaves, %d restarts; %d late write landings, %d torn reads, %d ballot blocks scribbled; "+
 		"takeover after killing the master (%d kills): min %.3f, median %.3f, max %.3f × host_dead",
 		s.seeds, s.hosts, s.simTime.Round(time.Second), s.longest.Round(time.Second), s.longestSeed, s.events,
 		s.acquired, s.released, s.handedOver, s.hoResumed, s.hoLost, s.lost, s.fenced, s.busy,
-		s.decisions, s.leaderLandings, s.crashes, s.stalls, s.leaves, s.restarts, s.lateLandings, s.tornReads,
+		s.decisions, s.leaderLandings, s.crashes, s.stalls, s.leaves, s.restarts, s.lateLandings, s.tornReads, s.scribbled,
 		len(rs), lo, med, hi) + fmt.Sprintf("; from the first host judging it dead to a new master: median %.3f, max %.3f intervals", q(s.afterDead, 0.5), q(s.afterDead, 1))
 }
 

@@ -21,6 +21,15 @@ type Peer struct {
 	// after it (gone). Zero: not known, and a later generation is not
 	// taken as proof.
 	GenerationSince time.Time
+	// StateSince is when State was entered, and LastChange the return of
+	// the read that last showed the slot change (zero: none seen), both on
+	// the caller's safety clock: a ballot block of a dead or departed
+	// host that reads corrupt may be counted empty only while nothing
+	// has changed in its slot since (droppable).
+	StateSince, LastChange time.Time
+	// NoRecord: the slot has only ever read corrupt; nothing is known
+	// of it.
+	NoRecord bool
 }
 
 // View is the caller's liveness view, consulted whenever the lease decides
@@ -33,40 +42,79 @@ type View interface {
 	Peer(slot int) (p Peer, ok bool)
 }
 
+// ReadView is a View that also says when the read it reflects was issued,
+// on the caller's safety clock. Only such a view can confirm that nobody
+// is writing a ballot block that read corrupt (droppable): a slot's
+// claim lands before any ballot write of its holder, so a read issued
+// after the ballot read returned shows it.
+type ReadView interface {
+	View
+	// ReadIssued is the issue time of the read of every slot that the
+	// view reflects; a slot the view does not report read unused at it
+	// and at every read before.
+	ReadIssued() time.Time
+}
+
 type viewEntry struct {
 	p  Peer
 	ok bool
 }
 
-type peersView []viewEntry
+type peersView struct {
+	entries []viewEntry
+	issued  time.Time
+}
 
 func (v peersView) Peer(slot int) (Peer, bool) {
-	if slot < 0 || slot >= len(v) || !v[slot].ok {
+	if slot < 0 || slot >= len(v.entries) || !v.entries[slot].ok {
 		return Peer{}, false
 	}
-	return v[slot].p, true
+	return v.entries[slot].p, true
 }
+
+func (v peersView) ReadIssued() time.Time { return v.issued }
 
 // ViewOf makes a View from a liveness tracker's Peers: a snapshot, safe to
 // keep while the tracker goes on.
-func ViewOf(peers []liveness.Peer) View {
+func ViewOf(peers []liveness.Peer) View { return ViewRead(time.Time{}, peers) }
+
+// ViewRead is ViewOf for the Peers after the read issued at issued: a
+// ReadView (a zero issued confirms nothing).
+func ViewRead(issued time.Time, peers []liveness.Peer) View {
 	n := 0
 	for _, p := range peers {
 		n = max(n, p.Slot+1)
 	}
-	v := make(peersView, n)
+	v := peersView{entries: make([]viewEntry, n), issued: issued}
 	for _, p := range peers {
-		if p.Slot < 0 || !p.HaveRecord {
+		if p.Slot < 0 {
 			continue
 		}
-		v[p.Slot] = viewEntry{peerOf(p), true}
+		if !p.HaveRecord {
+			v.entries[p.Slot] = viewEntry{Peer{NoRecord: true}, true}
+			continue
+		}
+		v.entries[p.Slot] = viewEntry{peerOf(p), true}
 	}
 	return v
 }
 
+// Snapshot is a Static view with the issue time of the read it reflects
+// (a ReadView).
+type Snapshot struct {
+	Peers  Static
+	Issued time.Time
+}
+
+// Peer implements View.
+func (s Snapshot) Peer(slot int) (Peer, bool) { return s.Peers.Peer(slot) }
+
+// ReadIssued implements ReadView.
+func (s Snapshot) ReadIssued() time.Time { return s.Issued }
+
 func peerOf(p liveness.Peer) Peer {
 	return Peer{State: p.State, Generation: p.Record.Generation, Name: p.Record.HostName,
-		GenerationSince: p.GenerationSince}
+		GenerationSince: p.GenerationSince, StateSince: p.StateSince, LastChange: p.LastChange}
 }
 
 // gone reports whether incarnation o can no longer act, nor any write of it
@@ -92,7 +140,7 @@ func gone(v View, self ondisk.Owner, slots int, o ondisk.Owner, now time.Time, q
 		return false, "no liveness view yet"
 	}
 	p, ok := v.Peer(int(o.Slot))
-	if !ok {
+	if !ok || p.NoRecord {
 		return false, "its slot has not been read yet"
 	}
 	switch {
@@ -125,6 +173,9 @@ func (v trackerView) Peer(slot int) (Peer, bool) {
 	for _, p := range v.t.Peers() {
 		if p.Slot == slot && p.HaveRecord {
 			return peerOf(p), true
+		}
+		if p.Slot == slot {
+			return Peer{NoRecord: true}, true
 		}
 	}
 	return Peer{}, false

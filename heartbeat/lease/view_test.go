@@ -11,8 +11,8 @@ import (
 )
 
 // ViewOf and TrackerView give the same answers from a real tracker: the
-// state and generation of every slot with a valid record, nothing for a
-// slot never read valid.
+// state and generation of every slot with a valid record, NoRecord for a
+// slot only ever read corrupt, nothing for a slot never read but unused.
 func TestViews(t *testing.T) {
 	p := profile(t, "fast")
 	tr := liveness.New(p)
@@ -36,7 +36,10 @@ func TestViews(t *testing.T) {
 		if p, ok := v.Peer(1); !ok || p.State != liveness.Unknown || p.Generation != 4 {
 			t.Errorf("%T slot 1: %+v %v", v, p, ok)
 		}
-		for _, s := range []int{2, 3, 9, -1} {
+		if p, ok := v.Peer(2); !ok || !p.NoRecord {
+			t.Errorf("%T slot 2 (only read corrupt): %+v %v, want NoRecord", v, p, ok)
+		}
+		for _, s := range []int{3, 9, -1} {
 			if p, ok := v.Peer(s); ok {
 				t.Errorf("%T slot %d: %+v, want nothing", v, s, p)
 			}
@@ -72,7 +75,7 @@ func TestHolderAndEventStrings(t *testing.T) {
 	if got := e.String(); got != "hand-over-failed epoch 3 b-host (slot 1, generation 1) resumed=true: why" {
 		t.Errorf("%q", got)
 	}
-	for k := lease.Acquired; k <= lease.Unreadable; k++ {
+	for k := lease.Acquired; k <= lease.BlockIgnored; k++ {
 		if b, _ := k.MarshalText(); len(b) == 0 || strings.HasPrefix(string(b), "event(") {
 			t.Errorf("kind %d has no name", k)
 		}

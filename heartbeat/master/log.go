@@ -14,7 +14,7 @@ func (r *Runner) logEvent(n noted) {
 	switch e.Kind {
 	case lease.Lost, lease.FencedEvent:
 		ev = r.log.Error()
-	case lease.HandOverFailed, lease.Unreadable:
+	case lease.HandOverFailed, lease.Unreadable, lease.BlockIgnored:
 		ev = r.log.Warn()
 	case lease.Decided, lease.Busy:
 		ev = r.log.Debug()

@@ -130,8 +130,8 @@ func (r *Runner) Renewed(issued, done time.Time) {
 // Observed gives the lease the liveness view after a read of the slots
 // (heartbeat.Config.OnRead). An acquisition that waits for a dead owner
 // reads the leader record at once when the view allows it.
-func (r *Runner) Observed(_, done time.Time, peers []liveness.Peer) {
-	v := lease.ViewOf(peers)
+func (r *Runner) Observed(issued, done time.Time, peers []liveness.Peer) {
+	v := lease.ViewRead(issued, peers)
 	r.mu.Lock()
 	r.l.SetView(done, v)
 	r.mu.Unlock()
