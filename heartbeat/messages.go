@@ -167,6 +167,38 @@ func (m *Member) Send(target int, gen uint64, kind ondisk.MessageKind, arg [24]b
 	return o.Seq, nil
 }
 
+// Withdraw takes back every message of kind this host sent that is not
+// acknowledged yet: its cell is emptied at once and the slot written again
+// without waiting for the next round, so a target that has not read it
+// yet never does. A master that loses its role withdraws its poison pills
+// (KindFence): a pill is an order of its epoch, and a target that has not
+// read the newer leader record would still obey it (issue 10 item 6). A
+// target that read it before still acts on it: it was an order of the
+// master then. It returns the sequences withdrawn.
+func (m *Member) Withdraw(kind ondisk.MessageKind) []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var gone []uint64
+	keep := m.box.out[:0]
+	for _, o := range m.box.out {
+		if o.Kind == kind && o.acked.IsZero() {
+			gone = append(gone, o.Seq)
+			delete(m.outArgs, o.Seq)
+			continue
+		}
+		keep = append(keep, o)
+	}
+	m.box.out = keep
+	if len(gone) > 0 {
+		m.fillCells()
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	return gone
+}
+
 // awaitingAck reports whether a message of ours, sent less than three
 // intervals ago, waits for its acknowledgement.
 func (m *Member) awaitingAck(now time.Time) bool {

@@ -207,3 +207,46 @@ func TestMessageDeferredIsDeliveredAgain(t *testing.T) {
 		<-doneB
 	})
 }
+
+// A withdrawn message leaves its sender's slot: its target, which had not
+// answered it, is not handed it again (issue 10 item 6: a master that
+// lost its role takes back its unacknowledged poison pills).
+func TestWithdrawnMessageIsNotDeliveredAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8)
+		boxA, boxB := &inbox{}, &inbox{ack: true, defers: 1 << 30}
+		a, stopA, doneA := startWithInbox(t, mem, "a", 1, boxA)
+		b, stopB, doneB := startWithInbox(t, mem, "b", 2, boxB)
+		waitAllLive(t, []*heartbeat.Member{a, b}, "a", "b")
+		p := mem.Handle("").Header().Timing
+		sb := b.Status(time.Now())
+		var arg [24]byte
+		seq, err := a.Send(sb.Slot, sb.Generation, heartbeat.KindFence, arg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * p.Interval)
+		if boxB.count() == 0 {
+			t.Fatal("b never read the message")
+		}
+		if got := a.Withdraw(heartbeat.KindHandOver); len(got) != 0 {
+			t.Fatalf("withdrawing another kind took %v", got)
+		}
+		if got := a.Withdraw(heartbeat.KindFence); len(got) != 1 || got[0] != seq {
+			t.Fatalf("withdrew %v, want [%d]", got, seq)
+		}
+		if _, ok := a.Acked(seq); ok {
+			t.Error("a withdrawn message is still in the outbox")
+		}
+		time.Sleep(2 * p.Interval) // a's write without it, b's read of it
+		n := boxB.count()
+		time.Sleep(6 * p.Interval)
+		if m := boxB.count(); m != n {
+			t.Errorf("b was handed the withdrawn message %d more times", m-n)
+		}
+		stopA()
+		stopB()
+		<-doneA
+		<-doneB
+	})
+}

@@ -73,7 +73,10 @@
 //	    such host: pending. At most MaxAttempts attempts, each on a host
 //	    not yet tried while one is available (then on the tried ones
 //	    again); then error. A free guest without HA whose host
-//	    failed is stopped, and started again only by the operator.
+//	    failed is stopped, and started again only by the operator. A
+//	    pending guest, or one whose start failed, is placed again only
+//	    while HA is on or the placement is the operator's (a start, an
+//	    evacuation: Assignment.ByOperator); else it is stopped.
 //
 // A guest its host (the current incarnation, live and caught up) no
 // longer lists is freed only after a second, later report of that

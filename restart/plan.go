@@ -185,6 +185,11 @@ type Assignment struct {
 	Message string    `json:"message,omitempty"`
 	// StartSeq is the guest's StartSeq this entry has acted on.
 	StartSeq uint64 `json:"start_seq,omitempty"`
+	// ByOperator: the placement carries out the operator's request
+	// (hbfence guest start, or an evacuation), not HA: its retries and
+	// its wait for a host go on whatever HA says. Otherwise they go on
+	// only while HA is on.
+	ByOperator bool `json:"by_operator,omitempty"`
 	// Target is where a Migrating guest goes.
 	Target HostID `json:"target,omitempty"`
 	// Restart: a Stopping guest is restarted elsewhere once stopped (an
@@ -566,24 +571,31 @@ func Reconcile(in Input) (Plan, []Note) {
 	}
 	for _, f := range free {
 		g, prev := f.g, f.prev
-		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message, StartSeq: prev.StartSeq}
+		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message,
+			StartSeq: prev.StartSeq, ByOperator: prev.ByOperator}
 		var want bool
 		switch {
 		case g.Stopped:
+			a.ByOperator = false
 		case g.StartSeq > prev.StartSeq:
 			want = true // hbfence guest start: fresh attempts
-			a.Tries, a.Tried, a.StartSeq, a.Message = 0, nil, g.StartSeq, ""
+			a.Tries, a.Tried, a.StartSeq, a.Message, a.ByOperator = 0, nil, g.StartSeq, "", true
 		case prev.State == Error:
 			a.State = Error // until the operator starts it again
 		case f.reason == attemptFailed, prev.State == Pending:
-			want = true
+			// A retry, or a wait for a host: only while what asked for
+			// the guest still does (HA, or the operator's request).
+			want = prev.ByOperator || haEffective(in.Pool, g)
+			if !want {
+				a.Message = "not started: " + haOff(in.Pool, g)
+			}
 		case f.reason == evacuated:
 			want = true // every guest not migrated is restarted elsewhere
-			a.Tries, a.Tried = 0, nil
+			a.Tries, a.Tried, a.ByOperator = 0, nil, true
 		case f.reason == ownerGone:
 			// A failover: fresh attempts.
 			want = haEffective(in.Pool, g)
-			a.Tries, a.Tried = 0, nil
+			a.Tries, a.Tried, a.ByOperator = 0, nil, false
 			if !want {
 				a.Message += "; not restarted: " + haOff(in.Pool, g)
 			}
@@ -594,6 +606,7 @@ func Reconcile(in Input) (Plan, []Note) {
 			}
 		}
 		if !want {
+			a.ByOperator = false
 			p.Guests[g.UUID] = a
 			continue
 		}

@@ -424,3 +424,66 @@ func TestOlderIncarnationViewKeepsGuest(t *testing.T) {
 		}
 	}
 }
+
+// A pending guest, or one whose start failed, is placed again only while
+// what asked for it still holds: HA on (pool and guest), or the operator's
+// start; otherwise it becomes stopped (issue 10 item 5).
+func TestRetryNeedsHAOrOperator(t *testing.T) {
+	failedOnA := func(h *Host) {
+		h.Report.Failed = map[string]Failure{"g1": {Attempt: AttemptID{1, 1}, Message: "no memory"}}
+	}
+	starting := Assignment{Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1}
+	byOperator := func(a Assignment) Assignment { a.ByOperator = true; return a }
+	noHA := Guest{UUID: "g1", Name: "g1", Placement: Auto}
+	cases := []struct {
+		name   string
+		pool   Pool
+		guest  Guest
+		prev   Assignment
+		failed bool
+		want   State
+	}{
+		{"pending, pool HA switched off", Pool{HA: false}, haGuest("g1"), Assignment{State: Pending}, false, Stopped},
+		{"pending, guest HA switched off", Pool{HA: true}, noHA, Assignment{State: Pending}, false, Stopped},
+		{"pending, stopped by the operator", Pool{HA: true}, with2(haGuest("g1"), func(g *Guest) { g.Stopped = true }), Assignment{State: Pending}, false, Stopped},
+		{"pending, HA on", Pool{HA: true}, haGuest("g1"), Assignment{State: Pending}, false, Starting},
+		{"pending after the operator's start, HA off", Pool{HA: true}, noHA, byOperator(Assignment{State: Pending}), false, Starting},
+		{"failed start, HA switched off", Pool{HA: false}, haGuest("g1"), starting, true, Stopped},
+		{"failed start of the operator's start, HA off", Pool{HA: false}, haGuest("g1"), byOperator(starting), true, Starting},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := host("a", 1)
+			if c.failed {
+				a = with(a, failedOnA)
+			}
+			in := Input{Epoch: 1, Pool: c.pool, Guests: []Guest{c.guest}, Hosts: []Host{a, host("b", 1)},
+				Prev: planOf(1, map[string]Assignment{"g1": c.prev})}
+			p, _ := Reconcile(in)
+			if got := p.Guests["g1"]; got.State != c.want {
+				t.Fatalf("g1 is %s (%s); want %s", got.State, got.Message, c.want)
+			}
+			if c.want == Stopped {
+				// And it stays stopped once a host is available again.
+				in.Prev = p
+				in.Hosts = []Host{host("a", 1), host("b", 1), host("c", 1)}
+				if p, _ := Reconcile(in); p.Guests["g1"].State != Stopped {
+					t.Fatalf("later: g1 is %s", p.Guests["g1"].State)
+				}
+			}
+		})
+	}
+}
+
+// The operator's start of a guest without HA, made while no host is
+// available, waits pending and starts once one is.
+func TestOperatorStartWithoutHAWaitsForAHost(t *testing.T) {
+	g := Guest{UUID: "g1", Name: "g1", Placement: Auto, StartSeq: 1}
+	dead := with(host("a", 1), func(h *Host) { h.State = liveness.Dead })
+	in := Input{Epoch: 1, Pool: Pool{HA: true}, Guests: []Guest{g}, Hosts: []Host{dead}, Prev: planOf(1, map[string]Assignment{"g1": {State: Stopped}})}
+	p, _ := Reconcile(in)
+	want(t, p, "g1", HostID{}, Pending)
+	in.Prev, in.Hosts = p, []Host{dead, host("b", 1)}
+	p, _ = Reconcile(in)
+	want(t, p, "g1", id("b"), Starting)
+}

@@ -341,7 +341,13 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 	start := clk.Now()
 	deadline := start.Add(t.RenewalFail)
 	for clk.Now().Before(deadline) {
-		if at, answer, ok := fc.m.Answered(seq); ok && !at.IsZero() {
+		at, answer, ok := fc.m.Answered(seq)
+		if !ok {
+			res.WaitedSeconds = clk.Now().Sub(start).Seconds()
+			res.Message = fmt.Sprintf("the poison pill to %s left this host's slot unacknowledged: withdrawn because this host is no longer the master (see hbfence master, and fence from the master if still needed), or %s rejoined as a new generation", req.Host, req.Host)
+			return res, nil
+		}
+		if !at.IsZero() {
 			if answer != heartbeat.AnswerAccepted {
 				res.Refused = true
 				res.WaitedSeconds = clk.Now().Sub(start).Seconds()

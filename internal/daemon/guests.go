@@ -242,6 +242,22 @@ func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, er
 	return result, err
 }
 
+// hostRoles checks hbfence pool role HOST ROLES: the host name by the one
+// host-name rule, each role known.
+func hostRoles(host string, roles []string) ([]restart.Role, error) {
+	if err := ondisk.ValidHostName(host); err != nil {
+		return nil, fmt.Errorf("pool role: %v", err)
+	}
+	var rs []restart.Role
+	for _, r := range roles {
+		if r != string(restart.RoleVM) && r != string(restart.RoleUtility) {
+			return nil, fmt.Errorf("role %q of %s: use vm or utility", r, host)
+		}
+		rs = append(rs, restart.Role(r))
+	}
+	return rs, nil
+}
+
 func guestState(ag *agent.Agent, uuid string) restart.State {
 	for _, g := range ag.Guests() {
 		if g.UUID == uuid {
@@ -280,8 +296,13 @@ func newGuest(req GuestRequest, c store.PoolConfig) (store.GuestDef, error) {
 	if err := driver.ValidUUID(g.UUID); err != nil {
 		return g, fmt.Errorf("--uuid: %v", err)
 	}
-	if g.Name == "" || strings.ContainsAny(g.Name, " \t\n/") {
-		return g, fmt.Errorf("--name %q: a guest needs a name without spaces or slashes", g.Name)
+	if err := store.ValidGuestName(g.Name); err != nil {
+		return g, fmt.Errorf("--name: %v", err)
+	}
+	for _, h := range g.Preferred {
+		if err := ondisk.ValidHostName(h); err != nil {
+			return g, fmt.Errorf("--preferred: %v", err)
+		}
 	}
 	if !slices.Contains(config.DriverNames, g.Driver) {
 		return g, fmt.Errorf("--driver %q: use one of %s", g.Driver, strings.Join(config.DriverNames, ", "))
@@ -328,12 +349,9 @@ func poolCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, err
 			c.HA = *req.HA
 		}
 		for h, roles := range req.Roles {
-			var rs []restart.Role
-			for _, r := range roles {
-				if r != string(restart.RoleVM) && r != string(restart.RoleUtility) {
-					return fmt.Errorf("role %q of %s: use vm or utility", r, h)
-				}
-				rs = append(rs, restart.Role(r))
+			rs, err := hostRoles(h, roles)
+			if err != nil {
+				return err
 			}
 			if c.Roles == nil {
 				c.Roles = map[string][]restart.Role{}

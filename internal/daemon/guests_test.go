@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hbfence/hbfence/restart/driver"
+	"github.com/hbfence/hbfence/restart/store"
 )
 
 // landingDriver lists nothing at first; a create cut off by the fence
@@ -54,5 +55,52 @@ func TestDriverKillerSeesALateCreate(t *testing.T) {
 	err := driverKiller{drivers: map[string]driver.Driver{"landing": d}}.KillHAGuests(context.Background(), "test")
 	if err == nil || !strings.Contains(err.Error(), landing) {
 		t.Fatalf("kill with a create landing after the first listing: %v, want not confirmed naming %s", err, landing)
+	}
+}
+
+// hbfence guest add takes a guest name and preferred host names only by
+// their one rule (store.ValidGuestName, ondisk.ValidHostName); the
+// refusal names the flag and does not echo a raw name (issue 10 item 16).
+func TestGuestAddNameRule(t *testing.T) {
+	add := func(name string, preferred ...string) error {
+		_, err := newGuest(GuestRequest{Op: "add", Name: name, UUID: landing, Driver: "process", Config: "/OVS/g.json",
+			Placement: "manual", Preferred: preferred}, store.PoolConfig{})
+		return err
+	}
+	for _, c := range []struct{ name, flag string }{
+		{"web\x1b[2Jx", "--name"},
+		{strings.Repeat("a", 10000), "--name"},
+		{"web\xff01", "--name"},
+		{"-sCMD", "--name"},
+		{"a b", "--name"},
+		{"a/b", "--name"},
+		{"", "--name"},
+	} {
+		err := add(c.name, "h1")
+		if err == nil || !strings.HasPrefix(err.Error(), c.flag+":") || strings.ContainsAny(err.Error(), "\x1b\xff") || len(err.Error()) > 300 {
+			t.Errorf("name %.20q: %v", c.name, err)
+		}
+	}
+	for _, h := range []string{"-sCMD", "h\x1b[0m", "h 1", ""} {
+		if err := add("web01", h); err == nil || !strings.HasPrefix(err.Error(), "--preferred:") {
+			t.Errorf("preferred %q: %v", h, err)
+		}
+	}
+	// A good name and host pass the name checks (and fail later, here on
+	// the pool's repositories).
+	if err := add("web01.é", "ovs01"); err == nil || strings.HasPrefix(err.Error(), "--name") || strings.HasPrefix(err.Error(), "--preferred") {
+		t.Errorf("good name: %v", err)
+	}
+}
+
+// hbfence pool role HOST: HOST follows the host-name rule (issue 10 item 16).
+func TestPoolRoleHostNameRule(t *testing.T) {
+	for _, h := range []string{"-sCMD", "h\x1b[0m", "", strings.Repeat("h", 10000)} {
+		if _, err := hostRoles(h, []string{"vm"}); err == nil || !strings.HasPrefix(err.Error(), "pool role: host name") || strings.Contains(err.Error(), "\x1b") {
+			t.Errorf("host %.20q: %v", h, err)
+		}
+	}
+	if rs, err := hostRoles("ovs01", []string{"vm", "utility"}); err != nil || len(rs) != 2 {
+		t.Errorf("ovs01: %v %v", rs, err)
 	}
 }

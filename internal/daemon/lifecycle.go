@@ -232,6 +232,14 @@ func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop co
 			if ag := in.kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
 				ag.Kick() // report on the new epoch at once; a new master reconciles
 			}
+			if e.Kind == lease.Lost || e.Kind == lease.Stepped || e.Kind == lease.FencedEvent {
+				// No longer master: take back the poison pills not yet
+				// acknowledged, orders of an epoch that is over
+				// (issue 10 item 6).
+				if gone := m.Withdraw(heartbeat.KindFence); len(gone) > 0 {
+					d.log.Warn().Uints64("seqs", gone).Str("why", e.Kind.String()).Msg("poison pills withdrawn: this host is no longer the master")
+				}
+			}
 			if e.Kind == lease.FencedEvent {
 				// Renewals lapsed by the lease's count: the fencer's
 				// rule says the same; never carry on with a lease that

@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -14,6 +16,10 @@ import (
 //	SCRIPT destroy UUID NAME          (force; must succeed if it does not run)
 //	SCRIPT list                       (prints the running UUIDs, one a line)
 //	SCRIPT migrate UUID NAME HOST     (live)
+//
+// The script is the operator's, with its own parser: the daemon adds no
+// "--" (it would move every documented position), and refuses instead a
+// NAME or HOST that begins with "-" (issue 10 item 13).
 //
 // Exit status 0 is success; for migrate, status 3 means the script cannot
 // migrate (the daemon stops the guest here and starts it there); any other
@@ -34,18 +40,27 @@ func (e *Exec) cmd() command { return command{argv: e.Argv} }
 
 // Start implements Driver.
 func (e *Exec) Start(ctx context.Context, g Spec) error {
+	if err := notOptions(g.Name, g.Config); err != nil {
+		return err
+	}
 	_, err := e.cmd().run(ctx, "start", g.UUID, g.Name, g.Config)
 	return err
 }
 
 // Stop implements Driver.
 func (e *Exec) Stop(ctx context.Context, g Spec) error {
+	if err := notOptions(g.Name); err != nil {
+		return err
+	}
 	_, err := e.cmd().run(ctx, "stop", g.UUID, g.Name)
 	return err
 }
 
 // Destroy implements Driver.
 func (e *Exec) Destroy(ctx context.Context, g Spec) error {
+	if err := notOptions(g.Name); err != nil {
+		return err
+	}
 	_, err := e.cmd().run(ctx, "destroy", g.UUID, g.Name)
 	return err
 }
@@ -64,10 +79,24 @@ const ExitNoMigration = 3
 
 // Migrate implements Driver.
 func (e *Exec) Migrate(ctx context.Context, g Spec, host string) error {
+	if err := notOptions(g.Name, host); err != nil {
+		return err
+	}
 	_, err := e.cmd().run(ctx, "migrate", g.UUID, g.Name, host)
 	var ee *ExitError
 	if errors.As(err, &ee) && ee.Code == ExitNoMigration {
 		return ErrNoMigration
 	}
 	return err
+}
+
+// notOptions refuses positional values that a parser would take for an
+// option.
+func notOptions(vals ...string) error {
+	for _, v := range vals {
+		if strings.HasPrefix(v, "-") {
+			return fmt.Errorf("%q begins with \"-\": the exec driver's script would take it for an option (rename it)", v)
+		}
+	}
+	return nil
 }

@@ -62,9 +62,13 @@ func (v *Virsh) ConfigUUID(path string) (string, error) {
 	return strings.ToLower(strings.TrimSpace(dom.UUID)), nil
 }
 
-// Start implements Driver: virsh create XML.
+// Every positional value follows "--": virsh's own parser (vshCommandParse)
+// takes every later word as data once it has read "--" after the command
+// name (issue 10 item 13).
+
+// Start implements Driver: virsh create -- XML.
 func (v *Virsh) Start(ctx context.Context, g Spec) error {
-	_, err := v.cmd().run(ctx, "create", g.Config)
+	_, err := v.cmd().run(ctx, "create", "--", g.Config)
 	return err
 }
 
@@ -74,7 +78,7 @@ func (v *Virsh) Stop(ctx context.Context, g Spec) error {
 	if run, err := v.isRunning(ctx, g); err != nil || !run {
 		return err
 	}
-	if _, err := v.cmd().run(ctx, "shutdown", g.UUID); err != nil {
+	if _, err := v.cmd().run(ctx, "shutdown", "--", g.UUID); err != nil {
 		return err
 	}
 	return waitGone(ctx, g, v.Running)
@@ -85,7 +89,7 @@ func (v *Virsh) Destroy(ctx context.Context, g Spec) error {
 	if run, err := v.isRunning(ctx, g); err != nil || !run {
 		return err
 	}
-	if _, err := v.cmd().run(ctx, "destroy", g.UUID); err != nil {
+	if _, err := v.cmd().run(ctx, "destroy", "--", g.UUID); err != nil {
 		var ee *ExitError
 		if !errors.As(err, &ee) || !strings.Contains(ee.Stderr, "not running") {
 			return err
@@ -101,7 +105,7 @@ func (v *Virsh) Migrate(ctx context.Context, g Spec, host string) error {
 	if tmpl == "" {
 		tmpl = "qemu+ssh://%s/system"
 	}
-	_, err := v.cmd().run(ctx, "migrate", "--live", "--undefinesource", g.UUID, fmt.Sprintf(tmpl, host))
+	_, err := v.cmd().run(ctx, "migrate", "--live", "--undefinesource", "--", g.UUID, fmt.Sprintf(tmpl, host))
 	return err
 }
 

@@ -28,8 +28,8 @@ func TestVirshArgv(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"--quiet|-c|qemu:///system|create|/OVS/Repositories/r1/web01.xml",
-		"--quiet|-c|qemu:///system|migrate|--live|--undefinesource|" + testUUID + "|qemu+ssh://kvm02/system",
+		"--quiet|-c|qemu:///system|create|--|/OVS/Repositories/r1/web01.xml",
+		"--quiet|-c|qemu:///system|migrate|--live|--undefinesource|--|" + testUUID + "|qemu+ssh://kvm02/system",
 		"--quiet|-c|qemu:///system|list|--uuid",
 	}
 	if got := argvLog(t, log); !slices.Equal(got, want) {
@@ -111,5 +111,31 @@ func TestListingsAreLowerCase(t *testing.T) {
 	}
 	if want := []string{"aaaaaaaa-2222-3333-4444-55555555555f"}; !slices.Equal(got, want) {
 		t.Fatalf("ParseUUIDLines = %v, want %v", got, want)
+	}
+}
+
+// The exec driver adds no "--" (its script's positions are its contract):
+// it refuses a guest or host name that its script would take for an
+// option, and runs nothing (issue 10 item 13).
+func TestExecRefusesOptionLikeNames(t *testing.T) {
+	path, log := fakeTool(t, "guestctl")
+	e := &Exec{Argv: []string{path}}
+	ctx := context.Background()
+	g := Spec{UUID: testUUID, Name: "web01", Config: "/OVS/web01.cfg"}
+	if err := e.Migrate(ctx, g, "-sCMD"); err == nil || !strings.Contains(err.Error(), `"-sCMD" begins with "-"`) {
+		t.Fatalf("migrate to -sCMD: %v", err)
+	}
+	g.Name = "--force"
+	for _, f := range []func() error{
+		func() error { return e.Start(ctx, g) },
+		func() error { return e.Stop(ctx, g) },
+		func() error { return e.Destroy(ctx, g) },
+	} {
+		if err := f(); err == nil {
+			t.Fatal("a guest named --force was passed to the script")
+		}
+	}
+	if got := argvLog(t, log); len(got) != 0 {
+		t.Fatalf("the script ran: %q", got)
 	}
 }

@@ -48,9 +48,14 @@ func (x *Xl) ConfigUUID(path string) (string, error) {
 	return "", fmt.Errorf("xl configuration %s has no uuid = \"...\" line: give it the guest's UUID", path)
 }
 
-// Start implements Driver: xl create CONFIG.
+// Every positional value follows "--": xl parses its options with
+// getopt_long, which permutes (an option after a positional is still an
+// option: "xl migrate 7 -sCMD" runs CMD through a shell) and stops at
+// "--" (issue 10 item 13).
+
+// Start implements Driver: xl create -- CONFIG.
 func (x *Xl) Start(ctx context.Context, g Spec) error {
-	_, err := x.cmd().run(ctx, "create", g.Config)
+	_, err := x.cmd().run(ctx, "create", "--", g.Config)
 	return err
 }
 
@@ -60,7 +65,7 @@ func (x *Xl) Stop(ctx context.Context, g Spec) error {
 	if err != nil || !ok {
 		return err
 	}
-	_, err = x.cmd().run(ctx, "shutdown", "-w", id)
+	_, err = x.cmd().run(ctx, "shutdown", "-w", "--", id)
 	return err
 }
 
@@ -70,7 +75,7 @@ func (x *Xl) Destroy(ctx context.Context, g Spec) error {
 	if err != nil || !ok {
 		return err
 	}
-	if _, err := x.cmd().run(ctx, "destroy", id); err != nil {
+	if _, err := x.cmd().run(ctx, "destroy", "--", id); err != nil {
 		return err
 	}
 	return waitGone(ctx, g, x.Running)
@@ -85,7 +90,7 @@ func (x *Xl) Migrate(ctx context.Context, g Spec, host string) error {
 	if !ok {
 		return fmt.Errorf("guest %s does not run here", g.Name)
 	}
-	_, err = x.cmd().run(ctx, "migrate", id, host)
+	_, err = x.cmd().run(ctx, "migrate", "--", id, host)
 	return err
 }
 

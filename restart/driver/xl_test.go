@@ -41,7 +41,7 @@ func TestXlArgv(t *testing.T) {
 	if err := x.Start(ctx, web); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.Migrate(ctx, web, "ovs02"); err != nil {
+	if err := x.Migrate(ctx, web, "-sCMD"); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.Stop(ctx, web); err != nil {
@@ -53,11 +53,11 @@ func TestXlArgv(t *testing.T) {
 	// Stop, destroy and migrate find the domain id by UUID first (web01
 	// is domain 7 in the recorded list).
 	want := []string{
-		"create|/OVS/Repositories/r1/VirtualMachines/web01/vm.cfg",
+		"create|--|/OVS/Repositories/r1/VirtualMachines/web01/vm.cfg",
 		"list|-l",
-		"migrate|7|ovs02",
+		"migrate|--|7|-sCMD", // a host name that looks like an option stays a host name
 		"list|-l",
-		"shutdown|-w|7",
+		"shutdown|-w|--|7",
 		"list|-l", // destroy of a guest that does not run: listed, not destroyed
 	}
 	if got := argvLog(t, log); !slices.Equal(got, want) {
