@@ -25,7 +25,10 @@
 //     "no supervisor is reading <path>" (ErrNoSupervisor) instead of
 //     blocking. Its reader, hbfence-wdsim (internal/wdsim), kills the
 //     host's whole process group when the feed stops: a faithful reset
-//     of a simulated machine. A plain file resets nothing.
+//     of a simulated machine. A plain file resets nothing: it is refused
+//     unless Config.TestMode ([watchdog] test_mode), and then Describe
+//     reports it Unsafe from the start, as None, so that the host carries
+//     the no-watchdog flag and is never reported fenced when dead.
 //   - Systemd: systemd's service watchdog (WatchdogSec=, WATCHDOG=1
 //     through sd_notify). It restarts a hung daemon; it does not reset
 //     the machine and is NOT a fence. It is used in addition to a device,
@@ -71,7 +74,8 @@
 //     its supervisor kills (a process group, not a machine), a plain file
 //     resets nothing. Neither is for production.
 //   - The systemd watchdog is not a fence (above).
-//   - A failed Feed is only reported: the caller decides. Feeding a FIFO
+//   - A failed Feed is only reported: the caller decides (the daemon
+//     fences at once: nothing may reset the machine any more). Feeding a FIFO
 //     whose supervisor has stopped reading fails with EAGAIN once the pipe
 //     is full; one whose supervisor is gone fails with EPIPE.
 //

@@ -221,9 +221,15 @@ func TestPlainFile(t *testing.T) {
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A plain file resets nothing: refused outside test mode, even with
+	// an explicit timeout (issue 10 item 2)...
+	_, err := watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TimeoutExplicit: true})
+	if !errors.Is(err, watchdog.ErrNotWatchdog) || !strings.Contains(err.Error(), "test_mode") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("a plain file outside test mode: %v; want a refusal naming the file and test_mode", err)
+	}
 	// The real ioctl on a regular file fails with ENOTTY: refused with
 	// the pool's figure only...
-	w, err := watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second})
+	w, err := watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TestMode: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,16 +244,21 @@ func TestPlainFile(t *testing.T) {
 	os.WriteFile(p, nil, 0o600)
 
 	// ...accepted with an explicit timeout.
-	w, err = watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TimeoutExplicit: true})
+	w, err = watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TimeoutExplicit: true, TestMode: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// It cannot reset the machine: unsafe before it is armed (the slot's
+	// flag is chosen then) and after.
+	if info := w.Describe(); !info.Unsafe {
+		t.Errorf("a plain file, before Arm: %+v; want Unsafe", info)
 	}
 	eff, err := w.Arm()
 	if err != nil || eff != 3*time.Second {
 		t.Fatalf("Arm: %v, %v", eff, err)
 	}
 	info := w.Describe()
-	if info.Backend != watchdog.BackendFile || info.Fence || !info.StandIn || !strings.Contains(info.Note, "resets nothing") {
+	if info.Backend != watchdog.BackendFile || info.Fence || !info.Unsafe || !info.StandIn || !strings.Contains(info.Note, "UNSAFE") {
 		t.Errorf("Describe: %+v", info)
 	}
 	w.Feed()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -27,6 +28,7 @@ type fakeWatchdog struct {
 	armed     bool
 	lastFeed  time.Time
 	disarmed  time.Time
+	feedErr   error
 }
 
 func (w *fakeWatchdog) Arm() error {
@@ -39,8 +41,18 @@ func (w *fakeWatchdog) Arm() error {
 func (w *fakeWatchdog) Feed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.feedErr != nil {
+		return w.feedErr
+	}
 	w.lastFeed = time.Now()
 	return nil
+}
+
+// failFeeds makes every later Feed fail with err.
+func (w *fakeWatchdog) failFeeds(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.feedErr = err
 }
 
 func (w *fakeWatchdog) Disarm() error {
@@ -311,4 +323,30 @@ func waitAllLive(t *testing.T, members []*heartbeat.Member, names ...string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A feed that fails (a FIFO whose supervisor is gone: EPIPE) fences at
+// once: nothing may reset the machine any more, and the daemon can still
+// kill its guests. Before issue 10 item 2 it was only logged.
+func TestFailedFeedFences(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := newMem(t, "fast")
+		a := startFenced(t, mem, "a", 1, nil)
+		time.Sleep(10 * time.Second)
+		if st := a.fc.status(); st.State != fence.Healthy {
+			t.Fatalf("fence state %v before the feed fails", st.State)
+		}
+		a.wd.failFeeds(errors.New("watchdog wd.fifo: no supervisor is reading it any more: broken pipe"))
+		select {
+		case <-a.result:
+		case <-time.After(time.Minute):
+			t.Fatal("a host whose watchdog feed fails did not fence within a minute")
+		}
+		if a.killer.at().IsZero() {
+			t.Error("guests not killed after the feed failed")
+		}
+		if r := a.fc.status().Reason; !strings.Contains(r, "feed failed") {
+			t.Errorf("reason %q does not say the feed failed", r)
+		}
+	})
 }
