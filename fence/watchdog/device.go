@@ -279,13 +279,11 @@ func kindName(k Backend) string {
 	}
 }
 
-// abort undoes a failed Arm: the magic close where it stops the
-// countdown (a device that was opened only to be refused must not reset
-// the machine), then close.
+// abort undoes a failed Arm: close, never the magic close. After a
+// restart the countdown the crashed predecessor left running is what
+// resets this machine if its guests are not confirmed gone; a 'V' here
+// would stop it while the refused watchdog feeds nothing.
 func (d *Device) abort(fd int) {
-	if d.magic || d.kind != BackendDevice {
-		d.sys.write(fd, []byte{'V'})
-	}
 	d.sys.close(fd)
 }
 

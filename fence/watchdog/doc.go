@@ -59,8 +59,13 @@
 //     close, and the close a crash does would leave the host running
 //     unfenced. A nowayout driver cannot be stopped at all: Disarm then
 //     returns an error wrapping ErrNowayout.
-//   - When Arm fails after opening, it writes 'V' and closes, so that a
-//     device opened only to be refused does not reset the machine.
+//   - When Arm fails after opening, it closes without the magic close:
+//     after a restart, the countdown a crashed predecessor left running
+//     is what resets the machine if the guests are not confirmed gone,
+//     and a 'V' would stop it. A device opened only to be refused
+//     therefore goes on counting (a driver without the magic close
+//     stops on that close), and the machine is reset unless the
+//     refusal is fixed and a daemon arms it in time.
 //   - Every descriptor is opened O_CLOEXEC: guests and hooks started by
 //     the daemon do not inherit it.
 //
