@@ -519,6 +519,38 @@ func (m *Member) checkOwn(d ondisk.Decoded, rec ondisk.Slot) error {
 	return nil
 }
 
+// MarkUnsafe writes the slot once more, after Run ended, with
+// ondisk.FlagNoWatchdog: the host fenced, its guests are not confirmed
+// gone and its watchdog cannot be trusted to reset it (it could not be
+// armed or fed, or there is none), so no observer may take its death for
+// a fence. It reads the slots first and writes only if the slot still
+// holds this incarnation's last record (one writer per sector).
+func (m *Member) MarkUnsafe() error {
+	if !m.isJoined() {
+		return errors.New("MarkUnsafe before Join")
+	}
+	m.mu.Lock()
+	mine, slot := m.record, m.slot
+	m.mu.Unlock()
+	if err := m.st.ReadSlots(m.raw); err != nil {
+		return fmt.Errorf("marking slot %d unsafe: reading the slots: %w", slot, err)
+	}
+	m.decoded = ondisk.DecodeSlotsInto(m.decoded, m.raw, m.header)
+	if err := m.checkOwn(m.decoded[slot], mine); err != nil {
+		return fmt.Errorf("marking slot %d unsafe: %w", slot, err)
+	}
+	m.mu.Lock()
+	m.record.Flags |= ondisk.FlagNoWatchdog
+	m.record.Sequence++
+	m.record.Wall = time.Now() // wall clock, for humans
+	rec := m.record
+	m.mu.Unlock()
+	if err := m.st.WriteSlot(slot, rec.Encode()); err != nil {
+		return fmt.Errorf("marking slot %d unsafe: %w", slot, err)
+	}
+	return nil
+}
+
 // Leave writes "left" into our slot: other hosts see at once that this
 // host stopped cleanly and need not wait host_dead.
 func (m *Member) Leave() error {

@@ -50,9 +50,28 @@ func newDevice(cfg Config, sys system) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.allowKind(kind); err != nil {
+		return nil, err
+	}
 	d := &Device{cfg: cfg, sys: sys, fd: -1, kind: kind}
-	d.info = Info{Backend: kind, Path: cfg.Path, StandIn: kind != BackendDevice}
+	d.info = Info{Backend: kind, Path: cfg.Path, StandIn: kind != BackendDevice, Unsafe: kind == BackendFile}
+	if kind == BackendFile {
+		d.info.Note = plainFileNote
+	}
 	return d, nil
+}
+
+// plainFileNote is the status line of a plain file: it resets nothing.
+const plainFileNote = "UNSAFE: a plain file stands in for the watchdog ([watchdog] test_mode): nothing resets this host if its daemon stalls, so its guests may run on after other hosts restart them"
+
+// allowKind refuses a plain file outside test mode: it resets nothing, so
+// a host that stalls would keep its guests while the pool restarts them.
+func (cfg Config) allowKind(kind Backend) error {
+	if kind == BackendFile && !cfg.TestMode {
+		return fmt.Errorf("watchdog %s is a plain file, which resets nothing: %w; set [watchdog] device to the kernel watchdog device (or a FIFO read by hbfence-wdsim), or, for tests only, [watchdog] test_mode = true (the host is then reported unsafe)",
+			cfg.Path, ErrNotWatchdog)
+	}
+	return nil
 }
 
 func kindOf(path string, mode uint32) (Backend, error) {
@@ -99,6 +118,9 @@ func (d *Device) Arm() (time.Duration, error) {
 	}
 	kind, err := kindOf(path, st.Mode)
 	if err != nil {
+		return 0, err
+	}
+	if err := d.cfg.allowKind(kind); err != nil {
 		return 0, err
 	}
 	d.kind = kind
@@ -164,7 +186,8 @@ func (d *Device) setup(fd int, st unix.Stat_t, info *Info) error {
 			info.Fence = true
 			info.Note = "stand-in: the supervisor reading the FIFO (hbfence-wdsim) resets the host's process group; not a hardware reset"
 		} else {
-			info.Note = "stand-in: a plain file resets nothing by itself (tests only)"
+			info.Unsafe = true
+			info.Note = plainFileNote
 		}
 		return nil
 	}
@@ -256,13 +279,11 @@ func kindName(k Backend) string {
 	}
 }
 
-// abort undoes a failed Arm: the magic close where it stops the
-// countdown (a device that was opened only to be refused must not reset
-// the machine), then close.
+// abort undoes a failed Arm: close, never the magic close. After a
+// restart the countdown the crashed predecessor left running is what
+// resets this machine if its guests are not confirmed gone; a 'V' here
+// would stop it while the refused watchdog feeds nothing.
 func (d *Device) abort(fd int) {
-	if d.magic || d.kind != BackendDevice {
-		d.sys.write(fd, []byte{'V'})
-	}
 	d.sys.close(fd)
 }
 

@@ -25,7 +25,10 @@
 //     "no supervisor is reading <path>" (ErrNoSupervisor) instead of
 //     blocking. Its reader, hbfence-wdsim (internal/wdsim), kills the
 //     host's whole process group when the feed stops: a faithful reset
-//     of a simulated machine. A plain file resets nothing.
+//     of a simulated machine. A plain file resets nothing: it is refused
+//     unless Config.TestMode ([watchdog] test_mode), and then Describe
+//     reports it Unsafe from the start, as None, so that the host carries
+//     the no-watchdog flag and is never reported fenced when dead.
 //   - Systemd: systemd's service watchdog (WatchdogSec=, WATCHDOG=1
 //     through sd_notify). It restarts a hung daemon; it does not reset
 //     the machine and is NOT a fence. It is used in addition to a device,
@@ -56,8 +59,13 @@
 //     close, and the close a crash does would leave the host running
 //     unfenced. A nowayout driver cannot be stopped at all: Disarm then
 //     returns an error wrapping ErrNowayout.
-//   - When Arm fails after opening, it writes 'V' and closes, so that a
-//     device opened only to be refused does not reset the machine.
+//   - When Arm fails after opening, it closes without the magic close:
+//     after a restart, the countdown a crashed predecessor left running
+//     is what resets the machine if the guests are not confirmed gone,
+//     and a 'V' would stop it. A device opened only to be refused
+//     therefore goes on counting (a driver without the magic close
+//     stops on that close), and the machine is reset unless the
+//     refusal is fixed and a daemon arms it in time.
 //   - Every descriptor is opened O_CLOEXEC: guests and hooks started by
 //     the daemon do not inherit it.
 //
@@ -71,7 +79,8 @@
 //     its supervisor kills (a process group, not a machine), a plain file
 //     resets nothing. Neither is for production.
 //   - The systemd watchdog is not a fence (above).
-//   - A failed Feed is only reported: the caller decides. Feeding a FIFO
+//   - A failed Feed is only reported: the caller decides (the daemon
+//     fences at once: nothing may reset the machine any more). Feeding a FIFO
 //     whose supervisor has stopped reading fails with EAGAIN once the pipe
 //     is full; one whose supervisor is gone fails with EPIPE.
 //

@@ -221,33 +221,44 @@ func TestPlainFile(t *testing.T) {
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A plain file resets nothing: refused outside test mode, even with
+	// an explicit timeout (issue 10 item 2)...
+	_, err := watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TimeoutExplicit: true})
+	if !errors.Is(err, watchdog.ErrNotWatchdog) || !strings.Contains(err.Error(), "test_mode") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("a plain file outside test mode: %v; want a refusal naming the file and test_mode", err)
+	}
 	// The real ioctl on a regular file fails with ENOTTY: refused with
 	// the pool's figure only...
-	w, err := watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second})
+	w, err := watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TestMode: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.Arm(); !errors.Is(err, watchdog.ErrNotWatchdog) {
 		t.Fatalf("Arm: %v, want ErrNotWatchdog", err)
 	}
-	// ...and the refusal left a 'V' (harmless on a file, essential on
-	// a device that was opened).
-	if b, _ := os.ReadFile(p); string(b) != "V" {
-		t.Errorf("file holds %q after a refused Arm, want \"V\"", b)
+	// ...and the refusal wrote no 'V': a magic close on a failed Arm
+	// would stop a countdown a crashed predecessor left running.
+	if b, _ := os.ReadFile(p); len(b) != 0 {
+		t.Errorf("file holds %q after a refused Arm, want nothing", b)
 	}
 	os.WriteFile(p, nil, 0o600)
 
 	// ...accepted with an explicit timeout.
-	w, err = watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TimeoutExplicit: true})
+	w, err = watchdog.New(watchdog.Config{Path: p, Timeout: 3 * time.Second, TimeoutExplicit: true, TestMode: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// It cannot reset the machine: unsafe before it is armed (the slot's
+	// flag is chosen then) and after.
+	if info := w.Describe(); !info.Unsafe {
+		t.Errorf("a plain file, before Arm: %+v; want Unsafe", info)
 	}
 	eff, err := w.Arm()
 	if err != nil || eff != 3*time.Second {
 		t.Fatalf("Arm: %v, %v", eff, err)
 	}
 	info := w.Describe()
-	if info.Backend != watchdog.BackendFile || info.Fence || !info.StandIn || !strings.Contains(info.Note, "resets nothing") {
+	if info.Backend != watchdog.BackendFile || info.Fence || !info.Unsafe || !info.StandIn || !strings.Contains(info.Note, "UNSAFE") {
 		t.Errorf("Describe: %+v", info)
 	}
 	w.Feed()

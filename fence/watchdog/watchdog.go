@@ -93,7 +93,8 @@ type Info struct {
 	// Nowayout is true when the driver cannot be stopped: Disarm cannot
 	// prevent the reset.
 	Nowayout bool `json:"nowayout,omitempty"`
-	// Unsafe is true when nothing resets a stalled host.
+	// Unsafe is true when nothing resets a stalled host: no watchdog,
+	// or a backend that cannot reset the machine (a plain file).
 	Unsafe bool `json:"unsafe"`
 	// Note is one line for humans.
 	Note string `json:"note,omitempty"`
@@ -145,6 +146,10 @@ type Config struct {
 	// AllowNone accepts running without any watchdog when no device is
 	// configured and none of DefaultPaths exists (allow_no_watchdog).
 	AllowNone bool
+	// TestMode accepts a plain file as the watchdog ([watchdog]
+	// test_mode): it resets nothing, so the host is unsafe (Info.Unsafe)
+	// exactly as with no watchdog. Outside it a plain file is refused.
+	TestMode bool
 }
 
 // Errors; test with errors.Is.

@@ -126,6 +126,10 @@ type Watchdog struct {
 	// AllowNoWatchdog runs without any watchdog. The host is then unsafe
 	// (a stalled daemon cannot fence it) and every status says so.
 	AllowNoWatchdog bool `toml:"allow_no_watchdog"`
+	// TestMode accepts a plain file at Device (tests only). A plain file
+	// resets nothing: the host is then unsafe, as with no watchdog, and
+	// every status says so. Without it a plain file is refused.
+	TestMode bool `toml:"test_mode"`
 }
 
 // Fence says how this host fences itself.
@@ -221,7 +225,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -318,6 +322,9 @@ func (c *Config) validate() error {
 	}
 	if c.Watchdog.Device != "" && c.Watchdog.AllowNoWatchdog {
 		return errors.New("[watchdog] sets both device and allow_no_watchdog = true; keep one")
+	}
+	if c.Watchdog.TestMode && c.Watchdog.Device == "" {
+		return errors.New("[watchdog] test_mode = true accepts a plain file at [watchdog] device, and no device is set: set device, or remove test_mode")
 	}
 	if d := c.Watchdog.Timeout.Duration; d < 0 {
 		return fmt.Errorf("[watchdog] timeout is %v; it must be positive", d)

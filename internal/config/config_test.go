@@ -100,6 +100,7 @@ kill_timeout = "1500ms"
 	}
 	for _, tc := range []struct{ toml, want string }{
 		{"[watchdog]\ndevice = \"/dev/watchdog0\"\nallow_no_watchdog = true\n", "keep one"},
+		{"[watchdog]\ntest_mode = true\n", "no device is set"},
 		{"[watchdog]\ntimeout = \"ten seconds\"\n", `"ten seconds" is not a duration`},
 		{"[watchdog]\ntimeout = \"-1s\"\n", "[watchdog] timeout is -1s"},
 		{"[fence]\nkill_guests = [\"kill.sh\"]\n", "must be an absolute path"},

@@ -132,10 +132,13 @@ type Daemon struct {
 	leaseStore lease.Storage
 	wd         Watchdog
 	wi         WatchdogInfo
-	gstore     *store.Store
-	guestsOff  string
-	drv        map[string]driver.Driver
-	killer     fence.GuestKiller
+	// unsafeWhy is set (under mu) once an incarnation stayed unsafe: its
+	// guests not confirmed gone and its watchdog not to be trusted.
+	unsafeWhy string
+	gstore    *store.Store
+	guestsOff string
+	drv       map[string]driver.Driver
+	killer    fence.GuestKiller
 	// runState holds the hypervisor orders not yet confirmed, for the
 	// next incarnation of this daemon on this boot (restart/agent).
 	runState *runstate.File
@@ -433,6 +436,11 @@ func (d *Daemon) status() Status {
 		Area:     AreaInfo{Path: d.c.Heartbeat.Path, Offset: d.c.Heartbeat.Offset, SectorSize: d.h.SectorSize, Slots: d.h.SlotCount},
 		Watchdog: d.wd.Info(), Protection: d.protection,
 	}
+	d.mu.Lock()
+	if why := d.unsafeWhy; why != "" {
+		st.Watchdog.Unsafe, st.Watchdog.Note = true, why
+	}
+	d.mu.Unlock()
 	in := d.current()
 	if in != nil {
 		st.Status = in.fc.m.Status(clk.Now())

@@ -77,6 +77,9 @@ type fencing struct {
 
 	// armErr is why the watchdog could not be armed: fatal.
 	armErr error
+	// feedErr is why a feed failed: the host fenced, and the watchdog
+	// may not reset the machine.
+	feedErr error
 	// poison carries a poison pill, acknowledged, to the loop; off is
 	// set when it asked the host to stay out of the pool.
 	poison chan poisonPill
@@ -238,7 +241,20 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 		}
 		fc.log.Info().Str("backend", fc.wd.Info().Backend).Dur("effective_ms", fc.wd.Effective()).Msg("watchdog armed")
 	case fence.Feed:
-		err = fc.wd.Feed()
+		if err := fc.wd.Feed(); err != nil {
+			// A feed that fails may mean that nothing will reset this
+			// machine any more (a FIFO whose supervisor is gone: EPIPE):
+			// fence now, while the daemon can still kill the guests.
+			fc.feedErr = fmt.Errorf("watchdog feed failed: %w", err)
+			fc.log.Error().Err(err).Msg("watchdog feed failed: fencing")
+			fc.mu.Lock()
+			more := fc.f.Order(clk.Now(), fc.feedErr.Error())
+			fc.mu.Unlock()
+			for _, a := range more {
+				fc.do(ctx, a, killDone, running)
+			}
+			return
+		}
 	case fence.KillGuests:
 		st := fc.status()
 		fc.log.Error().Str("reason", st.Reason).Msg("FENCING: stopped feeding the watchdog, killing HA guests")

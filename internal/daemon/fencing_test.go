@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -16,6 +17,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/config"
 	"github.com/rs/zerolog"
 )
 
@@ -27,11 +29,16 @@ type fakeWatchdog struct {
 	armed     bool
 	lastFeed  time.Time
 	disarmed  time.Time
+	feedErr   error
+	armErr    error
 }
 
 func (w *fakeWatchdog) Arm() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.armErr != nil {
+		return w.armErr
+	}
 	w.armed, w.lastFeed = true, time.Now()
 	return nil
 }
@@ -39,8 +46,18 @@ func (w *fakeWatchdog) Arm() error {
 func (w *fakeWatchdog) Feed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.feedErr != nil {
+		return w.feedErr
+	}
 	w.lastFeed = time.Now()
 	return nil
+}
+
+// failFeeds makes every later Feed fail with err.
+func (w *fakeWatchdog) failFeeds(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.feedErr = err
 }
 
 func (w *fakeWatchdog) Disarm() error {
@@ -91,9 +108,15 @@ type testHost struct {
 	killer *recordingKiller
 	result chan outcome
 	cancel context.CancelFunc
+	// armErr and feedErr are the fencer's, once result is sent.
+	armErr, feedErr error
 }
 
 func startFenced(t *testing.T, mem *area.Mem, name string, id byte, killErr error) *testHost {
+	return startFencedWith(t, mem, name, id, killErr, nil)
+}
+
+func startFencedWith(t *testing.T, mem *area.Mem, name string, id byte, killErr, armErr error) *testHost {
 	t.Helper()
 	tm := mem.Handle(name).Header().Timing
 	m, err := heartbeat.New(mem.Handle(name), heartbeat.Config{
@@ -104,7 +127,7 @@ func startFenced(t *testing.T, mem *area.Mem, name string, id byte, killErr erro
 	if err != nil {
 		t.Fatal(err)
 	}
-	wd := &fakeWatchdog{effective: tm.Watchdog}
+	wd := &fakeWatchdog{effective: tm.Watchdog, armErr: armErr}
 	f, err := fence.New(tm, wd.effective)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +143,7 @@ func startFenced(t *testing.T, mem *area.Mem, name string, id byte, killErr erro
 			return
 		}
 		o, _ := h.fc.run(ctx)
+		h.armErr, h.feedErr = h.fc.armErr, h.fc.feedErr
 		h.result <- o
 	}()
 	return h
@@ -311,4 +335,70 @@ func waitAllLive(t *testing.T, members []*heartbeat.Member, names ...string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A feed that fails (a FIFO whose supervisor is gone: EPIPE) fences at
+// once: nothing may reset the machine any more, and the daemon can still
+// kill its guests. Before issue 10 item 2 it was only logged.
+func TestFailedFeedFences(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := newMem(t, "fast")
+		a := startFenced(t, mem, "a", 1, nil)
+		time.Sleep(10 * time.Second)
+		if st := a.fc.status(); st.State != fence.Healthy {
+			t.Fatalf("fence state %v before the feed fails", st.State)
+		}
+		a.wd.failFeeds(errors.New("watchdog wd.fifo: no supervisor is reading it any more: broken pipe"))
+		select {
+		case <-a.result:
+		case <-time.After(time.Minute):
+			t.Fatal("a host whose watchdog feed fails did not fence within a minute")
+		}
+		if a.killer.at().IsZero() {
+			t.Error("guests not killed after the feed failed")
+		}
+		if r := a.fc.status().Reason; !strings.Contains(r, "feed failed") {
+			t.Errorf("reason %q does not say the feed failed", r)
+		}
+	})
+}
+
+// A restarted daemon whose arm fails (after the support ioctl: the
+// predecessor's countdown must go on) and whose guests are not confirmed
+// gone must not leave a slot that reads as fenced once dead: the
+// lifecycle stays alive and marks the slot unsafe, and every other host
+// then sees it unsafe, never fenced (issue 10 item 3).
+func TestArmFailedUnconfirmedMarksSlotUnsafe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := newMem(t, "fast")
+		a := startFenced(t, mem, "a", 1, nil)
+		b := startFencedWith(t, mem, "b", 2, errors.New("vm3 still listed"), errors.New("WDIOC_GETTIMEOUT: timeout unknown"))
+		var o outcome
+		select {
+		case o = <-b.result:
+		case <-time.After(time.Minute):
+			t.Fatal("b did not fence after its arm failed")
+		}
+		e := ending{outcome: o, armErr: b.armErr, feedErr: b.feedErr, markUnsafe: b.member.MarkUnsafe}
+		p, _ := timing.Profile("fast")
+		s := next(e, durationsOf(p, &config.Config{}), "c.toml", "area")
+		if o != resetting || s.kind != stepStayUnsafe {
+			t.Fatalf("outcome %v, step %d; want resetting and stepStayUnsafe", o, s.kind)
+		}
+		if err := e.markUnsafe(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * p.HostDead)
+		for _, h := range a.member.Status(time.Now()).Hosts {
+			if h.Name == "b" {
+				if h.State != liveness.Dead || !h.Unsafe || h.Fenced {
+					t.Fatalf("a sees b %v unsafe %v fenced %v; want dead, unsafe, not fenced", h.State, h.Unsafe, h.Fenced)
+				}
+				a.cancel()
+				<-a.result
+				return
+			}
+		}
+		t.Fatal("a does not see b")
+	})
 }

@@ -30,8 +30,11 @@ type ending struct {
 	runErr  error
 	// off: a poison pill asked this host to stay out of the pool.
 	off bool
-	// armErr: the watchdog could not be armed.
-	armErr error
+	// armErr: the watchdog could not be armed; feedErr: a feed failed.
+	armErr, feedErr error
+	// markUnsafe writes the no-watchdog flag into the incarnation's slot
+	// (heartbeat.Member.MarkUnsafe).
+	markUnsafe func() error
 	// first: this was the process's first incarnation.
 	first bool
 	// unsafe: there is no watchdog.
@@ -50,6 +53,7 @@ const (
 	stepAwaitReset                 // wait for the watchdog (or the stop), then return err
 	stepReexec                     // exec the installed binary; if that fails, resume here
 	stepResume                     // resume the suspended slot in this image (no join)
+	stepStayUnsafe                 // mark the slot unsafe, stay alive until stopped, then return err
 )
 
 type step struct {
@@ -99,11 +103,18 @@ func next(e ending, d durations, cfgPath, areaPath string) step {
 		// Join again when the storage allows, as a new incarnation.
 		return step{kind: stepJoin, wait: d.rejoinAfter}
 	default: // resetting
+		// The guests are not confirmed gone. If the watchdog cannot be
+		// trusted to reset the machine, exiting would leave a slot
+		// that reads as fenced once it is dead, and the pool would
+		// restart guests that still run: mark the slot unsafe and stay.
 		if e.armErr != nil {
-			return step{kind: stepExit, err: fmt.Errorf("fenced because %v, and the HA guests are not confirmed gone: the watchdog is no longer fed but may fire later than the pool's rule allows, or not at all: this host is UNSAFE, stop its guests by hand", e.armErr)}
+			return step{kind: stepStayUnsafe, err: fmt.Errorf("fenced because %v, and the HA guests are not confirmed gone: the watchdog is no longer fed but may fire later than the pool's rule allows, or not at all: this host is UNSAFE, stop its guests by hand", e.armErr)}
+		}
+		if e.feedErr != nil {
+			return step{kind: stepStayUnsafe, err: fmt.Errorf("fenced because %v, and the HA guests are not confirmed gone: the watchdog may not reset this machine: this host is UNSAFE, stop its guests by hand", e.feedErr)}
 		}
 		if e.unsafe {
-			return step{kind: stepExit, err: fmt.Errorf("fenced (%v) but the HA guests are not confirmed gone and there is no watchdog to reset this machine: this host is UNSAFE, stop its guests by hand", e.runErr)}
+			return step{kind: stepStayUnsafe, err: fmt.Errorf("fenced (%v) but the HA guests are not confirmed gone and there is no watchdog to reset this machine: this host is UNSAFE, stop its guests by hand", e.runErr)}
 		}
 		// Wait for the watchdog. Exiting would change nothing: it is
 		// armed and no longer fed.
@@ -136,6 +147,10 @@ func (d *Daemon) lifecycle(ctx context.Context) error {
 		case stepExit:
 			return s.err
 		case stepAwaitReset:
+			<-ctx.Done()
+			return s.err
+		case stepStayUnsafe:
+			d.stayUnsafe(e, s.err)
 			<-ctx.Done()
 			return s.err
 		case stepReexec:
@@ -323,7 +338,8 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 	close(runEnded)
 	memberStop()
 	d.end(in, dutiesStop)
-	e := ending{outcome: o, runErr: runErr, off: fc.off, armErr: fc.armErr, stopped: ctx.Err() != nil}
+	e := ending{outcome: o, runErr: runErr, off: fc.off, armErr: fc.armErr, feedErr: fc.feedErr, stopped: ctx.Err() != nil,
+		markUnsafe: m.MarkUnsafe}
 	if o == suspended {
 		rs, err := m.Suspend()
 		if err != nil {
@@ -471,4 +487,24 @@ func (d *Daemon) end(in *incarnation, dutiesStop context.CancelFunc) {
 		cancel()
 	}
 	in.ms.stop()
+}
+
+// stayUnsafe is the end of an incarnation whose guests are not confirmed
+// gone and whose watchdog cannot be trusted to reset the machine: its
+// slot is marked unsafe (the pool then never takes its death for a fence
+// nor restarts its guests), status says so, and the daemon stays alive
+// until it is stopped.
+func (d *Daemon) stayUnsafe(e ending, why error) {
+	d.mu.Lock()
+	d.unsafeWhy = "UNSAFE: " + why.Error()
+	d.mu.Unlock()
+	if e.markUnsafe == nil {
+		d.log.Error().Err(why).Msg("UNSAFE: staying alive")
+		return
+	}
+	if err := e.markUnsafe(); err != nil {
+		d.log.Error().Err(err).AnErr("why", why).Msg("UNSAFE: the slot could not be marked unsafe; staying alive")
+		return
+	}
+	d.log.Error().Err(why).Msg("UNSAFE: slot marked unsafe (no watchdog to trust); staying alive so that nothing takes this host for fenced")
 }

@@ -34,7 +34,12 @@ func TestNextStep(t *testing.T) {
 		{"fenced off", ending{outcome: fenced, off: true}, stepExit, 0, false},
 		{"fenced, watchdog broken", ending{outcome: fenced, armErr: boom}, stepExit, 0, true},
 		{"resetting", ending{outcome: resetting, runErr: boom}, stepAwaitReset, 0, true},
-		{"resetting, no watchdog", ending{outcome: resetting, unsafe: true}, stepExit, 0, true},
+		{"resetting, no watchdog", ending{outcome: resetting, unsafe: true}, stepStayUnsafe, 0, true},
+		// Issue 10 item 3: a watchdog that could not be armed or fed
+		// may not reset the machine; exiting would leave a slot that
+		// reads as fenced once dead.
+		{"resetting, arm failed", ending{outcome: resetting, armErr: boom}, stepStayUnsafe, 0, true},
+		{"resetting, feed failed", ending{outcome: resetting, feedErr: boom}, stepStayUnsafe, 0, true},
 		{"suspended for an upgrade", ending{outcome: suspended}, stepReexec, 0, false},
 		{"suspended, then stopped", ending{outcome: suspended, stopped: true}, stepResume, 0, false},
 	}

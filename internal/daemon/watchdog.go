@@ -42,6 +42,7 @@ func openWatchdog(c *config.Config, t timing.Params) (Watchdog, error) {
 		Timeout:         want,
 		TimeoutExplicit: c.Watchdog.Timeout.Duration > 0,
 		AllowNone:       c.Watchdog.AllowNoWatchdog,
+		TestMode:        c.Watchdog.TestMode,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: [watchdog]: %w", c.Path, err)
@@ -115,9 +116,11 @@ func (b *backend) Info() WatchdogInfo {
 		Device:           i.Path,
 		Identity:         i.Identity,
 		EffectiveSeconds: b.Effective().Seconds(),
-		Unsafe:           i.Unsafe,
-		Armed:            i.Armed,
-		Note:             i.Note,
+		// A backend that cannot reset the machine is the no-watchdog
+		// case, whatever it is.
+		Unsafe: i.Unsafe || (i.Armed && !i.Fence),
+		Armed:  i.Armed,
+		Note:   i.Note,
 	}
 }
 

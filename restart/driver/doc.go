@@ -2,7 +2,7 @@
 // One small interface, Driver, and its implementations:
 //
 //   - xl: Xen's toolstack, as on Oracle VM Server (xl create, shutdown,
-//     destroy, list -l, migrate);
+//     destroy, list -l checked against list -v, migrate);
 //   - virsh: libvirt (virsh create, shutdown, destroy, list, migrate
 //     --live), with the domain XML on the shared storage;
 //   - exec: the operator's own scripts, with a documented contract;
@@ -37,6 +37,33 @@
 // only after the guest's pid file is written, and a process it started is
 // listed from then on; a daemon killed between the exec and the pid file
 // leaves a process no listing shows (not guaranteed).
+//
+// A listing is only as complete as the tool behind it, and each driver
+// says what it sees:
+//
+//   - xl: xl list -l prints only the domains whose stored JSON
+//     configuration libxl can read, and skips the others without an error
+//     (a domain created by another toolstack or an older Xen, a lost
+//     /var/lib/xen file). Every listing is therefore checked against xl
+//     list -v, which reads ids and UUIDs from the hypervisor itself: a
+//     domain it shows and the detailed listing leaves out (or gives
+//     another UUID) makes the listing an error, "unknown", never "gone".
+//     What is left: a domain created after xl list -v ran (the settle
+//     time's second listing sees it).
+//   - virsh: virsh list --uuid lists the domains libvirtd knows. A qemu
+//     started outside libvirt, under another URI (qemu:///session, another
+//     hypervisor driver), or whose status file under /run/libvirt libvirtd
+//     lost or could not reconnect to after a restart, runs on unlisted,
+//     and no second listing from below libvirt exists for this driver to
+//     check against: such a guest can be confirmed gone while it runs.
+//     Guests of the pool must be started through the same URI, by this
+//     daemon only.
+//   - exec: the script's list is the whole truth the daemon gets. The
+//     script must list every guest of the pool the host runs, from the
+//     hypervisor itself, and fail (exit non-zero) when it cannot tell;
+//     a list that skips what it cannot read breaks "confirmed gone".
+//   - process: the live pid files in the state directory; a process whose
+//     pid file was removed by hand is not seen.
 //
 // The agent uses ConfirmGone after a failed start, the fence path after
 // its kills, and a daemon's successor to settle the orders an earlier

@@ -14,7 +14,10 @@ import (
 //	SCRIPT start   UUID NAME CONFIG
 //	SCRIPT stop    UUID NAME          (graceful; the daemon bounds it)
 //	SCRIPT destroy UUID NAME          (force; must succeed if it does not run)
-//	SCRIPT list                       (prints the running UUIDs, one a line)
+//	SCRIPT list                       (prints the running UUIDs, one a line:
+//	                                   every guest the hypervisor runs; exit
+//	                                   non-zero when it cannot tell, never
+//	                                   skip a guest it cannot read)
 //	SCRIPT migrate UUID NAME HOST     (live)
 //
 // The script is the operator's, with its own parser: the daemon adds no

@@ -10,7 +10,8 @@ import (
 // fakeTool writes an executable named name into a new directory: it
 // appends its argv (one line, arguments separated by '|') to a log file,
 // prints the file named by $FAKE_OUT_<verb> if set for its first
-// argument, and exits with $FAKE_EXIT_<verb> (default 0), printing
+// argument ($FAKE_OUT_<verb>_<arg2> first, when set for its first two
+// arguments: FAKE_OUT_list__v for "list -v"), and exits with $FAKE_EXIT_<verb> (default 0), printing
 // $FAKE_ERR to stderr when it fails. It returns the tool's path and the
 // log's path.
 func fakeTool(t *testing.T, name string) (string, string) {
@@ -23,7 +24,9 @@ line=""
 for a in "$@"; do line="$line|$a"; done
 echo "${line#|}" >> "$log"
 verb=$(echo "$1" | tr -c 'a-zA-Z0-9\n' '_')
-eval out=\${FAKE_OUT_$verb:-}
+arg2=$(echo "$2" | tr -c 'a-zA-Z0-9\n' '_')
+eval out=\${FAKE_OUT_${verb}_${arg2}:-}
+[ -z "$out" ] && eval out=\${FAKE_OUT_$verb:-}
 eval code=\${FAKE_EXIT_$verb:-0}
 [ -n "$out" ] && cat "$out"
 if [ "$code" != 0 ]; then echo "${FAKE_ERR:-failed}" >&2; fi

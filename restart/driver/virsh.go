@@ -109,7 +109,9 @@ func (v *Virsh) Migrate(ctx context.Context, g Spec, host string) error {
 	return err
 }
 
-// Running implements Driver: virsh list --uuid (running domains).
+// Running implements Driver: virsh list --uuid (running domains). It sees
+// only the domains libvirtd knows on this URI: a qemu started elsewhere,
+// or one libvirtd lost track of, is not listed (see doc.go).
 func (v *Virsh) Running(ctx context.Context) ([]string, error) {
 	out, err := v.cmd().run(ctx, "list", "--uuid")
 	if err != nil {

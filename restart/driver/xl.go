@@ -3,9 +3,11 @@ package driver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,7 +17,9 @@ import (
 // domains by name or domain id, not by UUID: stop, destroy and migrate
 // look the guest's domain id up by its UUID in xl list -l first, so that
 // they act on the domain that runs the guest whatever its name (the fence
-// path knows guests by UUID only).
+// path knows guests by UUID only). Every listing is xl list -l checked
+// against xl list -v, which comes from the hypervisor itself: a domain
+// the first leaves out makes the listing fail (see domains).
 type Xl struct {
 	// Path is the xl program (default "xl", found on PATH).
 	Path string
@@ -100,11 +104,7 @@ func (x *Xl) Settle() time.Duration { return 2 * time.Second }
 
 // domid finds the domain id of the running guest by its UUID.
 func (x *Xl) domid(ctx context.Context, g Spec) (string, bool, error) {
-	out, err := x.cmd().run(ctx, "list", "-l")
-	if err != nil {
-		return "", false, err
-	}
-	doms, err := parseXlDomains([]byte(out))
+	doms, err := x.domains(ctx)
 	if err != nil {
 		return "", false, err
 	}
@@ -117,13 +117,103 @@ func (x *Xl) domid(ctx context.Context, g Spec) (string, bool, error) {
 }
 
 // Running implements Driver: the UUIDs of the domains in xl list -l, but
-// for Domain-0.
+// for Domain-0, checked against xl list -v (see domains).
 func (x *Xl) Running(ctx context.Context) ([]string, error) {
-	out, err := x.cmd().run(ctx, "list", "-l")
+	doms, err := x.domains(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return ParseXlList([]byte(out))
+	out := make([]string, 0, len(doms))
+	for _, d := range doms {
+		out = append(out, d.uuid)
+	}
+	return out, nil
+}
+
+// domains lists the domains of xl list -l, checked against xl list -v.
+// xl list -l prints only the domains whose stored JSON configuration it
+// can read, and skips the others without an error (a domain created by
+// another toolstack or an older Xen, a lost /var/lib/xen file); xl list
+// -v reads every domain from the hypervisor (ids and UUIDs). A domain the
+// hypervisor runs and the detailed listing leaves out is an error: the
+// listing is then "unknown", never "it is gone".
+func (x *Xl) domains(ctx context.Context) ([]xlDomain, error) {
+	detailed, err := x.cmd().run(ctx, "list", "-l")
+	if err != nil {
+		return nil, err
+	}
+	doms, err := parseXlDomains([]byte(detailed))
+	if err != nil {
+		return nil, err
+	}
+	brief, err := x.cmd().run(ctx, "list", "-v")
+	if err != nil {
+		return nil, err
+	}
+	hv, err := ParseXlListVerbose(brief)
+	if err != nil {
+		return nil, err
+	}
+	return checkXlListing(doms, hv)
+}
+
+// checkXlListing refuses a detailed listing (xl list -l) that leaves out a
+// domain the hypervisor runs (xl list -v), or gives one another UUID. A
+// domain in the detailed listing only (created between the two commands)
+// is kept: it runs.
+func checkXlListing(detailed, hv []xlDomain) ([]xlDomain, error) {
+	byID := make(map[int]string, len(detailed))
+	for _, d := range detailed {
+		byID[d.domid] = d.uuid
+	}
+	for _, h := range hv {
+		u, ok := byID[h.domid]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("xl list -v shows domain %d (UUID %s), which xl list -l leaves out (its stored configuration cannot be read: created by another toolstack or an older Xen, or its /var/lib/xen file was lost): the guests running here are unknown; destroy or re-create that domain with xl",
+				h.domid, h.uuid)
+		case u != h.uuid:
+			return nil, fmt.Errorf("domain %d has UUID %s in xl list -l but %s in xl list -v: the guests running here are unknown", h.domid, u, h.uuid)
+		}
+	}
+	return detailed, nil
+}
+
+// ParseXlListVerbose reads xl list -v: a header line, then one line per
+// domain, NAME ID MEM VCPUS STATE TIME UUID REASON LABEL (a name may hold
+// spaces). It returns every domain but Domain-0, with lower-case UUIDs.
+func ParseXlListVerbose(out string) ([]xlDomain, error) {
+	var doms []xlDomain
+	header := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if !header {
+			if f[0] != "Name" || !slices.Contains(f, "UUID") {
+				return nil, fmt.Errorf("xl list -v: the first line %q is not the header expected (Name ID ... UUID ...)", l)
+			}
+			header = true
+			continue
+		}
+		i := slices.IndexFunc(f, func(s string) bool { return uuidRE.MatchString(s) })
+		if i < 6 {
+			return nil, fmt.Errorf("xl list -v: line %q has no NAME ID MEM VCPUS STATE TIME UUID columns", l)
+		}
+		id, err := strconv.Atoi(f[i-5])
+		if err != nil || id < 0 {
+			return nil, fmt.Errorf("xl list -v: line %q: domain id %q is not a number", l, f[i-5])
+		}
+		if id == 0 {
+			continue // Domain-0
+		}
+		doms = append(doms, xlDomain{domid: id, uuid: strings.ToLower(f[i])})
+	}
+	if !header {
+		return nil, errors.New("xl list -v printed nothing, not even its header")
+	}
+	return doms, nil
 }
 
 type xlDomain struct {
