@@ -12,7 +12,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 )
 
-func cmdInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("init", "PATH", stderr)
 	slots := fs.Int("slots", 64, fmt.Sprintf("number of host slots (%d..%d)", ondisk.MinSlots, ondisk.MaxSlots))
 	uuid := fs.String("uuid", "", "pool UUID (default: a new random one)")
@@ -24,7 +24,7 @@ func cmdInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	hostDead := fs.Duration("host-dead", 0, "override the profile's host_dead")
 	sector := fs.Int("sector-size", 0, "sector size, 512 or 4096 (default: detected from the storage)")
 	offset := fs.Int64("offset", 0, "byte offset of the area in PATH (a region of a shared device)")
-	force := fs.Bool("force", false, "overwrite an existing hbfence area or other data")
+	force := fs.Bool("force", false, "overwrite an existing hbfence area (not one whose slots still change) or other data")
 	asJSON := fs.Bool("json", false, "print the header written as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -57,6 +57,12 @@ func cmdInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *sector != 0 && *sector != 512 && *sector != 4096 {
 		return fmt.Errorf("%w: --sector-size %d: use 512 or 4096", errUsage, *sector)
+	}
+	if *force {
+		// Without --force Format refuses any hbfence area at once.
+		if err := refuseLiveArea(ctx, path, *offset, stderr); err != nil {
+			return err
+		}
 	}
 	h, err := area.Format(path, *offset, area.FormatOptions{
 		SectorSize: *sector,

@@ -48,10 +48,11 @@
 //
 // An interrupted format never leaves a valid header in front of old slots:
 // the old header is zeroed first and the new one is written last. Nothing
-// that is not zeroes is overwritten without Force. Format does not know
-// whether daemons are using the area: formatting a live pool (with Force) is
-// the operator's error, and running daemons keep the header they read at
-// start.
+// that is not zeroes is overwritten without Force. Format itself does not
+// know whether daemons are using the area: "hbfence init --force" first
+// reads the slots twice, host_dead apart, and refuses if any changed; a
+// running daemon checks that its path still names the area it opened
+// (package daemon).
 //
 // # Mem
 //
