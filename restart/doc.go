@@ -58,7 +58,12 @@
 //	    host reported the order failed, or carried it out and does not run
 //	    the guest, or two of its reports in a row no longer show a guest
 //	    that ran there). A host the master cannot name (an unreadable slot)
-//	    or that has a report but no slot in its view is not gone.
+//	    or that has a report but no slot in its view is not gone. A guest
+//	    that a host not gone lists unsettled (Report.Unsettled: an order an
+//	    earlier incarnation of that host issued and the current one has not
+//	    seen settled) is not free either, whatever the plan says: it is
+//	    held where it is, neither freed nor placed, until that host's report
+//	    no longer lists it.
 //	M4. The master assigns nothing until every host that is not gone has
 //	    written a report with epoch e or later (is caught up): until then a
 //	    host might still act on a plan of an older epoch, which a master of
@@ -116,7 +121,13 @@
 // of e made none (M3: G is not assigned to a not-gone host), nor will a
 // later master before it sees A's report (M4, M1). A daemon restart of A
 // gives a new generation that reports what runs (adoption) before the
-// master can consider A caught up. Two plans never assign one guest to two
+// master can consider A caught up. What the crashed incarnation of A had
+// ordered and not seen carried out (a start whose xl create outlives the
+// daemon that ran it) is not in the new incarnation's listing yet, but it
+// is in its Unsettled list, read from the run-state file where the crashed
+// one recorded each order before it issued it (package agent, O1–O3); M3 holds the guest until the
+// order is seen settled, so the two-reports rule that frees a guest its
+// host no longer lists never runs on an order still in flight. Two plans never assign one guest to two
 // hosts at once, because each plan is a function from guests to owners and
 // only the current master writes one (the lease). So at any time each
 // guest has at most one host that may start it, and a host that may still

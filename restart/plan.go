@@ -293,6 +293,17 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 	}
 
+	// Which hosts (not gone, by their current incarnation's report) hold
+	// each guest unsettled: an order of an earlier incarnation (a start,
+	// a stop, a migration) may still be carried out there (M3).
+	unsettledOn := map[string][]string{}
+	for _, h := range in.Hosts {
+		if r := h.report(); r != nil && !h.gone() {
+			for _, u := range r.Unsettled {
+				unsettledOn[u] = appendOnce(unsettledOn[u], h.ID.Name)
+			}
+		}
+	}
 	evac := map[HostID]Evacuation{}
 	for _, e := range in.Evacuations {
 		evac[e.Host] = e
@@ -376,6 +387,22 @@ func Reconcile(in Input) (Plan, []Note) {
 			}
 			p.Guests[g.UUID] = a
 			load[o.ID.Name]++
+			continue
+		}
+		// Reported nowhere, and unsettled on a host: a daemon that
+		// crashed there left an order in flight (its child xl or virsh
+		// may still create the domain). Neither free nor place the guest
+		// until that host's daemon sees the order settled.
+		if on := unsettledOn[g.UUID]; len(on) > 0 {
+			held := prev
+			if held.State == "" {
+				held.State = Stopped
+			}
+			held.Message = fmt.Sprintf("held: an order that an earlier incarnation of %s issued may still be carried out there; waiting until its daemon sees it settled", strings.Join(on, ", "))
+			p.Guests[g.UUID] = held
+			if !held.Host.IsZero() {
+				load[held.Host.Name]++
+			}
 			continue
 		}
 		// Reported nowhere. A migration whose source or target is not

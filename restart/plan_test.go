@@ -253,6 +253,54 @@ func TestReconcile(t *testing.T) {
 				Prev:  planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
 			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("a"), Running) },
 		},
+		{
+			// A crashed a/1 left its start of g1 in flight (xl create
+			// outlives the daemon); a/2 lists g1 unsettled. Two reports of
+			// a/2 without g1 would free it: the hold keeps it.
+			name: "a start a crashed incarnation left in flight holds the guest, however many reports omit it",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1"), haGuest("g2")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) {
+					h.ID.Generation = 2
+					h.Report = &Report{Host: h.ID, Seq: 3, Epoch: 1, Unsettled: []string{"g1", "g2"}}
+				}), host("b", 1)},
+				Prev: planOf(1, map[string]Assignment{
+					"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1, AbsentGen: 2, AbsentSeq: 1},
+					"g2": {State: Pending, Attempt: AttemptID{1, 1}},
+				})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Starting)
+				want(t, p, "g2", HostID{}, Pending)
+				for _, u := range []string{"g1", "g2"} {
+					if !strings.Contains(p.Guests[u].Message, "held") {
+						t.Errorf("%s: message %q does not say why it is held", u, p.Guests[u].Message)
+					}
+				}
+			},
+		},
+		{
+			name: "once settled, the two-reports rule frees the guest",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) {
+					h.ID.Generation = 2
+					h.Report = &Report{Host: h.ID, Seq: 3, Epoch: 1}
+				}), host("b", 1)},
+				Prev: planOf(1, map[string]Assignment{
+					"g1": {Host: id("a"), State: Starting, Attempt: AttemptID{1, 1}, Tries: 1, AbsentGen: 2, AbsentSeq: 1},
+				})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", HostID{Name: "a", Generation: 2}, Starting) // a fresh placement (a/2 is least loaded, first by name)
+			},
+		},
+		{
+			name: "an unsettled list of a gone host holds nothing",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{with(host("a", 1), func(h *Host) {
+					h.State = liveness.Dead
+					h.Report.Unsettled = []string{"g1"}
+				}), host("b", 1)},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", id("b"), Starting) },
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,9 +16,11 @@ var simSeeds = flag.Int("restart.seeds", 500, "schedules of the randomized place
 // The simulation runs Reconcile (on whoever is master) and Decide (on every
 // host) over thousands of random schedules: hosts crash, hang and get
 // fenced, restart their daemon (keeping their guests), leave cleanly and
-// come back; masters change, and hosts learn a new epoch late; hosts read
-// stale plans and the master reads stale reports; starts fail; the operator
-// stops and starts guests. Checked at every step: no guest runs on two
+// come back, crash during a start whose create lands after the daemon
+// died (or never; the successor lists the guest unsettled); masters
+// change, and hosts learn a new epoch late; hosts read stale plans and the
+// master reads stale reports; starts fail; the operator stops and starts
+// guests. Checked at every step: no guest runs on two
 // hosts. Checked after a calm phase: every HA guest that is not in error
 // (or stopped by the operator) runs.
 //
@@ -28,6 +30,10 @@ var simSeeds = flag.Int("restart.seeds", 500, "schedules of the randomized place
 const (
 	fenceAt = 4
 	deadAt  = 6
+	// landWithin bounds, in rounds, how long after its daemon crashed a
+	// start order (an xl create whose client outlived it) may still make
+	// its guest run: the drivers' settle time.
+	landWithin = 4
 )
 
 type simHost struct {
@@ -46,6 +52,13 @@ type simHost struct {
 	// lateMig: migrations that failed for their client but go on, and
 	// land at the host's next round if the guest still runs here.
 	lateMig map[string]*simHost
+	// inflight: starts a crashed daemon left under way, by the round at
+	// which the guest appears (at most landWithin rounds later).
+	inflight map[string]int
+	// unsettled: as the agent (package agent, O3), the guests an
+	// earlier incarnation ordered and this one has not seen settled, by
+	// the round of the first listing without them (0: none yet).
+	unsettled map[string]int
 }
 
 type sim struct {
@@ -59,6 +72,7 @@ type sim struct {
 	plans   []Plan
 	round   int
 	failPct int
+	calm    bool // nothing fails: no start dies, no daemon crashes
 	stats   map[string]int
 	evacs   []Evacuation
 	seen    map[HostID]Report // the master's newest report read per incarnation
@@ -90,7 +104,9 @@ func (s *sim) step(calm bool) {
 		case "hung":
 			h.silent++
 			if h.silent == fenceAt {
-				h.running = nil // fenced: its guests are killed, or it is reset
+				// Fenced: its guests are killed, confirmed gone a settle
+				// time later, or the machine is reset.
+				h.running, h.inflight = nil, nil
 				s.stats["fenced"]++
 			}
 		case "down":
@@ -108,7 +124,7 @@ func (s *sim) chaos() {
 	for _, h := range s.hosts {
 		switch {
 		case h.state == "up" && r.IntN(200) == 0:
-			h.state, h.running = "down", nil // power loss: guests die at once
+			h.state, h.running, h.inflight = "down", nil, nil // power loss: guests die at once
 			s.stats["crash"]++
 		case h.state == "up" && r.IntN(200) == 0:
 			h.state = "hung"
@@ -189,7 +205,32 @@ func (s *sim) newIncarnation(h *simHost, keepGuests bool) {
 	h.attempted, h.failed, h.done = map[string]AttemptID{}, map[string]Failure{}, map[string]AttemptID{}
 	h.plan, h.epochSeen = Plan{}, 0
 	if !keepGuests {
-		h.running = nil
+		h.running, h.inflight, h.unsettled = nil, nil, nil
+	}
+}
+
+// settle lands the starts under way whose time has come, then settles the
+// unsettled guests as the agent does: running here, adopted; absent from
+// listings landWithin rounds apart, confirmed gone.
+func (s *sim) settle(h *simHost) {
+	for u, at := range h.inflight {
+		if at <= s.round {
+			if !slices.Contains(h.running, u) {
+				h.running = append(h.running, u)
+			}
+			delete(h.inflight, u)
+			s.stats["start-landed-late"]++
+		}
+	}
+	for u, first := range h.unsettled {
+		switch {
+		case slices.Contains(h.running, u):
+			delete(h.unsettled, u)
+		case first == 0:
+			h.unsettled[u] = s.round
+		case s.round-first >= landWithin:
+			delete(h.unsettled, u)
+		}
 	}
 }
 
@@ -202,6 +243,7 @@ func (s *sim) hostRound(h *simHost) {
 		}
 	}
 	h.lateMig = nil
+	s.settle(h)
 	// The lease's read of the leader record may lag a round or two.
 	if h.epochSeen < s.epoch && s.rng.IntN(3) != 0 {
 		h.epochSeen = s.epoch
@@ -219,17 +261,38 @@ func (s *sim) hostRound(h *simHost) {
 	for _, a := range Decide(HostInput{Self: HostID{h.name, h.gen}, Epoch: h.epochSeen, Plan: h.plan, Running: h.running, Attempted: h.attempted}) {
 		switch a.Kind {
 		case Start:
+			if _, ok := h.unsettled[a.Guest]; ok {
+				continue // the agent orders nothing for an unsettled guest
+			}
 			h.attempted[a.Guest] = a.Attempt
 			if s.rng.IntN(100) < s.failPct {
 				h.failed[a.Guest] = Failure{Attempt: a.Attempt, Message: "simulated failure"}
 				s.stats["start-failed"]++
 				continue
 			}
+			if !s.calm && s.rng.IntN(40) == 0 {
+				// The daemon crashes while the create is under way: it
+				// lands within landWithin rounds, or never. The new
+				// incarnation reads the order from the run-state file.
+				if s.rng.IntN(3) != 0 {
+					if h.inflight == nil {
+						h.inflight = map[string]int{}
+					}
+					h.inflight[a.Guest] = s.round + 1 + s.rng.IntN(landWithin)
+				}
+				if h.unsettled == nil {
+					h.unsettled = map[string]int{}
+				}
+				h.unsettled[a.Guest] = 0
+				s.newIncarnation(h, true)
+				s.stats["crash-during-start"]++
+				return
+			}
 			h.running = append(h.running, a.Guest)
 			delete(h.failed, a.Guest)
 			h.done[a.Guest] = a.Attempt
 			s.stats["start"]++
-			if s.rng.IntN(50) == 0 {
+			if !s.calm && s.rng.IntN(50) == 0 {
 				// It dies at once, before the host lists it.
 				h.running = h.running[:len(h.running)-1]
 				s.stats["died-at-start"]++
@@ -272,7 +335,8 @@ func (s *sim) report(h *simHost) {
 	// As the agent: a failure stays reported until a later order for the
 	// guest succeeds here, also while the guest runs (a failed migration).
 	h.reports = append(h.reports, Report{Host: HostID{h.name, h.gen}, Seq: h.seq, Epoch: h.epochSeen,
-		Running: slices.Clone(h.running), Failed: maps.Clone(h.failed), Done: maps.Clone(h.done), Absent: Absent(HostID{h.name, h.gen}, h.epochSeen, h.plan, h.running)})
+		Running: slices.Clone(h.running), Failed: maps.Clone(h.failed), Done: maps.Clone(h.done), Absent: Absent(HostID{h.name, h.gen}, h.epochSeen, h.plan, h.running),
+		Unsettled: slices.Sorted(maps.Keys(h.unsettled))})
 }
 
 func (s *sim) masterRound(m *simHost) {
@@ -357,7 +421,7 @@ func runSim(t *testing.T, seed uint64) map[string]int {
 	}
 	// Calm: every host comes back, starts succeed, nobody fails, the
 	// evacuations are over.
-	s.failPct = 0
+	s.failPct, s.calm = 0, true
 	s.evacs = nil
 	for _, h := range s.hosts {
 		if h.state != "up" {
