@@ -191,9 +191,10 @@ func TestFrozenMasterNeverActsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Continued, it finds its renewals lapsed: the lease latches (Lost),
-	// and the host fences. With no watchdog and its guests' kill too late
-	// to count, the daemon exits and says the host is unsafe; a daemon
-	// that rejoins must see the new master.
+	// and the host fences. With no watchdog and its guests not confirmed
+	// gone, the daemon stays alive, marks its slot unsafe and says so in
+	// status (it neither acts nor claims to be master); a daemon that
+	// rejoins instead must see the new master.
 	lost := fmt.Sprintf(`"event":"lost","epoch":%d`, st.Self.Epoch)
 	err := lab.WaitUntil(context.Background(), 3*hostDead, 50*time.Millisecond, old.Name+" knows it is no longer master", func() (bool, error) {
 		if !strings.Contains(old.Log(), lost) {
@@ -202,10 +203,14 @@ func TestFrozenMasterNeverActsAgain(t *testing.T) {
 		if old.Exited() {
 			return true, nil
 		}
-		m, err := old.Master(context.Background())
-		if err != nil {
+		s, err := old.Status(context.Background())
+		if err != nil || s.Master == nil {
 			return false, nil // between incarnations
 		}
+		if s.Watchdog.Unsafe && strings.Contains(s.Watchdog.Note, "UNSAFE") {
+			return !s.Master.Self.Acting, nil
+		}
+		m := *s.Master
 		return !m.Self.Acting && m.Epoch >= nst.Self.Epoch && m.Name == next.Name, nil
 	})
 	if err != nil {
