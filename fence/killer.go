@@ -14,21 +14,37 @@ import (
 )
 
 // GuestKiller destroys every HA guest running on this host and returns nil
-// only when they are confirmed gone. The restart issue's hypervisor
-// drivers implement it; until then the daemon uses ExecKiller, or
-// NoGuests when no hook is configured.
+// only when they are confirmed gone. The daemon combines its hypervisor
+// drivers' killer with ExecKiller (the operator's hook) when there is one,
+// or NoGuests when there is none; a host with neither uses CannotConfirm.
 type GuestKiller interface {
 	// KillHAGuests is told why the host is fencing (for the logs of
 	// whatever it drives).
 	KillHAGuests(ctx context.Context, reason string) error
 }
 
-// NoGuests is the killer of a host that runs no HA guests: there is
-// nothing to kill, so they are gone at once.
+// NoGuests adds nothing to another killer: it confirms at once. It is the
+// hook side of a host whose drivers' killer lists and kills its guests;
+// alone, it would confirm guests gone that nothing listed.
 type NoGuests struct{}
 
 // KillHAGuests confirms at once.
 func (NoGuests) KillHAGuests(context.Context, string) error { return nil }
+
+// ErrCannotConfirm: the host has no means to list its guests, so none of
+// its fences can confirm them gone.
+var ErrCannotConfirm = errors.New("this host cannot list its guests (no [guests] drivers and no [fence] kill_guests hook), so it cannot confirm them gone")
+
+// CannotConfirm is the killer of a host that can neither list its guests
+// (no hypervisor driver) nor have them killed (no hook): it never
+// confirms, so the fencer leaves the watchdog to reset the machine, or,
+// with no watchdog, the host stays UNSAFE. Confirming at once would
+// disarm the watchdog and tell the pool the host's guests are gone while
+// nothing was stopped.
+type CannotConfirm struct{}
+
+// KillHAGuests returns ErrCannotConfirm.
+func (CannotConfirm) KillHAGuests(context.Context, string) error { return ErrCannotConfirm }
 
 // ExecKiller runs an operator's hook to destroy the HA guests.
 //

@@ -63,6 +63,10 @@ type HostStatus struct {
 	StateAgeSeconds      float64 `json:"state_age_seconds"`
 	// Unsafe: the host runs with no watchdog.
 	Unsafe bool `json:"unsafe"`
+	// GuestsUnknown: the host cannot list its guests (no hypervisor
+	// driver, no kill hook): it never confirms them gone, so its "left"
+	// frees none of its guests and its reports prove no guest absent.
+	GuestsUnknown bool `json:"guests_unknown,omitempty"`
 	// Fenced: the host is known to have no HA guest running: it was
 	// declared dead, and it has a watchdog (see package fence).
 	Fenced bool `json:"fenced"`
@@ -115,6 +119,7 @@ func (m *Member) Status(now time.Time) Status {
 			ChangeSeen:           !p.LastChange.IsZero(),
 			StateAgeSeconds:      now.Sub(p.StateSince).Seconds(),
 			Unsafe:               p.Record.Flags&ondisk.FlagNoWatchdog != 0,
+			GuestsUnknown:        p.Record.Flags&ondisk.FlagGuestsUnknown != 0,
 			Fenced:               p.State == liveness.Dead && p.Record.Flags&ondisk.FlagNoWatchdog == 0,
 			MachineID:            p.Record.MachineID,
 			Agent:                p.Record.Agent,

@@ -52,7 +52,10 @@
 //	    left (a clean stop stops its guests first). A dead host with no
 //	    watchdog is not gone: its guests are never restarted elsewhere.
 //	    A later generation of a host is not gone either: a restarted daemon
-//	    keeps its guests and reports them.
+//	    keeps its guests and reports them. A host that cannot list its
+//	    guests (no driver: Host.GuestsUnknown) is gone only when dead with
+//	    a watchdog: its "left" proves nothing, its reports prove no guest
+//	    absent (M3), and it is never available (M5).
 //	M3. A guest is free when no host that is not gone reports it, and the
 //	    plan does not assign it to a host that is not gone (unless that
 //	    host reported the order failed, or carried it out and does not run

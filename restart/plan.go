@@ -118,13 +118,20 @@ type Host struct {
 	ID     HostID
 	State  liveness.State
 	Unsafe bool // no watchdog: dead does not mean fenced
-	Roles  []Role
-	Report *Report // nil when none was read
+	// GuestsUnknown: the host cannot list its guests (no driver, no kill
+	// hook): left does not mean its guests stopped, its reports show no
+	// guest absent, and it is given none.
+	GuestsUnknown bool
+	Roles         []Role
+	Report        *Report // nil when none was read
 }
 
-// gone: the host runs no guest and starts none again (doc.go, M2).
+// gone: the host runs no guest and starts none again (doc.go, M2). Dead
+// with a watchdog is gone whatever the host could list (the watchdog reset
+// it, or it confirmed its guests killed); left is gone only from a host
+// that could list its guests, since leaving stops what the listing shows.
 func (h Host) gone() bool {
-	return (h.State == liveness.Dead && !h.Unsafe) || h.State == liveness.Left
+	return (h.State == liveness.Dead && !h.Unsafe) || (h.State == liveness.Left && !h.GuestsUnknown)
 }
 
 // olderThan: the master's view of the host is an older incarnation than
@@ -152,7 +159,7 @@ func (h Host) report() *Report {
 
 func (h Host) available(epoch uint64, evac map[HostID]Evacuation) bool {
 	_, evacuated := evac[h.ID]
-	return h.State == liveness.Live && !h.Unsafe && h.caughtUp(epoch) && slices.Contains(h.Roles, RoleVM) &&
+	return h.State == liveness.Live && !h.Unsafe && !h.GuestsUnknown && h.caughtUp(epoch) && slices.Contains(h.Roles, RoleVM) &&
 		!h.Report.Leaving && !evacuated
 }
 
@@ -490,8 +497,8 @@ func Reconcile(in Input) (Plan, []Note) {
 			// catch a guest in a reboot, or a domain a restarted daemon's
 			// hypervisor is still bringing up.
 			var cur *Report
-			if known && h.State == liveness.Live && h.caughtUp(in.Epoch) {
-				cur = h.report()
+			if known && h.State == liveness.Live && !h.GuestsUnknown && h.caughtUp(in.Epoch) {
+				cur = h.report() // a host that cannot list its guests proves none absent
 			}
 			needConfirm := cur != nil && (prev.State == Stopping ||
 				prev.State == Running && (h.ID != prev.Host || cur.Seq > prev.ReportSeq) ||
@@ -550,8 +557,11 @@ func Reconcile(in Input) (Plan, []Note) {
 			case known && !h.gone():
 				// Its host may still start it, stop it, or (a later
 				// incarnation that has not reported yet) adopt it.
-				if h.State == liveness.Dead && h.Unsafe {
+				switch {
+				case h.State == liveness.Dead && h.Unsafe:
 					prev.Message = fmt.Sprintf("its host %s is dead but runs with no watchdog: not known fenced, so not restarted elsewhere (stop it there by hand, then hbfence guest start)", h.ID.Name)
+				case h.State == liveness.Left && h.GuestsUnknown:
+					prev.Message = fmt.Sprintf("its host %s left, but it cannot list its guests (no driver, no kill hook): not known stopped, so not restarted elsewhere (stop it there by hand, then hbfence guest start)", h.ID.Name)
 				}
 				p.Guests[g.UUID] = prev
 				load[prev.Host.Name]++

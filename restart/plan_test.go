@@ -292,6 +292,39 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
+			// A host with no driver lists nothing: its "left" and its
+			// reports say nothing about what runs there (issue 10 item 4).
+			name: "a host that cannot list its guests frees none by leaving or reporting, and is given none",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1"), haGuest("g2"), with2(haGuest("g3"), func(g *Guest) { g.StartSeq = 1 })},
+				Hosts: []Host{
+					with(host("a", 1), func(h *Host) { h.State, h.GuestsUnknown = liveness.Left, true }),
+					with(host("b", 1), func(h *Host) { h.GuestsUnknown = true; h.Report.Seq = 5 }),
+					with(host("c", 1), func(h *Host) { h.GuestsUnknown = true }),
+				},
+				Prev: planOf(1, map[string]Assignment{
+					"g1": {Host: id("a"), State: Running},
+					"g2": {Host: id("b"), State: Running, ReportSeq: 3, AbsentGen: 1, AbsentSeq: 4},
+				})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", id("a"), Running)
+				want(t, p, "g2", id("b"), Running)
+				want(t, p, "g3", HostID{}, Pending) // started by the operator: no host may take it
+				if !strings.Contains(p.Guests["g1"].Message, "cannot list its guests") {
+					t.Errorf("g1: message %q does not say why it is kept", p.Guests["g1"].Message)
+				}
+			},
+		},
+		{
+			name: "a host that cannot list its guests is not available for a failover",
+			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{
+					with(host("a", 1), func(h *Host) { h.State = liveness.Dead }),
+					with(host("b", 1), func(h *Host) { h.GuestsUnknown = true }),
+				},
+				Prev: planOf(1, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
+			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", HostID{}, Pending) },
+		},
+		{
 			name: "an unsettled list of a gone host holds nothing",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{with(host("a", 1), func(h *Host) {

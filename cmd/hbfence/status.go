@@ -96,6 +96,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 		}
 		fmt.Fprintf(w, "%s, fires %gs after the last feed\n", line, w0.EffectiveSeconds)
 	}
+	if st.GuestsUnknown != "" {
+		fmt.Fprintf(w, "guests   %s\n", st.GuestsUnknown)
+	}
 	p := st.Protection
 	line := fmt.Sprintf("protect  memory locked %v, %s", p.MemoryLocked, p.Scheduler)
 	if p.RealtimePriority > 0 {
@@ -160,6 +163,8 @@ func printStatus(w io.Writer, st daemon.Status) {
 			fenced = fmt.Sprintf("fencing: poison pill acked %.0fs ago", h.FencedAgeSeconds)
 		case h.Unsafe:
 			fenced = "UNSAFE: no watchdog"
+		case h.GuestsUnknown && h.State == liveness.Left:
+			fenced = "UNSAFE: left, but cannot list its guests"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, h.State, fenced, h.Generation, age, h.SlotState, check)
 	}

@@ -55,6 +55,11 @@ const (
 	// (allow_no_watchdog). A stalled daemon cannot fence it, so its being
 	// declared dead does not prove it fenced.
 	FlagNoWatchdog uint32 = 1 << 0
+	// FlagGuestsUnknown: the writer cannot list its guests (no hypervisor
+	// driver and no kill hook), so it can never confirm them gone: a
+	// "left" it writes does not prove its guests stopped, and its reports
+	// prove no guest absent.
+	FlagGuestsUnknown uint32 = 1 << 1
 )
 
 // Limits of the slot's fields.

@@ -52,6 +52,10 @@ type Status struct {
 	// them; GuestsOff says why this host has no guest side.
 	Guests    []agent.GuestStatus `json:"guests"`
 	GuestsOff string              `json:"guests_off,omitempty"`
+	// GuestsUnknown says why this host cannot confirm its guests gone
+	// (no hypervisor driver, no kill hook): its slot carries
+	// ondisk.FlagGuestsUnknown and the pool treats it as unsafe.
+	GuestsUnknown string `json:"guests_unknown,omitempty"`
 	// Warnings are pool-wide conditions the operator should fix.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -139,6 +143,9 @@ type Daemon struct {
 	guestsOff string
 	drv       map[string]driver.Driver
 	killer    fence.GuestKiller
+	// guestsUnknown says why this host cannot list its guests (empty
+	// when it can).
+	guestsUnknown string
 	// runState holds the hypervisor orders not yet confirmed, for the
 	// next incarnation of this daemon on this boot (restart/agent).
 	runState *runstate.File
@@ -317,11 +324,17 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Path, err)
 	}
-	d.killer = guestKiller(c, d.t.Watchdog)
-	if len(d.drv) > 0 {
-		// The drivers' guests are killed first, then the hook runs too
-		// (if any): a fence must leave nothing of the pool running here.
-		d.killer = bothKillers{driverKiller{drivers: d.drv, rs: d.runState, log: d.log}, d.killer}
+	d.killer = guestKiller(c, d.t.Watchdog, d.drv, d.runState, d.log)
+	if len(d.drv) == 0 {
+		// Nothing lists this host's guests: its reports and its "left"
+		// prove no guest absent (the slot says so), and unless the hook
+		// kills them, no fence confirms them gone either.
+		d.guestsUnknown = "this host cannot list its guests (no [guests] drivers): the pool places no guest here, and none of the guests it may run is restarted elsewhere when it leaves; set [guests] drivers"
+		if _, none := d.killer.(fence.CannotConfirm); none {
+			d.guestsUnknown = "UNSAFE: " + fence.ErrCannotConfirm.Error() + ": a fence leaves the watchdog to reset this machine (with no watchdog, the host stays UNSAFE), the pool places no guest here, and none of the guests it may run is restarted elsewhere when it leaves; set [guests] drivers or [fence] kill_guests"
+		}
+		d.self.Flags |= ondisk.FlagGuestsUnknown
+		d.log.Warn().Msg(d.guestsUnknown)
 	}
 	if d.hv != nil {
 		d.resume = &d.hv.Member
@@ -436,6 +449,7 @@ func (d *Daemon) status() Status {
 		Area:     AreaInfo{Path: d.c.Heartbeat.Path, Offset: d.c.Heartbeat.Offset, SectorSize: d.h.SectorSize, Slots: d.h.SlotCount},
 		Watchdog: d.wd.Info(), Protection: d.protection,
 	}
+	st.GuestsUnknown = d.guestsUnknown
 	d.mu.Lock()
 	if why := d.unsafeWhy; why != "" {
 		st.Watchdog.Unsafe, st.Watchdog.Note = true, why
@@ -459,15 +473,25 @@ func (d *Daemon) status() Status {
 	return st
 }
 
-func guestKiller(c *config.Config, watchdog time.Duration) fence.GuestKiller {
-	if len(c.Fence.KillGuests) == 0 {
-		return fence.NoGuests{}
+// guestKiller is what a fence uses to kill this host's HA guests: the
+// drivers' guests first, then the operator's hook (if any), both of which
+// must confirm; a host with neither can confirm nothing (CannotConfirm).
+func guestKiller(c *config.Config, watchdog time.Duration, drv map[string]driver.Driver, rs *runstate.File, log zerolog.Logger) fence.GuestKiller {
+	var hook fence.GuestKiller = fence.NoGuests{}
+	if len(c.Fence.KillGuests) > 0 {
+		timeout := c.Fence.KillTimeout.Duration
+		if timeout == 0 {
+			timeout = watchdog / 2
+		}
+		hook = &fence.ExecKiller{Argv: c.Fence.KillGuests, Timeout: timeout}
 	}
-	timeout := c.Fence.KillTimeout.Duration
-	if timeout == 0 {
-		timeout = watchdog / 2
+	switch {
+	case len(drv) > 0:
+		return bothKillers{driverKiller{drivers: drv, rs: rs, log: log}, hook}
+	case len(c.Fence.KillGuests) > 0:
+		return hook
 	}
-	return &fence.ExecKiller{Argv: c.Fence.KillGuests, Timeout: timeout}
+	return fence.CannotConfirm{}
 }
 
 func identity(c *config.Config, version string) (join.Identity, error) {

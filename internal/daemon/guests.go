@@ -142,7 +142,7 @@ func (c cluster) Peers() []agent.Peer {
 		if h.Name == "" && (h.State == liveness.Dead || h.State == liveness.Left) {
 			continue
 		}
-		out = append(out, agent.Peer{Name: h.Name, Slot: h.Slot, Generation: h.Generation, State: h.State, Unsafe: h.Unsafe})
+		out = append(out, agent.Peer{Name: h.Name, Slot: h.Slot, Generation: h.Generation, State: h.State, Unsafe: h.Unsafe, GuestsUnknown: h.GuestsUnknown})
 	}
 	return out
 }

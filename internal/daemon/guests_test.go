@@ -2,14 +2,18 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hbfence/hbfence/fence"
+	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/restart/driver"
 	"github.com/hbfence/hbfence/restart/store"
+	"github.com/rs/zerolog"
 )
 
 // landingDriver lists nothing at first; a create cut off by the fence
@@ -102,5 +106,31 @@ func TestPoolRoleHostNameRule(t *testing.T) {
 	}
 	if rs, err := hostRoles("ovs01", []string{"vm", "utility"}); err != nil || len(rs) != 2 {
 		t.Errorf("ovs01: %v %v", rs, err)
+	}
+}
+
+// A fence of a host with no driver and no hook confirms nothing: before,
+// it confirmed at once, and the host disarmed with its guests unknown
+// (issue 10 item 4). With a hook, the hook decides; with drivers, the
+// drivers' listing does (and the hook, if any, too).
+func TestGuestKillerWithNothingCannotConfirm(t *testing.T) {
+	ctx := context.Background()
+	var c config.Config
+	err := guestKiller(&c, time.Second, nil, nil, zerolog.Nop()).KillHAGuests(ctx, "test")
+	if !errors.Is(err, fence.ErrCannotConfirm) {
+		t.Fatalf("no driver, no hook: %v; want ErrCannotConfirm", err)
+	}
+	c.Fence.KillGuests = []string{"/bin/true"}
+	if err := guestKiller(&c, time.Second, nil, nil, zerolog.Nop()).KillHAGuests(ctx, "test"); err != nil {
+		t.Fatalf("a hook that confirms: %v", err)
+	}
+	c.Fence.KillGuests = []string{"/bin/false"}
+	if err := guestKiller(&c, time.Second, nil, nil, zerolog.Nop()).KillHAGuests(ctx, "test"); err == nil {
+		t.Fatal("a hook that fails confirmed")
+	}
+	c.Fence.KillGuests = nil
+	k := guestKiller(&c, time.Second, map[string]driver.Driver{"landing": &landingDriver{}}, nil, zerolog.Nop())
+	if _, ok := k.(bothKillers); !ok {
+		t.Fatalf("with a driver: %T; want the drivers' killer", k)
 	}
 }

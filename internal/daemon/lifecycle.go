@@ -428,10 +428,7 @@ func (d *Daemon) refuse(cause error) error {
 	d.log.Error().Err(cause).Msg("upgrade: the new image cannot go on; FENCING: killing this host's guests")
 	killer := d.killer
 	if killer == nil {
-		killer = guestKiller(d.c, d.t.Watchdog)
-		if drv := drivers(d.c, d.c.Host.Name); len(drv) > 0 {
-			killer = bothKillers{driverKiller{drivers: drv}, killer}
-		}
+		killer = guestKiller(d.c, d.t.Watchdog, drivers(d.c, d.c.Host.Name), d.runState, d.log)
 	}
 	bound := d.t.Watchdog
 	if bound <= 0 {

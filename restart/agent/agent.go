@@ -32,6 +32,8 @@ type Peer struct {
 	Generation uint64
 	State      liveness.State
 	Unsafe     bool // no watchdog
+	// GuestsUnknown: the host cannot list its guests (ondisk.FlagGuestsUnknown).
+	GuestsUnknown bool
 }
 
 // Cluster is what the agent needs of the heartbeat and the master lease.
@@ -561,7 +563,7 @@ func (a *Agent) masterRound(m lease.Mastership) {
 			in.Hosts = append(in.Hosts, restart.Host{ID: restart.HostID{Name: fmt.Sprintf("(slot %d)", p.Slot)}, State: liveness.Unknown})
 			continue
 		}
-		h := restart.Host{ID: restart.HostID{Name: p.Name, Generation: p.Generation}, State: p.State, Unsafe: p.Unsafe, Roles: pool.RolesOf(p.Name)}
+		h := restart.Host{ID: restart.HostID{Name: p.Name, Generation: p.Generation}, State: p.State, Unsafe: p.Unsafe, GuestsUnknown: p.GuestsUnknown, Roles: pool.RolesOf(p.Name)}
 		if _, r, err := a.cfg.Store.ReadReport(p.Name); err == nil {
 			if old, ok := a.seen[r.Host]; ok && old.Seq > r.Seq {
 				r = old
