@@ -49,9 +49,16 @@
 //     the previous write is seen before it is overwritten.
 //  3. Bump the sequence of this host's record and write it into its own
 //     slot: one sector, one I/O, bounded by io_timeout. If the write
-//     succeeded within io_timeout (checked here too), the instant just
-//     before it was issued becomes the last renewal (LastRenewal); the
-//     join's proven claim write is the first.
+//     succeeded within io_timeout (checked here too) and this round's read
+//     succeeded, the instant just before the write was issued becomes the
+//     last renewal (LastRenewal); the join's proven claim write is the
+//     first. A write after a failed read still goes (other hosts keep
+//     seeing this host while it may be fencing) but is no renewal: it was
+//     not checked against a foreign claim in the slot, and a host that
+//     cannot read sees no peer, message or lease change. A host that can
+//     write but not read thus fences after renewal_fail, as one that can
+//     do neither (issue 10 item 7); a read that fails for less than that
+//     fences nothing.
 //
 // The first round after Join skips steps 1 and 2: the join's read-back was
 // its read, and its write must be issued before the join's deadline.

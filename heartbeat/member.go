@@ -389,8 +389,10 @@ func (m *Member) Round() error {
 	m.justJoined = false
 	m.mu.Unlock()
 	// After a join, the join's read-back was this round's read.
+	var readErr error
 	if !first {
 		if err := m.Observe(); err != nil {
+			readErr = err
 			m.mu.Lock()
 			m.lastErr = err.Error()
 			m.mu.Unlock()
@@ -420,6 +422,15 @@ func (m *Member) Round() error {
 		// reported later than that cannot count as a renewal, whose
 		// deadlines assume it.
 		err = fmt.Errorf("write took %v, more than io_timeout %v", took.Round(time.Millisecond), m.header.Timing.IOTimeout)
+	}
+	if err == nil && readErr != nil {
+		// A renewal is a read and a write. The write still goes (other
+		// hosts see this one alive while it may still be fencing), but
+		// it does not count: unread, the slot may hold a claim of
+		// another host that this write just overwrote, and a host that
+		// cannot read sees no peer, no message and no lease. One that
+		// cannot read for renewal_fail fences as one that cannot write.
+		err = fmt.Errorf("written, but not counted as a renewal: this round's read of the slots failed (%w)", readErr)
 	}
 	m.mu.Lock()
 	if err == nil {

@@ -43,8 +43,15 @@ type host struct {
 
 func startHost(t *testing.T, mem *area.Mem, name string, id byte) *host {
 	t.Helper()
+	return startHostOn(t, mem.Handle(name), name, id)
+}
+
+// startHostOn starts a member on st (a handle of a Mem, or a wrapper
+// injecting faults).
+func startHostOn(t *testing.T, st heartbeat.Storage, name string, id byte) *host {
+	t.Helper()
 	h := &host{name: name, done: make(chan error, 1)}
-	m, err := heartbeat.New(mem.Handle(name), heartbeat.Config{
+	m, err := heartbeat.New(st, heartbeat.Config{
 		Self:  join.Identity{Name: name, MachineID: machine(id), Agent: "test"},
 		Log:   zerolog.New(io.Discard),
 		Clock: safeclock.Go(), // synctest's fake time
