@@ -349,7 +349,7 @@ func Reconcile(in Input) (Plan, []Note) {
 				names[i] = o.ID.Name
 			}
 			msg := fmt.Sprintf("reported running on %d hosts at once: %v", len(owners), names)
-			p.Guests[g.UUID] = Assignment{State: Error, Message: msg, StartSeq: prev.StartSeq}
+			p.Guests[g.UUID] = Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}
 			notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
 			continue
 		}

@@ -325,6 +325,27 @@ func TestReconcile(t *testing.T) {
 			check: func(t *testing.T, p Plan, _ []Note) { want(t, p, "g1", HostID{}, Pending) },
 		},
 		{
+			// Attempt IDs never go back: a host starts a guest at most
+			// once per ID (H2), so a reused ID is an order it refuses,
+			// and the guest stays starting for ever (the placement
+			// simulation's seed 1636 found it).
+			name: "a guest in error keeps its attempt number, and its next placement is a new order",
+			in: Input{Epoch: 3, Pool: pool, Guests: []Guest{haGuest("g1")},
+				Hosts: []Host{host("a", 3, "g1"), host("b", 3, "g1")},
+				Prev:  planOf(3, map[string]Assignment{"g1": {Host: id("a"), State: Running, Attempt: AttemptID{3, 2}}})},
+			check: func(t *testing.T, p Plan, _ []Note) {
+				want(t, p, "g1", HostID{}, Error)
+				if got := p.Guests["g1"].Attempt; got != (AttemptID{3, 2}) {
+					t.Errorf("g1 in error: attempt %v; want {3 2} kept", got)
+				}
+				next, _ := Reconcile(Input{Epoch: 3, Pool: pool, Prev: p, Hosts: []Host{host("a", 3), host("b", 3)},
+					Guests: []Guest{with2(haGuest("g1"), func(g *Guest) { g.StartSeq = 1 })}})
+				if a := next.Guests["g1"]; a.State != Starting || !(AttemptID{3, 2}).Before(a.Attempt) {
+					t.Errorf("g1 started again: %+v; want starting with an attempt after {3 2}", a)
+				}
+			},
+		},
+		{
 			name: "an unsettled list of a gone host holds nothing",
 			in: Input{Epoch: 1, Pool: pool, Guests: []Guest{haGuest("g1")},
 				Hosts: []Host{with(host("a", 1), func(h *Host) {

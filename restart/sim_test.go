@@ -19,7 +19,9 @@ var simSeeds = flag.Int("restart.seeds", 500, "schedules of the randomized place
 // come back, crash during a start whose create lands after the daemon
 // died (or never; the successor lists the guest unsettled); masters
 // change, and hosts learn a new epoch late; hosts read stale plans and the
-// master reads stale reports; starts fail; the operator stops and starts
+// master reads stale reports, reports of an older incarnation landed late
+// over the newer one's, and views that still show the older incarnation;
+// starts fail; the operator stops and starts
 // guests. Checked at every step: no guest runs on two
 // hosts. Checked after a calm phase: every HA guest that is not in error
 // (or stopped by the operator) runs.
@@ -362,6 +364,15 @@ func (s *sim) masterRound(m *simHost) {
 			if s.rng.IntN(5) == 0 {
 				r = h.reports[max(0, n-1-s.rng.IntN(3))] // a stale read
 			}
+			if s.rng.IntN(20) == 0 {
+				// A late write of an older incarnation landed over the
+				// host's report file (one per host name): the master
+				// reads that incarnation's last report.
+				if old, ok := lastReportBefore(h.reports, h.gen); ok {
+					r = old
+					s.stats["late-report"]++
+				}
+			}
 			// The master never goes back to an older report than one
 			// it has read (as the agent does).
 			if old, ok := s.seen[r.Host]; ok && old.Seq > r.Seq {
@@ -369,6 +380,15 @@ func (s *sim) masterRound(m *simHost) {
 			}
 			s.seen[r.Host] = r
 			hv.Report = &r
+			if s.rng.IntN(30) == 0 && r.Host.Generation < h.gen {
+				// The master's view has not caught up with the host's
+				// new incarnation either (a new master's first reads,
+				// or a late slot write of the old one read back): it
+				// shows the older incarnation, live, while the plan may
+				// already name the newer one.
+				hv.ID, hv.State = r.Host, liveness.Live
+				s.stats["lagging-view"]++
+			}
 		}
 		in.Hosts = append(in.Hosts, hv)
 	}
@@ -385,6 +405,16 @@ func (s *sim) masterRound(m *simHost) {
 		}
 	}
 	s.plans = append(s.plans, p)
+}
+
+// lastReportBefore is the last report of an incarnation older than gen.
+func lastReportBefore(reports []Report, gen uint64) (Report, bool) {
+	for i := len(reports) - 1; i >= 0; i-- {
+		if reports[i].Host.Generation < gen {
+			return reports[i], true
+		}
+	}
+	return Report{}, false
 }
 
 func (s *sim) checkOnce() {
