@@ -35,6 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fenceRuns := fs.Int("bench-fence", 0, "instead of the story, measure the fencing margins (watchdog reset → first \"dead\") over this many runs of a frozen host and, as root with /dev/fuse, of a host cut off from its storage; and the largest storage stall survived")
 	guestDisk := fs.String("guest-disk", "", "run as a demonstration guest writing to this disk image (used by the story's guests)")
 	guestRuns := fs.Int("bench-guests", 0, "instead of the story, measure guest failover over this many runs (kill → the guests of the killed host writing again elsewhere, as a ratio to host_dead)")
+	loadFor := fs.Duration("bench-load", 0, "instead of the story, measure node2's renewals for this long in each of three phases: calm, its control socket flooded, and the flood with both cores busy and most memory taken")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -83,6 +84,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *masterRuns > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: master move and takeover over %d runs", *masterRuns), func(ctx context.Context, d *demo) error {
 			return benchMaster(ctx, d, *masterRuns)
+		}}}
+	}
+	if *loadFor > 0 {
+		story = []scene{{fmt.Sprintf("Benchmark: renewals under a control-socket flood and machine pressure, %v per phase", *loadFor), func(ctx context.Context, d *demo) error {
+			return benchLoad(ctx, d, *loadFor)
 		}}}
 	}
 	if *guestRuns > 0 {
