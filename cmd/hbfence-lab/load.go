@@ -29,7 +29,8 @@ import (
 //     lines (1 MiB, no newline), connections held open without a
 //     request, and status requests, from 48 connections at once;
 //   - pressure: the flood, plus both cores kept busy by spinning
-//     goroutines and about 70 % of MemAvailable allocated and touched.
+//     goroutines and memory allocated and touched, page by page, towards
+//     70 % of MemAvailable (the report says how much was reached).
 //
 // For each phase: the longest gap between two changes of node2's slot as
 // node1 sees them (sampled every 20 ms from node1's status, so it includes
