@@ -215,8 +215,8 @@ func (s *sim) newIncarnation(h *simHost, keepGuests bool) {
 // unsettled guests as the agent does: running here, adopted; absent from
 // listings landWithin rounds apart, confirmed gone.
 func (s *sim) settle(h *simHost) {
-	for u, at := range h.inflight {
-		if at <= s.round {
+	for _, u := range slices.Sorted(maps.Keys(h.inflight)) { // in order: a seed replays
+		if at := h.inflight[u]; at <= s.round {
 			if !slices.Contains(h.running, u) {
 				h.running = append(h.running, u)
 			}
@@ -237,7 +237,8 @@ func (s *sim) settle(h *simHost) {
 }
 
 func (s *sim) hostRound(h *simHost) {
-	for u, dst := range h.lateMig {
+	for _, u := range slices.Sorted(maps.Keys(h.lateMig)) {
+		dst := h.lateMig[u]
 		if slices.Contains(h.running, u) && dst.state == "up" {
 			h.running = slices.DeleteFunc(h.running, func(r string) bool { return r == u })
 			dst.running = append(dst.running, u)
