@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/hbfence/hbfence/heartbeat/liveness"
@@ -261,344 +260,73 @@ type Note struct {
 }
 
 // Reconcile computes the plan of epoch in.Epoch from the hosts' reports,
-// the previous plan and the definitions (doc.go, M1–M5). Within an epoch
-// the plan's sequence grows by one when the plan changes, and only then.
+// the previous plan and the definitions (doc.go, M1–M5), in two steps:
+// first, for each guest, who may still hold it (hold.go: kept where a host
+// may run, start or stop it; migrating; or free, with the reason); then
+// the placement policy for the migrations and the free guests (M5).
+// Within an epoch the plan's sequence grows by one when the plan changes,
+// and only then.
 func Reconcile(in Input) (Plan, []Note) {
-	maxAttempts := in.Pool.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = 3
-	}
 	p := Plan{Epoch: in.Epoch, Seq: 1, Guests: make(map[string]Assignment, len(in.Guests))}
 	if in.Prev.Epoch == in.Epoch {
 		p.Seq = in.Prev.Seq + 1
 	}
-	var notes []Note
-	hosts := make(map[string]Host, len(in.Hosts))
-	for _, h := range in.Hosts {
-		hosts[h.ID.Name] = h
-	}
-	// M4: every host that is not gone must be caught up.
-	var behind []string
-	for _, h := range in.Hosts {
-		if !h.gone() && !h.caughtUp(in.Epoch) {
-			behind = append(behind, h.ID.Name)
-		}
-	}
-	sort.Strings(behind)
-	load := map[string]int{}
-	// Who reports each guest (hosts that are not gone), in host order.
-	reportedBy := map[string][]Host{}
-	for _, h := range in.Hosts {
-		r := h.report()
-		if h.gone() || r == nil {
-			continue
-		}
-		for _, u := range r.Running {
-			if hs := reportedBy[u]; len(hs) == 0 || hs[len(hs)-1].ID != h.ID {
-				reportedBy[u] = append(hs, h)
-			}
-		}
-	}
-
-	// Which hosts (not gone, by their current incarnation's report) hold
-	// each guest unsettled: an order of an earlier incarnation (a start,
-	// a stop, a migration) may still be carried out there (M3).
-	unsettledOn := map[string][]string{}
-	for _, h := range in.Hosts {
-		if r := h.report(); r != nil && !h.gone() {
-			for _, u := range r.Unsettled {
-				unsettledOn[u] = appendOnce(unsettledOn[u], h.ID.Name)
-			}
-		}
-	}
-	evac := map[HostID]Evacuation{}
-	for _, e := range in.Evacuations {
-		evac[e.Host] = e
-	}
+	w := newWorld(in)
 	guests := slices.Clone(in.Guests)
 	slices.SortFunc(guests, func(a, b Guest) int { return cmp.Compare(a.UUID, b.UUID) })
-	type freed struct {
-		g      Guest
-		prev   Assignment
-		reason freeReason
-	}
+	var notes []Note
 	var free []freed
-	type migration struct {
-		g Guest
-		a Assignment
-	}
 	var migrations []migration
 	for _, g := range guests {
-		prev := in.Prev.Guests[g.UUID]
-		// M1: owners by report.
-		owners := reportedBy[g.UUID]
-		// (By name: a side's daemon may have restarted since, and its new
-		// incarnation adopted the copy.)
-		if len(owners) == 2 && prev.State == Migrating && (owners[0].ID.Name == prev.Host.Name && owners[1].ID.Name == prev.Target.Name ||
-			owners[1].ID.Name == prev.Host.Name && owners[0].ID.Name == prev.Target.Name) {
-			// Under way: the hypervisors hold one copy on each side,
-			// of which one runs.
-			p.Guests[g.UUID] = prev
-			load[prev.Host.Name]++
-			load[prev.Target.Name]++
-			continue
+		v := w.hold(g, in.Prev.Guests[g.UUID])
+		notes = append(notes, v.notes...)
+		switch v.kind {
+		case kept:
+			p.Guests[g.UUID] = v.a
+			for _, n := range v.load {
+				w.load[n]++
+			}
+		case toMigrate:
+			migrations = append(migrations, migration{g, v.a})
+		case released:
+			free = append(free, freed{g, v.a, v.reason})
 		}
-		if len(owners) > 1 {
-			names := make([]string, len(owners))
-			for i, o := range owners {
-				names[i] = o.ID.Name
-			}
-			msg := fmt.Sprintf("reported running on %d hosts at once: %v", len(owners), names)
-			p.Guests[g.UUID] = Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}
-			notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
-			continue
-		}
-		if len(owners) == 1 {
-			o := owners[0]
-			a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried,
-				StartSeq: max(prev.StartSeq, g.StartSeq), ReportSeq: o.report().Seq}
-			if prev.State == Running && prev.Host == o.ID && o.report().Seq > prev.ReportSeq {
-				// Seen running in two reports: the placement succeeded;
-				// a later crash starts a fresh count of tries.
-				a.Tries, a.Tried = 0, nil
-			}
-			if g.Stopped {
-				a.State = Stopping
-			}
-			if e, ok := evac[o.ID]; ok && !g.Stopped && a.State == Running {
-				f, failed := o.report().Failed[g.UUID]
-				failed = failed && prev.State == Migrating && !f.Attempt.Before(prev.Attempt)
-				switch {
-				case prev.State == Stopping && prev.Restart && prev.Host == o.ID:
-					a = prev // stopping for the evacuation: not migrated after all
-				case e.migrates(g.UUID) && !failed:
-					if prev.State == Migrating && prev.Host == o.ID {
-						a.Target = prev.Target
-					}
-					migrations = append(migrations, migration{g, a})
-					continue
-				default:
-					a.State, a.Restart = Stopping, true
-					a.Message = fmt.Sprintf("evacuating %s: stopped there, restarted on another host", o.ID.Name)
-					if failed {
-						// The migration may have gone on after its
-						// client gave up: the target is asked before
-						// the guest is started anywhere else.
-						a.Target, a.Attempt = prev.Target, prev.Attempt
-						a.Message = fmt.Sprintf("evacuating %s: migration failed (%s); stopped there, restarted on another host", o.ID.Name, f.Message)
-					}
-				}
-			}
-			if prev.Host != o.ID || prev.State != a.State {
-				notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("%s on %s", a.State, o.ID)})
-			}
-			p.Guests[g.UUID] = a
-			load[o.ID.Name]++
-			continue
-		}
-		// Reported nowhere, and unsettled on a host: a daemon that
-		// crashed there left an order in flight (its child xl or virsh
-		// may still create the domain). Neither free nor place the guest
-		// until that host's daemon sees the order settled.
-		if on := unsettledOn[g.UUID]; len(on) > 0 {
-			held := prev
-			if held.State == "" {
-				held.State = Stopped
-			}
-			held.Message = fmt.Sprintf("held: an order that an earlier incarnation of %s issued may still be carried out there; waiting until its daemon sees it settled", strings.Join(on, ", "))
-			p.Guests[g.UUID] = held
-			if !held.Host.IsZero() {
-				load[held.Host.Name]++
-			}
-			continue
-		}
-		// Reported nowhere. A migration whose source or target is not
-		// gone may still hold it on either side: keep it until one of
-		// them reports it.
-		if prev.State == Migrating {
-			// A side may hold it while its incarnation is not gone, or
-			// a later incarnation (a restarted daemon, which adopts
-			// what runs) has not reported yet.
-			mayHold := func(id HostID) bool {
-				h, ok := hosts[id.Name]
-				return ok && (h.olderThan(id) || !h.gone() && (h.ID == id || !h.caughtUp(in.Epoch)))
-			}
-			// The source no longer holds it once a report it wrote after
-			// the migration began does not list it (or it is gone).
-			srcDone := !mayHold(prev.Host)
-			if h, ok := hosts[prev.Host.Name]; ok && h.ID == prev.Host && h.caughtUp(in.Epoch) && h.report().Seq > prev.ReportSeq {
-				srcDone = true
-			}
-			// The target may have it: a report older than the
-			// migration's end does not tell. Ask it (SourceDone), and
-			// free the guest only on its answer, given after it read
-			// the question, hence after the migration's end.
-			// The target is asked by name: whichever incarnation runs
-			// there now answers (a restarted daemon adopts what its
-			// hypervisor runs).
-			answered := targetAnswered(hosts, prev, g.UUID)
-			dstHere := !targetGone(hosts, prev)
-			switch {
-			case !srcDone:
-				p.Guests[g.UUID] = prev
-				continue
-			case dstHere && !prev.SourceDone:
-				prev.SourceDone = true
-				prev.Message = fmt.Sprintf("no longer on %s; asking %s whether the migration reached it", prev.Host.Name, prev.Target.Name)
-				p.Guests[g.UUID] = prev
-				continue
-			case dstHere && !answered:
-				p.Guests[g.UUID] = prev
-				continue
-			case !dstHere:
-				// The target failed (or left) during the migration: the
-				// source's migration may still land the guest there, on a
-				// host the pool no longer watches. Neither restart it nor
-				// forget it: the operator checks both hosts.
-				msg := fmt.Sprintf("its migration from %s to %s did not finish and %s is gone: check that it runs on neither, then hbfence guest start %s", prev.Host.Name, prev.Target.Name, prev.Target.Name, g.Name)
-				p.Guests[g.UUID] = Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}
-				notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
-				continue
-			}
-			prev.State = Running // neither side has it: as if its host had failed
-		}
-		// Reported nowhere. Still assigned to a host that may start it
-		// (M3): keep it there.
-		reason := notAssigned
-		if !prev.Host.IsZero() && (prev.State == Starting || prev.State == Running || prev.State == Stopping) {
-			h, known := hosts[prev.Host.Name]
-			if known && h.olderThan(prev.Host) {
-				// The view is of an older incarnation than the owner:
-				// the owner may run it; keep it there.
-				p.Guests[g.UUID] = prev
-				load[prev.Host.Name]++
-				continue
-			}
-			var f Failure
-			failed := false
-			if r := h.report(); known && r != nil && h.ID == prev.Host {
-				// Only a failed start order frees the guest at once
-				// (M3): a failure of the same attempt kept in the
-				// reports after a failed migration, or before an
-				// adoption, proves nothing about the guest now.
-				f, failed = r.Failed[g.UUID]
-				failed = failed && prev.State == Starting && !f.Attempt.Before(prev.Attempt)
-			}
-			// Carried out (this order, or a later one: a new master may
-			// go by an older plan) and not running.
-			done, wasDone := AttemptID{}, false
-			if known && h.ID == prev.Host && h.report() != nil {
-				done, wasDone = h.report().Done[g.UUID]
-			}
-			doneNotRunning := prev.State == Starting && wasDone && !done.Before(prev.Attempt)
-			// A guest that its host (the current incarnation, caught up)
-			// no longer lists is freed only after a second, later report
-			// of that incarnation still does not list it: one listing may
-			// catch a guest in a reboot, or a domain a restarted daemon's
-			// hypervisor is still bringing up.
-			var cur *Report
-			if known && h.State == liveness.Live && !h.GuestsUnknown && h.caughtUp(in.Epoch) {
-				cur = h.report() // a host that cannot list its guests proves none absent
-			}
-			needConfirm := cur != nil && (prev.State == Stopping ||
-				prev.State == Running && (h.ID != prev.Host || cur.Seq > prev.ReportSeq) ||
-				prev.State == Starting && (doneNotRunning || h.ID != prev.Host))
-			confirmed := needConfirm && prev.AbsentGen == h.ID.Generation && prev.AbsentSeq != 0 && cur.Seq > prev.AbsentSeq
-			switch {
-			case failed:
-				// Reported failed: the host confirmed it gone.
-				reason = attemptFailed
-				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
-				prev.Message = fmt.Sprintf("start on %s failed (try %d): %s", prev.Host.Name, prev.Tries, f.Message)
-				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case needConfirm && !confirmed:
-				if prev.AbsentGen != h.ID.Generation || prev.AbsentSeq == 0 {
-					prev.AbsentGen, prev.AbsentSeq = h.ID.Generation, cur.Seq
-				}
-				p.Guests[g.UUID] = prev
-				load[prev.Host.Name]++
-				continue
-			case confirmed && prev.State == Stopping && prev.Restart && !prev.Target.IsZero() && targetGone(hosts, prev):
-				msg := fmt.Sprintf("its failed migration from %s to %s may have gone on, and %s is gone: check that it runs on neither, then hbfence guest start %s", prev.Host.Name, prev.Target.Name, prev.Target.Name, g.Name)
-				p.Guests[g.UUID] = Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}
-				notes = append(notes, Note{Guest: g.UUID, Text: msg, Alarm: true})
-				continue
-			case confirmed && prev.State == Stopping && prev.Restart && !prev.Target.IsZero() && !targetAnswered(hosts, prev, g.UUID):
-				// After a failed migration: ask the target too.
-				if !prev.SourceDone {
-					prev.SourceDone = true
-					prev.Message = fmt.Sprintf("stopped on %s; asking %s whether the failed migration reached it", prev.Host.Name, prev.Target.Name)
-				}
-				p.Guests[g.UUID] = prev
-				load[prev.Host.Name]++
-				continue
-			case confirmed && prev.State == Stopping && prev.Restart:
-				reason = evacuated
-				prev.Message = fmt.Sprintf("stopped on %s for its evacuation", prev.Host.Name)
-			case confirmed && prev.State == Stopping:
-				reason = stoppedByOperator
-				prev.Message = "stopped by the operator"
-			case confirmed && h.ID != prev.Host:
-				reason = ownerGone
-				prev.Message = fmt.Sprintf("its host %s restarted as generation %d, which does not run it", prev.Host.Name, h.ID.Generation)
-				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case confirmed && prev.State == Starting:
-				reason = attemptFailed
-				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
-				prev.Message = fmt.Sprintf("started on %s, then stopped at once (try %d)", prev.Host.Name, prev.Tries)
-				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case confirmed:
-				// Counted as a failed attempt on that host: a guest
-				// that keeps dying does not go round the pool for ever.
-				reason = stoppedOnHost
-				prev.Tried = appendOnce(prev.Tried, prev.Host.Name)
-				prev.Message = fmt.Sprintf("stopped on %s without hbfence (it crashed, or was stopped by hand)", prev.Host.Name)
-				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			case known && !h.gone():
-				// Its host may still start it, stop it, or (a later
-				// incarnation that has not reported yet) adopt it.
-				switch {
-				case h.State == liveness.Dead && h.Unsafe:
-					prev.Message = fmt.Sprintf("its host %s is dead but runs with no watchdog: not known fenced, so not restarted elsewhere (stop it there by hand, then hbfence guest start)", h.ID.Name)
-				case h.State == liveness.Left && h.GuestsUnknown:
-					prev.Message = fmt.Sprintf("its host %s left, but it cannot list its guests (no driver, no kill hook): not known stopped, so not restarted elsewhere (stop it there by hand, then hbfence guest start)", h.ID.Name)
-				}
-				p.Guests[g.UUID] = prev
-				load[prev.Host.Name]++
-				continue
-			case prev.State == Stopping && prev.Restart:
-				reason = evacuated
-				prev.Message = fmt.Sprintf("its host %s is gone during its evacuation", prev.Host.Name)
-			case prev.State == Stopping:
-				reason = stoppedByOperator
-				prev.Message = "stopped by the operator; its host is gone"
-			default:
-				reason = ownerGone
-				why := "gone from the pool"
-				switch {
-				case known && h.State == liveness.Dead:
-					why = "dead, hence fenced"
-				case known && h.State == liveness.Left:
-					why = "left the pool"
-				}
-				prev.Message = fmt.Sprintf("its host %s is %s", prev.Host.Name, why)
-				notes = append(notes, Note{Guest: g.UUID, Text: prev.Message})
-			}
-			prev.Host = HostID{}
-		}
-		free = append(free, freed{g, prev, reason})
 	}
-	// Free guests (M5).
-	pl := newPlacer(in, load, evac)
-	// Migrations of an evacuation: keep a target that is still
-	// available, else choose one (a new order).
+	pl := newPlacer(in, w.load, w.evac)
+	notes = append(notes, placeMigrations(p, pl, migrations, in.Epoch)...)
+	notes = append(notes, placeFree(p, pl, free, in, w.behind)...)
+	// The sequence grows only when the plan changes: hosts run a round
+	// on every new sequence.
+	if in.Prev.Epoch == in.Epoch && samePlan(p.Guests, in.Prev.Guests) {
+		p.Seq = in.Prev.Seq
+	}
+	return p, notes
+}
+
+// freed is a guest no host may hold, with why (hold.go).
+type freed struct {
+	g      Guest
+	prev   Assignment
+	reason freeReason
+}
+
+// migration is a guest an evacuation migrates from its host.
+type migration struct {
+	g Guest
+	a Assignment
+}
+
+// placeMigrations: an evacuation's migration keeps a target that is still
+// available, else gets one (a new order), else waits.
+func placeMigrations(p Plan, pl *placer, migrations []migration, epoch uint64) []Note {
+	var notes []Note
 	for _, m := range migrations {
 		a := m.a
 		if !a.Target.IsZero() && pl.take(a.Target) {
 			a.State = Migrating
 		} else if t, ok := pl.choose(m.g, nil); ok {
 			a.State, a.Target = Migrating, t.ID
-			a.Attempt = AttemptID{Epoch: in.Epoch, N: a.Attempt.N + 1}
+			a.Attempt = AttemptID{Epoch: epoch, N: a.Attempt.N + 1}
 			notes = append(notes, Note{Guest: m.g.UUID, Text: fmt.Sprintf("migrating from %s to %s", a.Host, t.ID)})
 		} else {
 			a.Target = HostID{}
@@ -606,6 +334,19 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 		p.Guests[m.g.UUID] = a
 	}
+	return notes
+}
+
+// placeFree is M5 for the free guests: whether each is wanted (HA, the
+// operator's start or evacuation), and if so, on which available host,
+// within the bound on attempts; nothing is placed while a host that is
+// not gone is behind (M4).
+func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []Note {
+	maxAttempts := in.Pool.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 3
+	}
+	var notes []Note
 	for _, f := range free {
 		g, prev := f.g, f.prev
 		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message,
@@ -676,12 +417,7 @@ func Reconcile(in Input) (Plan, []Note) {
 		}
 		p.Guests[g.UUID] = a
 	}
-	// The sequence grows only when the plan changes: hosts run a round
-	// on every new sequence.
-	if in.Prev.Epoch == in.Epoch && samePlan(p.Guests, in.Prev.Guests) {
-		p.Seq = in.Prev.Seq
-	}
-	return p, notes
+	return notes
 }
 
 // samePlan compares two plans' entries.
