@@ -102,6 +102,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(g)
 	}
+	g.Name = shown(g.Name)
 	switch op {
 	case "add":
 		fmt.Fprintf(stdout, "added guest %s (%s), stopped; start it with hbfence guest start %s\n", g.Name, g.UUID, g.Name)
@@ -121,6 +122,7 @@ func printGuests(w io.Writer, gs []agent.GuestStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tUUID\tHA\tHOST\tSTATE\tMESSAGE")
 	for _, g := range gs {
+		g = shownGuest(g)
 		host := g.Host
 		if host == "" {
 			host = "-"
@@ -143,6 +145,7 @@ func haWord(g agent.GuestStatus) string {
 }
 
 func printGuest(w io.Writer, g agent.GuestStatus) {
+	g = shownGuest(g)
 	fmt.Fprintf(w, "guest     %s (%s)\n", g.Name, g.UUID)
 	fmt.Fprintf(w, "driver    %s, configuration %s\n", g.Driver, g.Config)
 	ha := "on: restarted on another host if its host fails"

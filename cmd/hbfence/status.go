@@ -140,7 +140,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tHOST\tSTATE\tFENCED\tGENERATION\tLAST CHANGE\tSLOT STATE\tCHECKSUM")
 	for _, h := range st.Hosts {
-		name := h.Name
+		name := shown(h.Name)
 		if h.Self {
 			name += " (this host)"
 		}
