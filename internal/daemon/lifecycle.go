@@ -236,6 +236,29 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 	return in, nil
 }
 
+// onLeaseEvent is what an incarnation does on the master lease's events:
+// report at once on a new epoch; on the loss of the role, take back the
+// poison pills not yet acknowledged (orders of an epoch that is over,
+// issue 10 item 6); on a fenced lease, fence.
+func (d *Daemon) onLeaseEvent(in *incarnation, m *heartbeat.Member, fc *fencing) func(lease.Event) {
+	return func(e lease.Event) {
+		if ag := in.kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
+			ag.Kick() // report on the new epoch at once; a new master reconciles
+		}
+		if e.Kind == lease.Lost || e.Kind == lease.Stepped || e.Kind == lease.FencedEvent {
+			if gone := m.Withdraw(heartbeat.KindFence); len(gone) > 0 {
+				d.log.Warn().Uints64("seqs", gone).Str("why", e.Kind.String()).Msg("poison pills withdrawn: this host is no longer the master")
+			}
+		}
+		if e.Kind == lease.FencedEvent {
+			// Renewals lapsed by the lease's count: the fencer's rule
+			// says the same; never carry on with a lease that may not
+			// act.
+			fc.order("master lease fenced: " + e.Detail)
+		}
+	}
+}
+
 // start starts what runs beside a joined member: the master lease (before
 // the member's first round, so that it sees every renewal of this
 // incarnation), the master's duties and the guest agent.
@@ -243,25 +266,7 @@ func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop co
 	m, fc := in.fc.m, in.fc
 	r, err := master.Start(master.Config{Self: m.Self(), Header: d.h, FirstRenewalBy: firstRenewalBy,
 		QuietUntil: d.leaseQuietUntil, Storage: d.leaseStore, Log: d.log, Clock: clk,
-		OnEvent: func(e lease.Event) {
-			if ag := in.kick.Load(); ag != nil && (e.Kind == lease.HolderChanged || e.Kind == lease.Acquired) {
-				ag.Kick() // report on the new epoch at once; a new master reconciles
-			}
-			if e.Kind == lease.Lost || e.Kind == lease.Stepped || e.Kind == lease.FencedEvent {
-				// No longer master: take back the poison pills not yet
-				// acknowledged, orders of an epoch that is over
-				// (issue 10 item 6).
-				if gone := m.Withdraw(heartbeat.KindFence); len(gone) > 0 {
-					d.log.Warn().Uints64("seqs", gone).Str("why", e.Kind.String()).Msg("poison pills withdrawn: this host is no longer the master")
-				}
-			}
-			if e.Kind == lease.FencedEvent {
-				// Renewals lapsed by the lease's count: the fencer's
-				// rule says the same; never carry on with a lease that
-				// may not act.
-				fc.order("master lease fenced: " + e.Detail)
-			}
-		}})
+		OnEvent: d.onLeaseEvent(in, m, fc)})
 	if err != nil {
 		return nil, fmt.Errorf("starting the master lease: %w", err)
 	}
