@@ -35,9 +35,11 @@ func TestLostMastershipWithdrawsPoisonPills(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		a.fc.orders = make(chan string, 1)
+		// The fence order goes to a fencer of its own, which only this test
+		// reads: a's running fencer would take it (and race on the field).
+		orders := &fencing{orders: make(chan string, 1)}
 		d := &Daemon{log: zerolog.Nop()}
-		on := d.onLeaseEvent(&incarnation{}, a.member, a.fc)
+		on := d.onLeaseEvent(&incarnation{}, a.member, orders)
 		send()
 		on(lease.Event{Kind: lease.Acquired})
 		on(lease.Event{Kind: lease.HolderChanged})
@@ -54,7 +56,7 @@ func TestLostMastershipWithdrawsPoisonPills(t *testing.T) {
 			}
 		}
 		select {
-		case why := <-a.fc.orders:
+		case why := <-orders.orders:
 			if why != "master lease fenced: test" {
 				t.Errorf("fence ordered for %q", why)
 			}
