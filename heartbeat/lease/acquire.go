@@ -140,7 +140,7 @@ func (l *Lease) decide(now time.Time) {
 			return
 		}
 		l.waiting = why
-		l.read(ReadLeader, stepLeader, now.Add(l.cfg.Timing.Interval))
+		l.waitRead(now)
 		return
 	}
 	if !l.fresh(now) {
@@ -220,6 +220,7 @@ func (l *Lease) writeBallot(b ondisk.Ballot, s step, notBefore time.Time) {
 	notBefore = l.afterQuiet(notBefore)
 	l.step = s
 	l.next = Action{Kind: WriteBallot, NotBefore: notBefore, Ballot: b}
+	l.intended, l.intendedAny = b, true
 }
 
 type scanned struct {
@@ -231,6 +232,11 @@ type scanned struct {
 	// dropped: the first block that read corrupt, foreign or misplaced
 	// and was counted empty, since nobody can be writing it (droppable).
 	dropped string
+	// ownRestored: this host's own block read corrupt and was counted as
+	// the last ballot this incarnation set out to write (ownRestorable).
+	ownRestored bool
+	// ownDropped: it read corrupt and was counted empty (ownDroppable).
+	ownDropped bool
 }
 
 // scan reads a ballot region: our own block, the highest lver, and, for
@@ -250,11 +256,20 @@ func (l *Lease) scan(blocks []ondisk.BallotDecoded) scanned {
 				l.own, l.ownKnown = ondisk.Ballot{}, true
 			default:
 				l.ownKnown = false
-				if l.step == stepBlocks && l.ownDroppable(d.Status) {
+				if (l.step == stepBlocks || l.step == stepOwnCheck) && l.ownRestorable(d.Status) {
+					// Torn by this incarnation's own write cut off,
+					// or a bad sector: counted as the last ballot we
+					// set out to write, which the next write puts
+					// back (ownRestorable).
+					l.own, l.ownKnown, s.ownRestored = l.intended, true, true
+					l.emit(Event{Kind: BlockIgnored, At: l.now, Detail: fmt.Sprintf("this host's own ballot block (slot %d) is %v: %s; counted as the last ballot this incarnation wrote (epoch %d, ballot %d), which its next write puts back", self, d.Status, d.Reason, l.intended.Lver, l.intended.Mbal)})
+					continue
+				}
+				if (l.step == stepBlocks || l.step == stepOwnCheck) && l.ownDroppable(d.Status) {
 					// An earlier incarnation's block, torn by a
 					// power loss or a bad sector: ours to
 					// rewrite (ownDroppable).
-					l.own, l.ownKnown = ondisk.Ballot{}, true
+					l.own, l.ownKnown, s.ownDropped = ondisk.Ballot{}, true, true
 					l.emit(Event{Kind: BlockIgnored, At: l.now, Detail: fmt.Sprintf("this host's own ballot block (slot %d) is %v: %s; counted empty, since no write of an earlier incarnation can still land", self, d.Status, d.Reason)})
 					continue
 				}
@@ -379,6 +394,25 @@ func (l *Lease) decided(now time.Time, d decision) {
 		return
 	}
 	l.waiting = fmt.Sprintf("instance %d was decided for %v; waiting for its leader record", d.lver, d.value)
+	l.waitRead(now)
+}
+
+// ownCheckEvery: a waiting acquisition checks its own ballot block at
+// every ownCheckEvery-th read.
+const ownCheckEvery = 4
+
+// waitRead is the next read of an acquisition that waits for another
+// host: the leader record an interval later, and now and then the ballot
+// region instead, so that this host finds its own block corrupt (a bad
+// sector) and writes it back even while it runs no ballot of its own —
+// the others' ballots abort on it while this host is live, and the one
+// they may wait for could never finish.
+func (l *Lease) waitRead(now time.Time) {
+	l.waits++
+	if l.waits%ownCheckEvery == 0 && (l.intendedAny || !l.quietUntil.IsZero()) {
+		l.read(ReadBallots, stepOwnCheck, now.Add(l.cfg.Timing.Interval))
+		return
+	}
 	l.read(ReadLeader, stepLeader, now.Add(l.cfg.Timing.Interval))
 }
 
@@ -452,5 +486,22 @@ func (l *Lease) ownDroppable(st ondisk.RecordStatus) bool {
 	default:
 		return false
 	}
-	return !l.quietUntil.IsZero() && !l.now.Before(l.quietUntil) && !l.now.Before(l.lateUntil)
+	return !l.intendedAny && !l.quietUntil.IsZero() && !l.now.Before(l.quietUntil) && !l.now.Before(l.lateUntil)
+}
+
+// ownRestorable: this host's own block reads corrupt at the read that
+// learns it, after this incarnation set out to write it, and no write of
+// ours can still land (lateUntil passed; the lease has one I/O at a time,
+// so none is under way). The block then holds what our last landed write
+// wrote, or nothing readable: counting it as the last ballot we set out
+// to write is counting that write as landed, which it may have — the case
+// every ballot already allows for (doc.go, "A corrupt block of a live
+// host").
+func (l *Lease) ownRestorable(st ondisk.RecordStatus) bool {
+	switch st {
+	case ondisk.RecordCorrupt, ondisk.RecordForeign, ondisk.RecordMisplaced:
+	default:
+		return false
+	}
+	return l.intendedAny && !l.now.Before(l.lateUntil)
 }

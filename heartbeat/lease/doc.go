@@ -175,9 +175,44 @@
 // another host X whose ballot completed, X's own block still holds X with
 // a ballot at least as high as any that chose another value, so the
 // highest remaining accepted value is X; if X never completed its own
-// ballot, X never acted. A host's own block that reads corrupt at the read
-// that learns it, in an incarnation started afresh whose quarantine has
-// passed, is counted empty the same way (its predecessor is gone).
+// ballot, X never acted.
+//
+// A corrupt block of a live host. The others cannot count it empty (its
+// host may be writing it), so the host itself repairs it. When its own
+// block reads corrupt, foreign or misplaced at a read that learns it, and
+// no write of this incarnation can still land (LateWrite after the last
+// one; the lease issues one I/O at a time):
+//
+//   - if this incarnation wrote the block before, it is counted as the
+//     last ballot this incarnation set out to write (ownRestorable), and
+//     the next write of the block puts those bytes back. The block holds
+//     either that write or an earlier one of ours; counting the last as
+//     landed is the case every ballot already allows for (a write that
+//     timed out may have landed), and each of our writes only raises mbal
+//     or bal over the one before, so no value another host may have seen
+//     accepted there is taken back;
+//   - if this incarnation never wrote it (a fresh incarnation whose
+//     quarantine has passed: its predecessor is gone and its writes have
+//     landed, "Late writes" below), it is counted empty (ownDroppable), as
+//     for a host that is gone.
+//
+// A host that waits for another's record runs no ballot of its own, yet
+// the others' ballots abort on its corrupt block, and the host they wait
+// for may never finish. So every fourth read of a waiting acquisition is
+// a ballot read (waitRead): a corrupt own block is written back at once,
+// the same bytes (restored) or an empty block of the current epoch
+// (dropped, which every later instance reads as empty), and the wait goes
+// on. The simulation scribbles over a live host's block in one schedule of
+// five and needs this rule to finish them.
+//
+// The simulation's oracle checks that every learner of an epoch learns
+// one value. A decision none of whose learners is still running (each
+// crashed or restarted), whose owner's leader record never landed and in
+// which nobody acted, is superseded: a later instance may choose again,
+// since no host can act on it (acting needs the record written by a
+// running owner). The oracle counts these (the "superseded" figure) and
+// still fails on two values learnt by live incarnations, or on any action
+// in an epoch whose value it does not name.
 //
 // The leader record never goes back. Only the owner of epoch e writes the
 // record of epoch e: when it acquires, when it releases (possibly for a
@@ -335,11 +370,12 @@
 //     SIGSTOPped master discovers its loss only when it runs again, and then
 //     at once (the latch, and the leader read).
 //   - A leader record that reads corrupt for good blocks every acquisition
-//     until its owner writes it again, and a ballot block that does, of a
-//     host that is live (or suspect, or unknown), until that host writes it:
-//     a live host whose own block is corrupt and that never runs a ballot
-//     (it waits for a successor's record) blocks the others. Blocks of hosts
-//     that are dead, left or never joined are counted empty (above).
+//     until its owner writes it again. A ballot block that does, of a host
+//     that is live (or suspect, or unknown), blocks the others until that
+//     host writes it back (above: at its next ballot, or within four
+//     intervals while it waits); a live host that runs no acquisition at
+//     all never does. Blocks of hosts that are dead, left or never joined
+//     are counted empty (above).
 //   - A live host named by a chosen value must run Acquire (or TryAcquire)
 //     to learn it and write its record: a member that never does blocks the
 //     lease until it leaves or dies. Every member keeps Acquire running.

@@ -193,6 +193,8 @@ const (
 	stepLeaderWrite             // write our leader record
 	stepLeaderCheck             // read the leader record back after a failed write
 	stepResume                  // hand-over failed: read the leader record before resuming
+	stepOwnCheck                // waiting: read the ballots to check this host's own block
+	stepOwnRepair               // waiting: write back this host's own block, read corrupt
 )
 
 // decision is the outcome of one instance, as learnt by a completed ballot.
@@ -250,13 +252,21 @@ type Lease struct {
 	value         ondisk.Owner // what phase 2 writes
 	valueFlags    uint16
 	written       ondisk.Ballot // what the last ballot write wrote
-	mayBeChosen   bool          // we wrote phase 2 with our own value in inst
-	attempts      int           // ballots started in inst
-	aborts        int           // consecutive aborts
-	readFails     int           // consecutive failed I/Os
-	lastAbort     string
-	waiting       string // why an acquisition waits
-	lastErr       string
+	// intended is the last ballot this incarnation set out to write into
+	// its own block (intendedAny: there was one): what the block holds,
+	// or an earlier write of ours, once no write of ours can still land.
+	intended    ondisk.Ballot
+	intendedAny bool
+	// waits counts the leader reads of an acquisition that waits: every
+	// ownCheckEvery-th is a ballot read that checks this host's own block.
+	waits       int
+	mayBeChosen bool // we wrote phase 2 with our own value in inst
+	attempts    int  // ballots started in inst
+	aborts      int  // consecutive aborts
+	readFails   int  // consecutive failed I/Os
+	lastAbort   string
+	waiting     string // why an acquisition waits
+	lastErr     string
 
 	// Our epoch (Master, HandingOver, Releasing) and since when we act.
 	epoch       uint64

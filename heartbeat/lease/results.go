@@ -81,6 +81,22 @@ func (l *Lease) ReadBallotsDone(issued, done time.Time, blocks []ondisk.BallotDe
 	l.sample(issued, done)
 	s := l.scan(blocks)
 	l.hintDone = done
+	if l.step == stepOwnCheck {
+		// A waiting host's check of its own block (waitRead).
+		switch {
+		case s.ownRestored:
+			// Put back what the block held: the same ballot, so no
+			// ballot of another host is disturbed.
+			l.writeBallot(l.intended, stepOwnRepair, done)
+			return
+		case s.ownDropped:
+			// Counted empty: write an empty block of the decided
+			// epoch, which every ballot of a later instance reads as
+			// empty (its lver is below theirs).
+			l.writeBallot(ondisk.Ballot{Lver: max(l.current().epoch, 1), Mbal: l.ballotNumber(0)}, stepOwnRepair, done)
+			return
+		}
+	}
 	if l.hoOverdue(done) {
 		return
 	}
@@ -105,6 +121,8 @@ func (l *Lease) ReadBallotsDone(issued, done time.Time, blocks []ondisk.BallotDe
 // ballotsRead goes on with a ballot read whose blocks scan summed up.
 func (l *Lease) ballotsRead(done time.Time, s scanned) {
 	switch l.step {
+	case stepOwnCheck:
+		l.read(ReadLeader, stepLeader, done)
 	case stepBlocks:
 		switch {
 		case s.bad != "":
@@ -171,6 +189,10 @@ func (l *Lease) WriteDone(issued, done time.Time, err error) {
 			return
 		}
 		l.own, l.ownKnown, l.written = wrote.Ballot, true, wrote.Ballot
+		if l.step == stepOwnRepair {
+			l.read(ReadLeader, stepLeader, done) // back to waiting
+			return
+		}
 		if l.hoOverdue(done) {
 			return
 		}

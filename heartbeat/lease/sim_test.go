@@ -76,12 +76,19 @@ type sim struct {
 	hosts   []*simHost
 
 	// faults (percent of I/O) while chaos is on
-	chaos                     bool
-	slowPct, failPct, toPct   int
-	tearPct                   int
-	lastLeader                ondisk.LeaderDecoded
-	decisions                 map[uint64]ondisk.Owner
-	decidedBy                 map[uint64]string
+	chaos                   bool
+	slowPct, failPct, toPct int
+	tearPct                 int
+	lastLeader              ondisk.LeaderDecoded
+	decisions               map[uint64]ondisk.Owner
+	decidedBy               map[uint64]string
+	// learners of each epoch's decision (host and generation), whether a
+	// leader record of the epoch landed, whether a host acted in it: a
+	// decision whose every learner is gone, that no record published and
+	// on which nobody acted, died with them (decided).
+	learners                  map[uint64][]incarnationID
+	landed                    map[uint64]bool
+	actedIn                   map[uint64]bool
 	intervals                 []actInterval
 	errs                      []string
 	st                        simStats
@@ -98,7 +105,7 @@ type sim struct {
 type simStats struct {
 	seeds, hosts, acquired, released, handedOver, hoResumed, hoLost, lost, fenced, busy int
 	crashes, stalls, leaves, restarts, lateLandings, tornReads, leaderLandings          int
-	scribbled                                                                           int
+	scribbled, superseded                                                               int
 	decisions                                                                           int
 	takeovers                                                                           []time.Duration // after the kill
 	ratios                                                                              []float64       // takeovers / host_dead
@@ -130,6 +137,7 @@ func (s *simStats) add(o simStats) {
 	s.tornReads += o.tornReads
 	s.leaderLandings += o.leaderLandings
 	s.decisions += o.decisions
+	s.superseded += o.superseded
 	s.takeovers = append(s.takeovers, o.takeovers...)
 	s.ratios = append(s.ratios, o.ratios...)
 	s.afterDead = append(s.afterDead, o.afterDead...)
@@ -845,16 +853,55 @@ func (h *simHost) leaveDone() {
 
 // -------------------------------------------------------------- checks
 
+// incarnationID names one incarnation of a simulated host.
+type incarnationID struct {
+	h   *simHost
+	gen uint64
+}
+
+func (i incarnationID) gone() bool { return !i.h.alive || i.h.gen != i.gen }
+
+// decided checks that every decision learnt agrees per epoch. One case is
+// not a disagreement: a decision whose every learner is gone, that no
+// leader record published and on which no host acted, left nothing of
+// itself but the ballot blocks of its learners; once such a block reads
+// corrupt for good and is counted empty (doc.go, "A corrupt block of a
+// host that is gone"), the epoch may be decided again. Nothing acts on
+// the lost decision: an owner acts only on its own ballot, and a live
+// learner's own block still carries the value. Such a decision is counted
+// as superseded.
 func (s *sim) decided(h *simHost, epoch uint64, o ondisk.Owner) {
 	s.st.decisions++
+	me := incarnationID{h, h.gen}
 	if prev, ok := s.decisions[epoch]; ok {
-		if prev != o {
-			s.errorf("epoch %d: %s learnt %v, but %s learnt %v", epoch, h.name, o, s.decidedBy[epoch], prev)
+		if prev == o {
+			s.learners[epoch] = append(s.learners[epoch], me)
+			return
 		}
-		return
+		if !s.forgotten(epoch) {
+			s.errorf("epoch %d: %s learnt %v, but %s learnt %v", epoch, h.name, o, s.decidedBy[epoch], prev)
+			return
+		}
+		s.st.superseded++
+		s.logf("epoch %d: the decision for %v that only gone incarnations learnt (%s) is superseded by %v", epoch, prev, s.decidedBy[epoch], o)
 	}
 	s.decisions[epoch] = o
 	s.decidedBy[epoch] = fmt.Sprintf("%s gen %d", h.name, h.gen)
+	s.learners[epoch] = []incarnationID{me}
+}
+
+// forgotten: every learner of epoch's decision is gone, no record of the
+// epoch landed, and no host acted in it.
+func (s *sim) forgotten(epoch uint64) bool {
+	if s.landed[epoch] || s.actedIn[epoch] {
+		return false
+	}
+	for _, l := range s.learners[epoch] {
+		if !l.gone() {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *sim) landLeader(writer string, r ondisk.Leader) {
@@ -882,10 +929,12 @@ func (s *sim) landLeader(writer string, r ondisk.Leader) {
 		}
 	}
 	s.lastLeader = d
+	s.landed[r.Epoch] = true
 	s.leader.land(s.now, s.p.IOTimeout, d)
 }
 
 func (s *sim) checkActingStart(h *simHost) {
+	s.actedIn[h.actEpoch] = true
 	if o, ok := s.decisions[h.actEpoch]; !ok || !o.Same(h.owner()) {
 		s.errorf("%s acts as master of epoch %d, decided for %v", h.name, h.actEpoch, o)
 	}
@@ -980,7 +1029,8 @@ func runLeaseSim(seed uint64, trace func(string), opt simOptions) (simStats, []s
 		panic(err)
 	}
 	s := &sim{p: p, r: r, hdr: hdr, late: lease.LateWrite(p), trace: trace, opt: opt,
-		decisions: map[uint64]ondisk.Owner{}, decidedBy: map[uint64]string{}}
+		decisions: map[uint64]ondisk.Owner{}, decidedBy: map[uint64]string{},
+		learners: map[uint64][]incarnationID{}, landed: map[uint64]bool{}, actedIn: map[uint64]bool{}}
 	s.leader.vs = []version[ondisk.LeaderDecoded]{{0, ondisk.LeaderDecoded{Status: ondisk.RecordUnused}}}
 	s.ballots = make([]sector[ondisk.BallotDecoded], hdr.SlotCount)
 	s.slots = make([]sector[ondisk.Decoded], hdr.SlotCount)
@@ -1015,16 +1065,26 @@ func runLeaseSim(seed uint64, trace func(string), opt simOptions) (simStats, []s
 	// In one schedule of five, ballot blocks of slots no host ever holds
 	// are scribbled for good (a bad sector): the lease must stay
 	// available (doc.go, "A corrupt block of a host that is gone"). Its
-	// own random source leaves the other schedules as they were. (The
-	// block of a host that is down and comes back is not scribbled: a
-	// live host whose own block is corrupt and that never runs a ballot
-	// blocks the others, doc.go "What it does not guarantee".)
+	// own random source leaves the other schedules as they were.
 	if seed%5 == 4 && len(s.ballots) > n {
 		sr := rand.New(rand.NewPCG(seed, 0x5c71b))
 		for k := 1 + sr.IntN(3); k > 0; k-- {
 			t := time.Duration(sr.Int64N(int64(calm)))
 			pick := n + sr.IntN(len(s.ballots)-n)
 			s.at(t, func() { s.scribble(pick) })
+		}
+	}
+
+	// In another schedule of five, the ballot block of a live host is
+	// scribbled (a bad sector under a running daemon): the host counts
+	// it as the last ballot it set out to write and puts it back with
+	// its next ballot (doc.go, "A corrupt block of a live host").
+	if seed%5 == 3 {
+		sr := rand.New(rand.NewPCG(seed, 0x0b10c))
+		for k := 1 + sr.IntN(2); k > 0; k-- {
+			t := time.Duration(sr.Int64N(int64(calm)))
+			pick := sr.IntN(n)
+			s.at(t, func() { s.scribbleLive(pick) })
 		}
 	}
 
@@ -1120,6 +1180,18 @@ func (s *sim) scribble(i int) {
 	s.logf("ballot block of slot %d scribbled", i)
 	s.st.scribbled++
 	s.ballots[i].land(s.now, s.p.IOTimeout, ondisk.BallotDecoded{Index: i, Status: ondisk.RecordCorrupt, Reason: "scribbled"})
+}
+
+// scribbleLive makes the ballot block of host i's slot read corrupt for
+// good while the host is alive, until it writes the block again.
+func (s *sim) scribbleLive(i int) {
+	h := s.hosts[i]
+	if !h.alive {
+		return
+	}
+	s.logf("ballot block of live host %d's slot %d scribbled", i, h.slot)
+	s.st.scribbled++
+	s.ballots[h.slot].land(s.now, s.p.IOTimeout, ondisk.BallotDecoded{Index: h.slot, Status: ondisk.RecordCorrupt, Reason: "scribbled"})
 }
 
 func (s *sim) roles() string {

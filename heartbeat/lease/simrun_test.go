@@ -77,11 +77,11 @@ func (s simStats) String() string {
 	}
 	return fmt.Sprintf("%d schedules, %d hosts, %v simulated (longest run %v, seed %d), %d events: "+
 		"%d acquisitions, %d releases, %d hand-overs (%d failed and resumed, %d failed and lost), %d losses, %d fences, %d busy, "+
-		"%d decisions learnt, %d leader records landed; %d crashes, %d stalls, %d leaves, %d restarts; %d late write landings, %d torn reads, %d ballot blocks scribbled; "+
+		"%d decisions learnt, %d leader records landed; %d crashes, %d stalls, %d leaves, %d restarts; %d late write landings, %d torn reads, %d ballot blocks scribbled, %d decisions superseded (learnt only by gone incarnations); "+
 		"takeover after killing the master (%d kills): min %.3f, median %.3f, max %.3f × host_dead",
 		s.seeds, s.hosts, s.simTime.Round(time.Second), s.longest.Round(time.Second), s.longestSeed, s.events,
 		s.acquired, s.released, s.handedOver, s.hoResumed, s.hoLost, s.lost, s.fenced, s.busy,
-		s.decisions, s.leaderLandings, s.crashes, s.stalls, s.leaves, s.restarts, s.lateLandings, s.tornReads, s.scribbled,
+		s.decisions, s.leaderLandings, s.crashes, s.stalls, s.leaves, s.restarts, s.lateLandings, s.tornReads, s.scribbled, s.superseded,
 		len(rs), lo, med, hi) + fmt.Sprintf("; from the first host judging it dead to a new master: median %.3f, max %.3f intervals", q(s.afterDead, 0.5), q(s.afterDead, 1))
 }
 
@@ -106,18 +106,21 @@ func q(xs []float64, f float64) float64 {
 //     next epoch while the crashed master's leader write is in flight, and
 //     the record goes back when it lands.
 //
-// The seeds are those of 1..20000 where each variant fails (found with
-// -lease.naive-search: one without the quarantine, since the other rule
-// also delays most restarted hosts; seed 4684 of the issue failed before
-// either rule existed). The protocol with both rules passes them.
+// The seeds are among those of 1..20000 where each variant fails (found
+// with -lease.naive-search, which skips the schedules that scribble over
+// a live host's block: seed 4681 without the quarantine, where two
+// learners of epoch 1 disagree; seed 14481 with a later generation taken
+// as proof at once, where the record goes back; seed 4684 of the issue
+// failed before either rule existed). The protocol with both rules passes
+// them.
 func TestLeaseSimulationNeedsLateWriteRules(t *testing.T) {
 	variants := []struct {
 		name  string
 		opt   simOptions
 		seeds []uint64
 	}{
-		{"no quarantine", simOptions{noQuarantine: true}, []uint64{14481}},
-		{"later generation gone at once", simOptions{goneAtOnce: true}, []uint64{135}},
+		{"no quarantine", simOptions{noQuarantine: true}, []uint64{4681}},
+		{"later generation gone at once", simOptions{goneAtOnce: true}, []uint64{14481}},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -125,6 +128,13 @@ func TestLeaseSimulationNeedsLateWriteRules(t *testing.T) {
 			if *simNaiveSearch {
 				seeds = nil
 				for seed := uint64(1); seed <= 20000 && len(seeds) < 5; seed++ {
+					if seed%5 == 3 {
+						// A live host's block is scribbled: without the
+						// quarantine, a fresh incarnation cannot count its
+						// own block empty, and the pool waits (liveness,
+						// not the late writes searched for here).
+						continue
+					}
 					if _, errs := runLeaseSim(seed, nil, v.opt); len(errs) > 0 {
 						seeds = append(seeds, seed)
 					}
