@@ -314,6 +314,8 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		return nil, err
 	}
 	if d.gstore != nil {
+		// Every record names the pool; another pool's is never used.
+		d.gstore.BindPool(d.a.Header().PoolUUID)
 		d.log.Info().Str("root", d.gstore.Root()).Strs("drivers", c.Guests.Drivers).Msg("guest records on the cluster root")
 	} else {
 		d.log.Warn().Msg("guest side off: " + d.guestsOff)

@@ -100,6 +100,10 @@ type Agent struct {
 	// read (an older sequence) never takes the master back.
 	seen    map[restart.HostID]restart.Report
 	lastErr string
+	// foreign is why the pool's records are not this pool's (the last
+	// read of the pool record or the plan named another pool): while
+	// set, this host writes no plan and no pool record over them.
+	foreign map[store.Kind]error
 
 	// unsettled are the guests with an order not confirmed settled
 	// (orders.go); badRunState is why the run-state file cannot be read.
@@ -196,6 +200,7 @@ func (a *Agent) self() restart.HostID {
 // It returns the read's error, store.ErrEmpty for a pool never written.
 func (a *Agent) readPool() error {
 	h, c, err := a.cfg.Store.ReadPool()
+	a.setForeign(store.KindPool, err)
 	if err != nil {
 		if !errors.Is(err, store.ErrEmpty) {
 			a.note("reading the pool record: %v", err)
@@ -244,6 +249,7 @@ func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
 // not the master.
 func (a *Agent) readPlan(leader lease.Holder) {
 	_, p, writer, err := a.cfg.Store.ReadPlan()
+	a.setForeign(store.KindPlan, err)
 	if err != nil {
 		if !errors.Is(err, store.ErrEmpty) {
 			a.note("reading the plan: %v", err)
@@ -542,7 +548,9 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	if prev.Epoch != m.Epoch {
 		// A new master: the newest plan on storage, if newer than the
 		// one this host last read.
-		if _, p, _, err := a.cfg.Store.ReadPlan(); err == nil && p.After(prev) {
+		_, p, _, err := a.cfg.Store.ReadPlan()
+		a.setForeign(store.KindPlan, err)
+		if err == nil && p.After(prev) {
 			prev = p
 		}
 	}
@@ -601,6 +609,14 @@ func (a *Agent) masterRound(m lease.Mastership) {
 		}
 	}
 	plan, notes := restart.Reconcile(in)
+	if err := a.Foreign(); err != nil {
+		// The records are another pool's: a plan written over them
+		// would place that pool's guests (issue 9, item 6: the split
+		// pool's two masters accepted each other's plans), and the
+		// other pool would lose its own.
+		a.note("no plan written: %v", err)
+		return
+	}
 	// Act only while still master: ask again right before the write.
 	if now, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); !ok || now.Epoch != m.Epoch {
 		return
@@ -770,6 +786,35 @@ func (a *Agent) Guests() []GuestStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// setForeign keeps whether the last read of the record of kind k named
+// another pool.
+func (a *Agent) setForeign(k store.Kind, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if errors.Is(err, store.ErrOtherPool) {
+		if a.foreign == nil {
+			a.foreign = map[store.Kind]error{}
+		}
+		a.foreign[k] = err
+	} else if err == nil || errors.Is(err, store.ErrEmpty) {
+		delete(a.foreign, k)
+	}
+}
+
+// Foreign is why the pool's records on the cluster root are not this
+// pool's (an *store.OtherPoolError), or nil: the master then writes no
+// plan and refuses every change (an alarm for status).
+func (a *Agent) Foreign() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range []store.Kind{store.KindPool, store.KindPlan} {
+		if err := a.foreign[k]; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ErrNotMaster: a change of the pool's records must be made on the master.

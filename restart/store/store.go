@@ -93,6 +93,30 @@ type Store struct {
 
 	mu    sync.Mutex
 	files map[string]*File
+	pool  ondisk.UUID
+}
+
+// BindPool makes the store one pool's: every record written names pool,
+// and a record that names another pool is refused with an
+// *OtherPoolError (ErrOtherPool). A record that names no pool (written
+// before records named theirs) is read as before; the next write names
+// the pool. Call it before the first read or write.
+func (s *Store) BindPool(pool ondisk.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pool = pool
+	for _, f := range s.files {
+		f.mu.Lock()
+		f.pool = pool
+		f.mu.Unlock()
+	}
+}
+
+// Pool is the pool the store is bound to (zero: none).
+func (s *Store) Pool() ondisk.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pool
 }
 
 // Open opens (and creates, if create) the records directory under the
@@ -140,6 +164,7 @@ func (s *Store) file(rel string, write bool) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.pool = s.pool
 	if write {
 		// A new writer continues the file's sequence.
 		if h, _, err := f.readAny(); err == nil {
