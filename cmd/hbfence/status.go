@@ -79,6 +79,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "host     %s: joining the pool\n", st.Self)
 	}
 	fmt.Fprintf(w, "pool     %s on %s (offset %d, %d slots of %d bytes)\n", st.PoolUUID, st.Area.Path, st.Area.Offset, st.Area.Slots, st.Area.SectorSize)
+	for _, a := range st.Alarms {
+		fmt.Fprintf(w, "ALARM    %s: %s\n", a.Code, shown(a.Message))
+	}
 	fmt.Fprintf(w, "timing   profile %s: interval %gs, io_timeout %gs, renewal_fail %gs, watchdog %gs, host_dead %gs\n",
 		t.Profile, t.Interval, t.IOTimeout, t.RenewalFail, t.Watchdog, t.HostDead)
 	if st.LastRenewalAgeSeconds >= 0 {

@@ -58,6 +58,9 @@ type Status struct {
 	GuestsUnknown string `json:"guests_unknown,omitempty"`
 	// Warnings are pool-wide conditions the operator should fix.
 	Warnings []string `json:"warnings,omitempty"`
+	// Alarms are the conditions the operator must act on, each with a
+	// stable code (areawatch.go); always present, empty when none.
+	Alarms []Alarm `json:"alarms"`
 }
 
 // AreaInfo says where the heartbeat area is.
@@ -139,6 +142,9 @@ type Daemon struct {
 	// unsafeWhy is set (under mu) once an incarnation stayed unsafe: its
 	// guests not confirmed gone and its watchdog not to be trusted.
 	unsafeWhy string
+	// replaced is set (under mu) once the heartbeat area was found
+	// replaced (areawatch.go): the daemon never joins it again.
+	replaced *area.ReplacedError
 	gstore    *store.Store
 	guestsOff string
 	drv       map[string]driver.Driver
@@ -472,6 +478,7 @@ func (d *Daemon) status() Status {
 		st.Guests = ag.Guests()
 		st.Warnings = poolWarnings(ag.Pool(), st.Status)
 	}
+	st.Alarms = append([]Alarm{}, d.alarms()...)
 	return st
 }
 
