@@ -144,7 +144,7 @@ type Daemon struct {
 	unsafeWhy string
 	// replaced is set (under mu) once the heartbeat area was found
 	// replaced (areawatch.go): the daemon never joins it again.
-	replaced *area.ReplacedError
+	replaced  *area.ReplacedError
 	gstore    *store.Store
 	guestsOff string
 	drv       map[string]driver.Driver
