@@ -428,6 +428,9 @@ func (d *Daemon) serve() error {
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
 			return poolCommand(d.currentAgent(), d.currentMaster(), args)
 		},
+		"pool.repair": func(context.Context, json.RawMessage) (any, error) {
+			return repairPool(d.currentAgent(), d.currentMaster())
+		},
 		"host.evacuate": func(_ context.Context, args json.RawMessage) (any, error) {
 			return evacuate(d.currentAgent(), d.currentMaster(), d.currentFencing(), args)
 		},
