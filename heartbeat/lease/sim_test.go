@@ -251,15 +251,15 @@ func (s *sim) errorf(format string, a ...any) {
 // -------------------------------------------------------------- hosts
 
 type simHost struct {
-	s       *sim
-	off     time.Duration // the host's clock origin
-	ppm     float64       // the host's clock rate error
-	slot    int
-	name    string
-	gen     uint64
-	inc     int // incarnation counter: events of an older one are dropped
-	alive   bool
-	paused  time.Duration // paused until
+	s      *sim
+	off    time.Duration // the host's clock origin
+	ppm    float64       // the host's clock rate error
+	slot   int
+	name   string
+	gen    uint64
+	inc    int // incarnation counter: events of an older one are dropped
+	alive  bool
+	paused time.Duration // paused until
 	// renewed is the issue of this incarnation's last renewal.
 	renewed time.Duration
 	l       *lease.Lease
