@@ -70,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return ec.code // the command printed why
+		}
 		fmt.Fprintf(stderr, "hbfence %s: %v\n", args[0], err)
 		if errors.Is(err, errUsage) {
 			return 2

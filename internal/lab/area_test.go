@@ -2,7 +2,10 @@ package lab_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -35,6 +38,10 @@ func TestReplacedAreaIsNoticed(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if out, err := p.Run(ctx, "status", "--check", "--socket", hosts[0].Socket); err != nil || !strings.HasPrefix(out, "HBFENCE OK - ") {
+		t.Fatalf("status --check of a healthy pool: %v: %s", err, out)
+	}
+
 	replaced := time.Now()
 	if err := os.Remove(p.Area); err != nil {
 		t.Fatal(err)
@@ -62,6 +69,12 @@ func TestReplacedAreaIsNoticed(t *testing.T) {
 		worst = max(worst, d)
 	}
 	t.Logf("area replaced: noticed by every daemon within %v (%.1f intervals): %v", worst.Round(time.Millisecond), worst.Seconds()/interval.Seconds(), noticed)
+
+	out, err := p.Run(ctx, "status", "--check", "--socket", hosts[0].Socket)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(out, "HBFENCE CRITICAL - ") || !strings.Contains(out, "alarm area-replaced") {
+		t.Errorf("status --check after the area was replaced: %v: %s", err, out)
+	}
 
 	// No old daemon acts as master, and a new one, on the new file, does
 	// not touch the old pool's guests.
