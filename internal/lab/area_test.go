@@ -5,8 +5,8 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
