@@ -1,34 +1,3 @@
-// Package store keeps the pool's guest records on the cluster root: the
-// pool configuration with the guest definitions, the master's plan, and one
-// report per host. Each is a record file written in place with O_DIRECT and
-// O_DSYNC by one writer at a time and read with O_DIRECT by everyone, so
-// that no host's page cache or NFS attribute cache serves an old copy.
-//
-// # Record files
-//
-// A record file holds one record from byte 0: a 64-byte header (magic
-// "HBRC", format version, kind, the writer's sequence and epoch, the
-// payload's length and its CRC-32C, the header's own CRC-32C), then the
-// payload, JSON, padded with zeroes to the storage's direct-I/O alignment.
-// A record is written with one write of the whole padded record; a reader
-// reads the first aligned block, then the rest. A read that mixes two
-// writes, or a write that tore, fails its checksum and reads as ErrTorn:
-// the reader keeps what it had (no change seen) and reads again at its next
-// round, never acting on a mix.
-//
-// # Who writes what
-//
-//   - pool: the pool's configuration and guest definitions; written by the
-//     master only (the CLI goes through the master's daemon), stamped with
-//     its epoch.
-//   - plan: written by the master of its epoch only, stamped with it.
-//   - hosts/NAME: written by host NAME only (its current incarnation).
-//
-// Masters change, so pool and plan have had several writers over time,
-// but never two at once (the master lease); a write of an old master that
-// lands late carries an older epoch and is refused by readers that check
-// the epoch (lease.Validator), and the current master writes its record
-// again every round.
 package store
 
 import (
