@@ -428,6 +428,9 @@ func (d *Daemon) serve() error {
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
 			return poolCommand(d.currentAgent(), d.currentMaster(), args)
 		},
+		"pool.show": func(context.Context, json.RawMessage) (any, error) {
+			return poolView(d.currentAgent(), d.status())
+		},
 		"pool.repair": func(context.Context, json.RawMessage) (any, error) {
 			return repairPool(d.currentAgent(), d.currentMaster())
 		},

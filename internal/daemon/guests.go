@@ -191,6 +191,69 @@ func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) er
 	return err
 }
 
+// PoolView is hbfence pool show: the pool record as this host last read
+// it, with every host's roles beside its state in the heartbeat area.
+type PoolView struct {
+	PoolUUID string `json:"pool_uuid"`
+	// Record is the pool record's epoch, sequence and time of writing
+	// (zero: this host has read none).
+	Record struct {
+		Epoch   uint64    `json:"epoch"`
+		Seq     uint64    `json:"seq"`
+		Written time.Time `json:"written"`
+	} `json:"record"`
+	HA           bool                        `json:"ha"`
+	MaxAttempts  int                         `json:"max_attempts"`
+	Hosts        []PoolHost                  `json:"hosts"`
+	Repositories []string                    `json:"repositories"`
+	Guests       int                         `json:"guests"`
+	HAGuests     int                         `json:"ha_guests"`
+	Evacuations  map[string]store.Evacuation `json:"evacuations,omitempty"`
+	Alarms       []Alarm                     `json:"alarms"`
+}
+
+// PoolHost is one host of PoolView: its roles, and its state in the
+// heartbeat area ("" for a host given roles but not in the area).
+type PoolHost struct {
+	Name  string         `json:"name"`
+	Roles []restart.Role `json:"roles"`
+	State string         `json:"state"`
+}
+
+// poolView builds hbfence pool show's answer; it works on any host.
+func poolView(ag *agent.Agent, st Status) (PoolView, error) {
+	if ag == nil {
+		return PoolView{}, errors.New("the guest side is off on this host (see its log), or it has not joined yet")
+	}
+	c, h := ag.Pool(), ag.PoolHeader()
+	v := PoolView{PoolUUID: st.PoolUUID.String(), HA: c.HA, MaxAttempts: c.MaxAttempts, Repositories: append([]string{}, c.Repositories...),
+		Guests: len(c.Guests), Evacuations: c.Evacuations, Alarms: st.Alarms}
+	v.Record.Epoch, v.Record.Seq, v.Record.Written = h.Epoch, h.Seq, h.Written
+	if v.MaxAttempts == 0 {
+		v.MaxAttempts = restart.DefaultMaxAttempts
+	}
+	for _, g := range c.Guests {
+		if g.HA {
+			v.HAGuests++
+		}
+	}
+	seen := map[string]bool{}
+	for _, hs := range st.Hosts {
+		if hs.Name == "" || seen[hs.Name] {
+			continue
+		}
+		seen[hs.Name] = true
+		v.Hosts = append(v.Hosts, PoolHost{Name: hs.Name, Roles: c.RolesOf(hs.Name), State: hs.State.String()})
+	}
+	for name := range c.Roles {
+		if !seen[name] {
+			v.Hosts = append(v.Hosts, PoolHost{Name: name, Roles: c.RolesOf(name)})
+		}
+	}
+	slices.SortFunc(v.Hosts, func(a, b PoolHost) int { return strings.Compare(a.Name, b.Name) })
+	return v, nil
+}
+
 // repairPool writes a good pool record over one that cannot be read, on
 // the master (agent.RepairPool).
 func repairPool(ag *agent.Agent, ms *masterSide) (agent.Repaired, error) {
