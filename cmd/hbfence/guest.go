@@ -95,13 +95,14 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("%w: unknown guest command %q", errUsage, op)
 	}
-	var g store.GuestDef
-	if err := control.Call(ctx, socket, "guest", req, &g); err != nil {
+	var ans daemon.GuestAnswer
+	if err := control.Call(ctx, socket, "guest", req, &ans); err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(g)
+		return json.NewEncoder(stdout).Encode(ans)
 	}
+	g := ans.GuestDef
 	g.Name = shown(g.Name)
 	switch op {
 	case "add":
@@ -111,6 +112,10 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "ha":
 		fmt.Fprintf(stdout, "HA %s for guest %s\n", map[bool]string{true: "enabled", false: "disabled"}[g.HA], g.Name)
 	case "start":
+		if ans.Deferred != "" {
+			fmt.Fprintf(stdout, "start of guest %s accepted, not carried out now: %s (hbfence guest show %s)\n", g.Name, shown(ans.Deferred), g.Name)
+			break
+		}
 		fmt.Fprintf(stdout, "starting guest %s: the master places it within an interval (hbfence guest show %s)\n", g.Name, g.Name)
 	case "stop":
 		fmt.Fprintf(stdout, "stopping guest %s (hbfence guest show %s)\n", g.Name, g.Name)

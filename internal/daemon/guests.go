@@ -267,12 +267,50 @@ func repairPool(ag *agent.Agent, ms *masterSide) (agent.Repaired, error) {
 	return r, err
 }
 
-func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, error) {
+// GuestAnswer is the answer of the guest commands: the guest's definition
+// as written, and, for a start that cannot be carried out now, why and
+// until when (Deferred).
+type GuestAnswer struct {
+	store.GuestDef
+	Deferred string `json:"deferred,omitempty"`
+}
+
+// startDeferred says why a start of the guest (as status shows it) cannot
+// be carried out now, or "": the master never starts a guest that a host
+// not yet known gone may run (restart doc.go, M3), so a start of a guest
+// whose host hangs waits until that host is declared dead and known
+// fenced, or comes back (issue 11: the start returned 0 and then started
+// nothing, silently).
+func startDeferred(gs agent.GuestStatus, hosts []heartbeat.HostStatus) string {
+	if gs.Host == "" {
+		return ""
+	}
+	var h *heartbeat.HostStatus
+	for i := range hosts {
+		if hosts[i].Name == gs.Host {
+			h = &hosts[i]
+		}
+	}
+	switch {
+	case h == nil:
+		return fmt.Sprintf("its host %s is not in this host's view of the pool: the master starts it once %s is known gone", gs.Host, gs.Host)
+	case h.State == liveness.Suspect || h.State == liveness.Unknown:
+		return fmt.Sprintf("its host %s is %s, not yet dead: the master starts it elsewhere only once %s is declared dead and known fenced (host_dead after its last renewal), and it runs on if %s comes back", gs.Host, h.State, gs.Host, gs.Host)
+	case h.State == liveness.Dead && !h.Fenced:
+		return fmt.Sprintf("its host %s is dead but not known fenced (%s): it is not started elsewhere; stop it there by hand, then start it again", gs.Host, gs.Message)
+	case h.State == liveness.Live && gs.State == restart.Running:
+		return fmt.Sprintf("it already runs on %s: nothing to start", gs.Host)
+	}
+	return ""
+}
+
+func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.HostStatus, raw json.RawMessage) (any, error) {
 	var req GuestRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, fmt.Errorf("guest: bad arguments: %v", err)
 	}
 	var result store.GuestDef
+	deferred := ""
 	err := update(ag, ms, func(c *store.PoolConfig) error {
 		if req.Op == "add" {
 			g, err := newGuest(req, *c)
@@ -305,6 +343,11 @@ func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, er
 			}
 			g.HA = req.HA
 		case "start":
+			for _, gs := range ag.Guests() {
+				if gs.UUID == g.UUID {
+					deferred = startDeferred(gs, hosts())
+				}
+			}
 			g.Stopped = false
 			g.StartSeq++
 		case "stop":
@@ -315,7 +358,7 @@ func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, er
 		result = *g
 		return nil
 	})
-	return result, err
+	return GuestAnswer{GuestDef: result, Deferred: deferred}, err
 }
 
 // hostRoles checks hbfence pool role HOST ROLES: the host name by the one
