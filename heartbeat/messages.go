@@ -27,7 +27,13 @@ const (
 	// accepts (answer 0) only if it can take the lease and its own view
 	// of the leader record shows the sender as the owner of that epoch.
 	KindHandOver ondisk.MessageKind = 3
-	// Kinds 4 and up are kept for evacuation and restart requests.
+	// KindRequest tells the master that the sender forwarded a command
+	// (its requests/NAME record on the cluster root): Arg bytes 0..7 hold
+	// the request's id, 8..15 the master's epoch it is for. The master
+	// accepts (answer 0) only while it is the master of that epoch, and
+	// writes its answer to answers/NAME.
+	KindRequest ondisk.MessageKind = 4
+	// Kinds 5 and up are kept.
 )
 
 // Answers in an Ack (Arg[10]) to a hand-over request.

@@ -39,7 +39,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()
 	op, rest := pos[0], pos[1:]
 	switch op {
@@ -217,7 +217,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	if len(pos) == 1 && pos[0] == "repair" {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 		defer cancel()
 		var r agent.Repaired
 		if err := control.Call(ctx, socket, "pool.repair", nil, &r); err != nil {
@@ -238,7 +238,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return fmt.Errorf("%w: hbfence pool show [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()
 	var c store.PoolConfig
 	if err := control.Call(ctx, socket, "pool", req, &c); err != nil {

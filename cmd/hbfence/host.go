@@ -41,7 +41,7 @@ func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *migrate != "" {
 		req.Migrate = strings.Split(*migrate, ",")
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	err = control.Call(cctx, socket, "host.evacuate", req, nil)
 	cancel()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hbfence/hbfence/internal/sysprio"
 )
@@ -39,6 +40,11 @@ func init() {
 		"version": {"print the version", cmdVersion},
 	}
 }
+
+// changeTimeout bounds a command that changes the pool: on a host that is
+// not the master its daemon forwards it to the master and waits for the
+// answer (bounded there by the pool's timing).
+const changeTimeout = 2 * time.Minute
 
 // errUsage marks an error the user fixes by changing the command line.
 var errUsage = errors.New("usage")

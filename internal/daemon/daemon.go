@@ -144,7 +144,9 @@ type Daemon struct {
 	unsafeWhy string
 	// replaced is set (under mu) once the heartbeat area was found
 	// replaced (areawatch.go): the daemon never joins it again.
-	replaced  *area.ReplacedError
+	replaced *area.ReplacedError
+	// served: the forwarded commands this host carried out as master.
+	served    served
 	gstore    *store.Store
 	guestsOff string
 	drv       map[string]driver.Driver
@@ -412,10 +414,10 @@ func (d *Daemon) currentAgent() *agent.Agent {
 	return nil
 }
 
-// serve answers the control socket; every command asks the current
-// incarnation.
-func (d *Daemon) serve() error {
-	handlers := map[string]control.Handler{
+// handlers are the control socket's commands, as this host carries them
+// out; every command asks the current incarnation.
+func (d *Daemon) handlers() map[string]control.Handler {
+	return map[string]control.Handler{
 		"fence": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return fenceHost(ctx, d.currentFencing(), d.currentMaster(), d.t, args)
 		},
@@ -438,6 +440,17 @@ func (d *Daemon) serve() error {
 			return evacuate(d.currentAgent(), d.currentMaster(), d.currentFencing(), args)
 		},
 		"status": func(context.Context, json.RawMessage) (any, error) { return d.status(), nil },
+	}
+}
+
+// serve answers the control socket. A command only the master carries out
+// is forwarded to it from any other host (forward.go).
+func (d *Daemon) serve() error {
+	handlers := d.handlers()
+	for method, h := range handlers {
+		if forwardable[method] {
+			handlers[method] = d.forwarding(method, h)
+		}
 	}
 	var srv *control.Server
 	var err error

@@ -334,7 +334,7 @@ func fenceHost(ctx context.Context, fc *fencing, ms *masterSide, t timing.Params
 	}
 	mine, isMaster := r.Master(clk.Now())
 	if !isMaster {
-		return FenceResult{}, fmt.Errorf("fence: only the pool master orders a fence, and this host (%s) is not the master; %s", st.Self, ms.whereMaster())
+		return FenceResult{}, notMaster{fmt.Errorf("fence: only the pool master orders a fence, and this host (%s) is not the master; %s", st.Self, ms.whereMaster())}
 	}
 	target, err := findHost(st, "fence", req.Host)
 	if err != nil {

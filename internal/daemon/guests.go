@@ -186,7 +186,7 @@ func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) er
 	}
 	err := ag.Update(f)
 	if errors.Is(err, agent.ErrNotMaster) {
-		return fmt.Errorf("guests and the pool are changed on the master, and this host is not the master; %s", ms.whereMaster())
+		return notMaster{fmt.Errorf("guests and the pool are changed on the master, and this host is not the master; %s", ms.whereMaster())}
 	}
 	return err
 }
@@ -262,7 +262,7 @@ func repairPool(ag *agent.Agent, ms *masterSide) (agent.Repaired, error) {
 	}
 	r, err := ag.RepairPool()
 	if errors.Is(err, agent.ErrNotMaster) {
-		return r, fmt.Errorf("the pool record is repaired on the master, and this host is not the master; %s", ms.whereMaster())
+		return r, notMaster{fmt.Errorf("the pool record is repaired on the master, and this host is not the master; %s", ms.whereMaster())}
 	}
 	return r, err
 }

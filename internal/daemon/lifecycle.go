@@ -205,6 +205,8 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 			switch msg.Message.Kind {
 			case heartbeat.KindHandOver:
 				return ms.onHandOver(msg)
+			case heartbeat.KindRequest:
+				return d.onRequest(in, msg)
 			case heartbeat.KindFence:
 				if err := ms.fromMaster(msg); errors.Is(err, lease.ErrAheadEpoch) {
 					ms.deferOrder(msg, err)

@@ -223,7 +223,7 @@ func moveMaster(ctx context.Context, fc *fencing, ms *masterSide, t timing.Param
 	res := MoveResult{From: st.Self, To: req.Host}
 	mine, ok := r.Master(clk.Now())
 	if !ok {
-		return res, fmt.Errorf("master move: this host (%s) is not the master; %s", st.Self, ms.whereMaster())
+		return res, notMaster{fmt.Errorf("master move: this host (%s) is not the master; %s", st.Self, ms.whereMaster())}
 	}
 	res.Epoch = mine.Epoch
 	if req.Host == st.Self {

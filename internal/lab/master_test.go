@@ -272,7 +272,6 @@ func TestMasterMove(t *testing.T) {
 		to   string
 		want string
 	}{
-		{m, third.Name, "is not the master; " + target.Name + " is"},
 		{target, "nosuch", `no host "nosuch"`},
 		{target, target.Name, "already the master"},
 	} {
@@ -311,6 +310,15 @@ func TestMasterMove(t *testing.T) {
 	if err != nil || !ts.Self.Acting || ts.Self.Epoch != res.NewEpoch {
 		t.Errorf("%s after refused moves: %+v, %v; want still master of epoch %d", target.Name, ts.Self, err, res.NewEpoch)
 	}
+
+	// A move asked on a host that is not the master is forwarded to the
+	// master and carried out there (commands from any host, issue 11): on
+	// m, back to m.
+	fwd, err := m.MoveMaster(ctx, m.Name)
+	if err != nil || fwd.From != target.Name || fwd.To != m.Name || fwd.NewEpoch <= res.NewEpoch {
+		t.Fatalf("move asked on %s (not the master) to itself: %+v, %v; want it carried out by %s", m.Name, fwd, err, target.Name)
+	}
+	waitActing(t, []*lab.Host{m}, res.NewEpoch, 2*hostDead)
 	checkActs(t, hosts)
 }
 

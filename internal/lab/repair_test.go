@@ -12,6 +12,8 @@ import (
 
 	"github.com/hbfence/hbfence/internal/daemon"
 	"github.com/hbfence/hbfence/internal/lab"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/store"
 )
 
@@ -42,10 +44,9 @@ func TestPoolRepairOnTheMaster(t *testing.T) {
 			other = h
 		}
 	}
-	if out, err := p.Run(ctx, "pool", "repair", "--socket", other.Socket); err == nil || !strings.Contains(out, "not the master") {
-		t.Fatalf("pool repair on a host that is not the master: %v\n%s", err, out)
-	}
-	out, err := p.Run(ctx, "pool", "repair", "--socket", m.Socket)
+	// Asked on a host that is not the master, the repair is forwarded to
+	// the master and carried out there, from the master's copy.
+	out, err := p.Run(ctx, "pool", "repair", "--socket", other.Socket)
 	if err != nil || !strings.Contains(out, "repaired from the master copy") || !strings.Contains(out, "2 guests") || !strings.Contains(out, "pool.unreadable-") {
 		t.Fatalf("pool repair: %v\n%s", err, out)
 	}
@@ -56,6 +57,17 @@ func TestPoolRepairOnTheMaster(t *testing.T) {
 	if out, err := p.Run(ctx, "pool", "ha", "enable", "--socket", m.Socket); err != nil || !strings.Contains(out, "2 guests") {
 		t.Fatalf("a change after the repair: %v\n%s", err, out)
 	}
+	// Every change works from any host: stop and start a guest, switch
+	// HA off and on, on a host that is not the master.
+	for _, args := range [][]string{{"guest", "stop", "p1", "--socket", other.Socket}, {"pool", "ha", "disable", "--socket", other.Socket},
+		{"pool", "ha", "enable", "--socket", other.Socket}, {"guest", "start", "p1", "--socket", other.Socket}} {
+		if out, err := p.Run(ctx, args...); err != nil {
+			t.Fatalf("hbfence %v on %s (not the master): %v\n%s", args, other.Name, err, out)
+		}
+	}
+	waitGuests(t, m, 10*time.Second, "p1 running again after a stop and a start asked on "+other.Name, func(gs map[string]agent.GuestStatus) bool {
+		return gs["p1"].State == restart.Running
+	})
 
 	// pool show works on any host: the roles beside each host's state.
 	if out, err := p.Run(ctx, "pool", "role", other.Name, "vm,utility", "--socket", m.Socket); err != nil {

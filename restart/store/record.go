@@ -20,6 +20,12 @@ const (
 	KindPool   Kind = 1
 	KindPlan   Kind = 2
 	KindReport Kind = 3
+	// KindRequest: a command a host that is not the master forwards to
+	// the master (requests/NAME, written by host NAME only).
+	KindRequest Kind = 4
+	// KindAnswer: the master's answer to a forwarded command
+	// (answers/NAME, written by the master of its epoch).
+	KindAnswer Kind = 5
 )
 
 func (k Kind) String() string {
@@ -30,6 +36,10 @@ func (k Kind) String() string {
 		return "plan"
 	case KindReport:
 		return "report"
+	case KindRequest:
+		return "request"
+	case KindAnswer:
+		return "answer"
 	}
 	return fmt.Sprintf("kind(%d)", uint16(k))
 }

@@ -124,8 +124,10 @@ func (s *Store) Pool() ondisk.UUID {
 func Open(root string, create bool, ioTimeout time.Duration) (*Store, error) {
 	dir := filepath.Join(root, Dir)
 	if create {
-		if err := os.MkdirAll(filepath.Join(dir, "hosts"), 0o700); err != nil {
-			return nil, fmt.Errorf("guest records under the cluster root %s: %w", root, err)
+		for _, sub := range []string{"hosts", "requests", "answers"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+				return nil, fmt.Errorf("guest records under the cluster root %s: %w", root, err)
+			}
 		}
 	} else if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("guest records under the cluster root %s: %w", root, err)
@@ -176,7 +178,7 @@ func (s *Store) file(rel string, write bool) (*File, error) {
 }
 
 func (f *File) readAny() (Header, []byte, error) {
-	for _, k := range []Kind{KindPool, KindPlan, KindReport} {
+	for _, k := range []Kind{KindPool, KindPlan, KindReport, KindRequest, KindAnswer} {
 		h, p, err := f.Read(k)
 		if err == nil || !errors.Is(err, ErrCorrupt) {
 			return h, p, err
@@ -351,3 +353,68 @@ func (s *Store) Hosts() ([]string, error) {
 }
 
 func validName(host string) error { return ondisk.ValidHostName(host) }
+
+// Request is a command that a host that is not the master forwards to the
+// master: the control method and its arguments, as the CLI sent them.
+type Request struct {
+	// ID names the request; the master's answer carries it.
+	ID uint64 `json:"id"`
+	// Epoch is the master's epoch the request is for: a master of
+	// another epoch refuses it.
+	Epoch  uint64          `json:"epoch"`
+	From   string          `json:"from"`
+	Method string          `json:"method"`
+	Args   json.RawMessage `json:"args,omitempty"`
+}
+
+// Answer is the master's answer to a Request: the result the method
+// returned, or its error.
+type Answer struct {
+	ID     uint64          `json:"id"`
+	Epoch  uint64          `json:"epoch"`
+	Master string          `json:"master"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// WriteRequest writes host's request (requests/HOST, one writer: the host).
+func (s *Store) WriteRequest(r Request) error {
+	if err := validName(r.From); err != nil {
+		return err
+	}
+	_, err := s.write(filepath.Join("requests", r.From), Header{Kind: KindRequest, Epoch: r.Epoch}, r)
+	return err
+}
+
+// ReadRequest reads host's request.
+func (s *Store) ReadRequest(host string) (Request, error) {
+	var r Request
+	if err := validName(host); err != nil {
+		return r, err
+	}
+	_, err := s.read(filepath.Join("requests", host), KindRequest, &r)
+	if err == nil && r.From != host {
+		return r, fmt.Errorf("record %s: a request of host %q: %w", filepath.Join(s.dir, "requests", host), r.From, ErrCorrupt)
+	}
+	return r, err
+}
+
+// WriteAnswer writes the master's answer to host's request (answers/HOST),
+// stamped with the master's epoch.
+func (s *Store) WriteAnswer(host string, a Answer) error {
+	if err := validName(host); err != nil {
+		return err
+	}
+	_, err := s.write(filepath.Join("answers", host), Header{Kind: KindAnswer, Epoch: a.Epoch}, a)
+	return err
+}
+
+// ReadAnswer reads the master's answer to host's request.
+func (s *Store) ReadAnswer(host string) (Answer, error) {
+	var a Answer
+	if err := validName(host); err != nil {
+		return a, err
+	}
+	_, err := s.read(filepath.Join("answers", host), KindAnswer, &a)
+	return a, err
+}
