@@ -39,8 +39,12 @@ install: $(BIN)/hbfence
 	sed -e 's|/usr/sbin/hbfence|$(SBINDIR)/hbfence|g' -e 's|/etc/|$(SYSCONFDIR)/|g' \
 		packaging/hbfence.service > $(DESTDIR)$(UNITDIR)/hbfence.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/hbfence.service
-	$(INSTALL) -D -m 0644 packaging/hbfence.toml $(DESTDIR)$(SYSCONFDIR)/hbfence/hbfence.toml
-	$(INSTALL) -D -m 0644 packaging/hbfence.sysconfig $(DESTDIR)$(SYSCONFDIR)/sysconfig/hbfence
+	# The configuration, unless one is there already (as %config(noreplace)).
+	for f in hbfence/hbfence.toml:packaging/hbfence.toml sysconfig/hbfence:packaging/hbfence.sysconfig; do \
+		dst=$(DESTDIR)$(SYSCONFDIR)/$${f%%:*}; \
+		if [ -e "$$dst" ]; then echo "kept $$dst (the new default is $${f#*:})"; \
+		else $(INSTALL) -D -m 0644 $${f#*:} "$$dst" || exit 1; fi; \
+	done
 	$(INSTALL) -D -m 0644 packaging/man/hbfence.8 $(DESTDIR)$(MANDIR)/man8/hbfence.8
 	$(INSTALL) -D -m 0644 packaging/man/hbfence.toml.5 $(DESTDIR)$(MANDIR)/man5/hbfence.toml.5
 	$(INSTALL) -D -m 0644 packaging/completion/hbfence $(DESTDIR)$(BASHCOMPDIR)/hbfence
