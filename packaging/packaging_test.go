@@ -367,6 +367,14 @@ func TestInstalledIntoScratchRoot(t *testing.T) {
 			t.Errorf("installed: %v", err)
 		}
 	}
+	// The installed unit is the one systemd-analyze verifies.
+	inst, err := os.ReadFile(filepath.Join(dir, "/usr/lib/systemd/system/hbfence.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err := os.ReadFile(filepath.Join(root, "packaging", "hbfence.service")); err != nil || !bytes.Equal(inst, src) {
+		t.Errorf("the installed unit differs from packaging/hbfence.service (%v)", err)
+	}
 	// What the installed unit names is where the package put it.
 	u := parseUnit(t, filepath.Join(dir, "/usr/lib/systemd/system/hbfence.service"))
 	argv := strings.Fields(u.one(t, "Service", "ExecStart"))
@@ -859,4 +867,111 @@ func TestCompletionKnowsTheRealCommands(t *testing.T) {
 	if !reflect.DeepEqual(profiles, []string{"default", "fast", "slow"}) {
 		t.Errorf("the timing profiles are %v; update the completion's --profile", profiles)
 	}
+}
+
+// fakeSystemctl is a systemctl that records its arguments, one call a
+// line, and answers "show -p MainPID" with mainPID.
+func fakeSystemctl(t *testing.T, mainPID string) (binDir, log string) {
+	t.Helper()
+	binDir = t.TempDir()
+	log = filepath.Join(binDir, "calls")
+	script := fmt.Sprintf(`#!/bin/sh
+echo "$*" >> %q
+case "$*" in
+*"show -p MainPID"*) echo "MainPID=%s" ;;
+esac
+exit 0
+`, log, mainPID)
+	if err := os.WriteFile(filepath.Join(binDir, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return binDir, log
+}
+
+// runScriptlet runs one scriptlet of the package as rpm would (sh -c with
+// $1 the count rpm passes) with the fake systemctl first on PATH, and
+// returns the systemctl calls it made.
+func runScriptlet(t *testing.T, rpmFile, tag, arg, mainPID string) []string {
+	t.Helper()
+	body := run(t, "", "rpm", "-qp", "--nosignature", "--qf", "%{"+tag+"}", rpmFile)
+	if body == "(none)" {
+		t.Fatalf("the package has no %s scriptlet", tag)
+	}
+	if prog := run(t, "", "rpm", "-qp", "--nosignature", "--qf", "%{"+tag+"PROG}", rpmFile); prog != "/bin/sh" {
+		t.Fatalf("%s runs under %q; want /bin/sh", tag, prog)
+	}
+	binDir, log := fakeSystemctl(t, mainPID)
+	cmd := exec.Command("/bin/sh", "-c", body, "sh", arg)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s $1=%s: %v\n%s", tag, arg, err, out)
+	}
+	b, err := os.ReadFile(log)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// The scriptlets, run against a systemctl that records what it is asked:
+// an upgrade (rpm -U runs %postun of the old package with $1 = 1, then
+// %posttrans) re-executes a running daemon with SIGUSR1 and restarts or
+// stops nothing; a first install and an erase do what they should.
+func TestScriptletsUnderAFakeSystemctl(t *testing.T) {
+	b := theRPM(t)
+	noRestartOrStop := func(what string, calls []string) {
+		for _, c := range calls {
+			if strings.Contains(c, "restart") || strings.Contains(c, "stop") || strings.Contains(c, "--now") {
+				t.Errorf("%s: systemctl %s", what, c)
+			}
+		}
+	}
+	// Upgrade, the old package's %postun (with the new package's own
+	// spec: the macros are the same).
+	calls := runScriptlet(t, b.rpm, "POSTUN", "1", "4242")
+	noRestartOrStop("upgrade, %postun", calls)
+	// Upgrade with the daemon running: %posttrans.
+	calls = runScriptlet(t, b.rpm, "POSTTRANS", "0", "4242")
+	noRestartOrStop("upgrade, %posttrans", calls)
+	want := "kill -s SIGUSR1 --kill-who=main hbfence.service"
+	if !containsLine(calls, want) {
+		t.Errorf("upgrade with the daemon running: systemctl calls %q; want %q", calls, want)
+	}
+	// No daemon running: nothing is signalled.
+	for _, c := range runScriptlet(t, b.rpm, "POSTTRANS", "0", "0") {
+		if strings.HasPrefix(c, "kill") {
+			t.Errorf("no daemon running, yet systemctl %s", c)
+		}
+	}
+	// Upgrade: %preun of the old package ($1 = 1) stops nothing.
+	noRestartOrStop("upgrade, %preun", runScriptlet(t, b.rpm, "PREUN", "1", "4242"))
+	scripts := run(t, "", "rpm", "-qp", "--nosignature", "--scripts", b.rpm)
+	if strings.Contains(scripts, "systemd-update-helper") {
+		// systemd-rpm-macros' own expansion: it calls the helper, not
+		// systemctl, and is systemd's to test.
+		t.Log("built with systemd's own scriptlet macros: install and erase not checked here")
+		return
+	}
+	// First install: preset, no start.
+	calls = runScriptlet(t, b.rpm, "POSTIN", "1", "0")
+	noRestartOrStop("install, %post", calls)
+	if !containsLine(calls, "--no-reload preset hbfence.service") {
+		t.Errorf("first install: systemctl calls %q; want a preset of hbfence.service", calls)
+	}
+	// Erase ($1 = 0): disabled and stopped (the stop hands the guests over).
+	calls = runScriptlet(t, b.rpm, "PREUN", "0", "4242")
+	if !containsLine(calls, "--no-reload disable --now hbfence.service") {
+		t.Errorf("erase: systemctl calls %q; want disable --now hbfence.service", calls)
+	}
+}
+
+func containsLine(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
 }
