@@ -182,7 +182,7 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 // cmdPool: hbfence pool ha enable|disable, pool role HOST ROLES, pool
 // repository add DIR.
 func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pool", "ha enable|ha disable|role HOST vm[,utility]|repository add DIR", stderr)
+	fs := newFlags("pool", "ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair", stderr)
 	sock := socketFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -191,6 +191,17 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	socket, err := sock()
 	if err != nil {
 		return err
+	}
+	if len(pos) == 1 && pos[0] == "repair" {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var r agent.Repaired
+		if err := control.Call(ctx, socket, "pool.repair", nil, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pool record repaired from the %s copy: epoch %d, sequence %d, written %s, %d guest(s); changes made after it are lost.\nThe unreadable record is kept as %s\n",
+			r.From, r.Epoch, r.Seq, r.Written.UTC().Format(time.RFC3339), r.Guests, r.Kept)
+		return nil
 	}
 	req := map[string]any{}
 	switch {
@@ -201,7 +212,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(pos) == 3 && pos[0] == "repository" && pos[1] == "add":
 		req["repository"] = pos[2]
 	default:
-		return fmt.Errorf("%w: hbfence pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR", errUsage)
+		return fmt.Errorf("%w: hbfence pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

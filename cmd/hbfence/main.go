@@ -34,7 +34,7 @@ func init() {
 		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
 		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
 		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start, stop", cmdGuest},
-		"pool":    {"pool settings: ha enable|disable, role HOST ROLES, repository add DIR", cmdPool},
+		"pool":    {"pool settings: ha enable|disable, role HOST ROLES, repository add DIR, repair", cmdPool},
 		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown", cmdHost},
 		"version": {"print the version", cmdVersion},
 	}
@@ -72,6 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		var ec exitCode
+		if errors.As(err, &ec) {
+			return ec.code // the command printed why
 		}
 		fmt.Fprintf(stderr, "hbfence %s: %v\n", args[0], err)
 		if errors.Is(err, errUsage) {

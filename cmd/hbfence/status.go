@@ -42,6 +42,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("status", "", stderr)
 	sock := socketFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	check := fs.Bool("check", false, "print one line and exit 0 (ok), 1 (warning), 2 (critical) or 3 (unknown), as a monitoring plugin")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -51,13 +52,34 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	socket, err := sock()
 	if err != nil {
+		if *check {
+			fmt.Fprintf(stdout, "HBFENCE UNKNOWN - %v\n", err)
+			return exitCode{int(checkUnknown)}
+		}
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var raw json.RawMessage
 	if err := control.Call(ctx, socket, "status", nil, &raw); err != nil {
+		if *check {
+			fmt.Fprintf(stdout, "HBFENCE CRITICAL - no daemon answers on %s: %v\n", socket, err)
+			return exitCode{int(checkCritical)}
+		}
 		return err
+	}
+	if *check {
+		var st daemon.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			fmt.Fprintf(stdout, "HBFENCE UNKNOWN - the daemon's status cannot be read: %v\n", err)
+			return exitCode{int(checkUnknown)}
+		}
+		level, line := judge(st)
+		fmt.Fprintln(stdout, line)
+		if level != checkOK {
+			return exitCode{int(level)}
+		}
+		return nil
 	}
 	if *asJSON {
 		_, err := stdout.Write(append(raw, '\n'))
@@ -79,6 +101,9 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "host     %s: joining the pool\n", st.Self)
 	}
 	fmt.Fprintf(w, "pool     %s on %s (offset %d, %d slots of %d bytes)\n", st.PoolUUID, st.Area.Path, st.Area.Offset, st.Area.Slots, st.Area.SectorSize)
+	for _, a := range st.Alarms {
+		fmt.Fprintf(w, "ALARM    %s: %s\n", a.Code, shown(a.Message))
+	}
 	fmt.Fprintf(w, "timing   profile %s: interval %gs, io_timeout %gs, renewal_fail %gs, watchdog %gs, host_dead %gs\n",
 		t.Profile, t.Interval, t.IOTimeout, t.RenewalFail, t.Watchdog, t.HostDead)
 	if st.LastRenewalAgeSeconds >= 0 {

@@ -207,12 +207,15 @@
 //
 // The simulation's oracle checks that every learner of an epoch learns
 // one value. A decision none of whose learners is still running (each
-// crashed or restarted), whose owner's leader record never landed and in
-// which nobody acted, is superseded: a later instance may choose again,
-// since no host can act on it (acting needs the record written by a
-// running owner). The oracle counts these (the "superseded" figure) and
-// still fails on two values learnt by live incarnations, or on any action
-// in an epoch whose value it does not name.
+// crashed or restarted, or stalled for longer than renewal_fail past its
+// last renewal: judged dead by then, its own block possibly corrupt, and
+// fenced by its own lease when it resumes, before it can act), whose
+// owner's leader record never landed and in which nobody acted, is
+// superseded: a later instance may choose again, since no host can act on
+// it (acting needs the record written by a running owner). The oracle
+// counts these (the "superseded" figure) and still fails on two values
+// learnt by live incarnations, or on any action in an epoch whose value it
+// does not name.
 //
 // The leader record never goes back. Only the owner of epoch e writes the
 // record of epoch e: when it acquires, when it releases (possibly for a

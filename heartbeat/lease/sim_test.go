@@ -251,15 +251,17 @@ func (s *sim) errorf(format string, a ...any) {
 // -------------------------------------------------------------- hosts
 
 type simHost struct {
-	s       *sim
-	off     time.Duration // the host's clock origin
-	ppm     float64       // the host's clock rate error
-	slot    int
-	name    string
-	gen     uint64
-	inc     int // incarnation counter: events of an older one are dropped
-	alive   bool
-	paused  time.Duration // paused until
+	s      *sim
+	off    time.Duration // the host's clock origin
+	ppm    float64       // the host's clock rate error
+	slot   int
+	name   string
+	gen    uint64
+	inc    int // incarnation counter: events of an older one are dropped
+	alive  bool
+	paused time.Duration // paused until
+	// renewed is the issue of this incarnation's last renewal.
+	renewed time.Duration
 	l       *lease.Lease
 	tr      *liveness.Tracker
 	view    lease.Static
@@ -433,6 +435,7 @@ func (h *simHost) round(start time.Duration) {
 					return
 				}
 				h.l.Renewed(h.tm(issued), h.tm(ret))
+				h.renewed = issued
 				h.after()
 				h.kick()
 			}
@@ -859,7 +862,19 @@ type incarnationID struct {
 	gen uint64
 }
 
-func (i incarnationID) gone() bool { return !i.h.alive || i.h.gen != i.gen }
+// gone: the incarnation crashed, or it is stalled for longer than
+// renewal_fail past its last renewal (on its own clock, whatever its rate
+// error): it is judged dead by then, and when it resumes its lease finds
+// its renewals lapsed and fences before it can act, so that what it learnt
+// dies with it, as with a machine the watchdog reset.
+func (i incarnationID) gone() bool {
+	h := i.h
+	if !h.alive || h.gen != i.gen {
+		return true
+	}
+	stalled := h.s.now < h.paused
+	return stalled && time.Duration(float64(h.paused-h.renewed)*(1-math.Abs(h.ppm)/1e6)) > h.s.p.RenewalFail
+}
 
 // decided checks that every decision learnt agrees per epoch. One case is
 // not a disagreement: a decision whose every learner is gone, that no
@@ -868,8 +883,11 @@ func (i incarnationID) gone() bool { return !i.h.alive || i.h.gen != i.gen }
 // corrupt for good and is counted empty (doc.go, "A corrupt block of a
 // host that is gone"), the epoch may be decided again. Nothing acts on
 // the lost decision: an owner acts only on its own ballot, and a live
-// learner's own block still carries the value. Such a decision is counted
-// as superseded.
+// learner's own block still carries the value. A learner stalled past
+// renewal_fail counts as gone (incarnationID.gone): its own block may have
+// been scribbled while it stalled (scribbleLive), the others then count it
+// empty once they judge it dead, and it fences on resuming before it can
+// act. Such a decision is counted as superseded.
 func (s *sim) decided(h *simHost, epoch uint64, o ondisk.Owner) {
 	s.st.decisions++
 	me := incarnationID{h, h.gen}

@@ -58,6 +58,9 @@ type Status struct {
 	GuestsUnknown string `json:"guests_unknown,omitempty"`
 	// Warnings are pool-wide conditions the operator should fix.
 	Warnings []string `json:"warnings,omitempty"`
+	// Alarms are the conditions the operator must act on, each with a
+	// stable code (areawatch.go); always present, empty when none.
+	Alarms []Alarm `json:"alarms"`
 }
 
 // AreaInfo says where the heartbeat area is.
@@ -139,6 +142,9 @@ type Daemon struct {
 	// unsafeWhy is set (under mu) once an incarnation stayed unsafe: its
 	// guests not confirmed gone and its watchdog not to be trusted.
 	unsafeWhy string
+	// replaced is set (under mu) once the heartbeat area was found
+	// replaced (areawatch.go): the daemon never joins it again.
+	replaced  *area.ReplacedError
 	gstore    *store.Store
 	guestsOff string
 	drv       map[string]driver.Driver
@@ -314,6 +320,8 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		return nil, err
 	}
 	if d.gstore != nil {
+		// Every record names the pool; another pool's is never used.
+		d.gstore.BindPool(d.a.Header().PoolUUID)
 		d.log.Info().Str("root", d.gstore.Root()).Strs("drivers", c.Guests.Drivers).Msg("guest records on the cluster root")
 	} else {
 		d.log.Warn().Msg("guest side off: " + d.guestsOff)
@@ -420,6 +428,9 @@ func (d *Daemon) serve() error {
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
 			return poolCommand(d.currentAgent(), d.currentMaster(), args)
 		},
+		"pool.repair": func(context.Context, json.RawMessage) (any, error) {
+			return repairPool(d.currentAgent(), d.currentMaster())
+		},
 		"host.evacuate": func(_ context.Context, args json.RawMessage) (any, error) {
 			return evacuate(d.currentAgent(), d.currentMaster(), d.currentFencing(), args)
 		},
@@ -470,6 +481,7 @@ func (d *Daemon) status() Status {
 		st.Guests = ag.Guests()
 		st.Warnings = poolWarnings(ag.Pool(), st.Status)
 	}
+	st.Alarms = append([]Alarm{}, d.alarms()...)
 	return st
 }
 

@@ -152,6 +152,44 @@
 // same namespace can bind the name first and keep the daemon from starting
 // (a denial of service, never a safety loss); the refusal names its pid.
 //
+// # The area replaced under the daemon (areawatch.go)
+//
+// The daemon opens the heartbeat area once. Delete .server_pool_hb and
+// format a new one at the same path, and the open names the deleted inode:
+// the daemon heartbeats where nobody reads, and a daemon started on the new
+// file becomes a second master of epoch 1 on the same guest records. Every
+// interval the daemon checks that the path still names the device and
+// inode it opened and that the header, read again with O_DIRECT, is the
+// one it joined (area.Verify). Once either changed, the alarm
+// area-replaced is raised (log and status), the master role is given up
+// at once without a write, the daemon never joins that area again and
+// refuses an upgrade (the new image would resume on it), and:
+//
+//   - another file at the path (the old one deleted or moved): the member
+//     goes on renewing the old inode. Nobody of the new area reads it, so
+//     it harms nobody, and the watchdog stays fed: the guests run on,
+//     untouched. No master can restart them. The old pool's other daemons
+//     check the same path and give their role up the same way, within one
+//     interval of one another, long before host_dead could make any of them
+//     judge this host dead; and the new area's master refuses the old
+//     pool's records, since every record names its pool
+//     (restart/store: ErrOtherPool), so it neither places the old pool's
+//     guests nor writes its plan over theirs.
+//   - the same file re-formatted in place: this host's writes would land in
+//     another pool's area, over a slot that a host of that pool may have
+//     taken. The incarnation fences (the HA guests killed, the watchdog
+//     disarmed once they are confirmed gone, or left unfed to reset the
+//     machine), then the daemon exits so that its restart opens the new
+//     area; `hbfence init` refuses an area whose slots change, even with
+//     --force, so this takes a tool that bypasses it.
+//
+// A check that cannot tell (the header read failed) changes nothing: the
+// renewals' own rules judge the storage. On NFS a file deleted by another
+// client is gone on the server: the old open's I/O then fails (ESTALE) and
+// the renewals fail as for a lost storage, which fences; the check is for
+// the storages where the old inode lives on (local files, OCFS2, a client
+// that deleted the file itself).
+//
 // # Timing assumptions
 //
 // Those of the pool (heartbeat/timing): an I/O is bounded by io_timeout,

@@ -191,6 +191,19 @@ func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) er
 	return err
 }
 
+// repairPool writes a good pool record over one that cannot be read, on
+// the master (agent.RepairPool).
+func repairPool(ag *agent.Agent, ms *masterSide) (agent.Repaired, error) {
+	if ag == nil {
+		return agent.Repaired{}, errors.New("the guest side is off on this host (see its log), or it has not joined yet")
+	}
+	r, err := ag.RepairPool()
+	if errors.Is(err, agent.ErrNotMaster) {
+		return r, fmt.Errorf("the pool record is repaired on the master, and this host is not the master; %s", ms.whereMaster())
+	}
+	return r, err
+}
+
 func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, error) {
 	var req GuestRequest
 	if err := json.Unmarshal(raw, &req); err != nil {

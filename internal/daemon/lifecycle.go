@@ -42,6 +42,9 @@ type ending struct {
 	// resume is the suspended slot of an incarnation stopped for an
 	// upgrade (outcome suspended).
 	resume *heartbeat.ResumeState
+	// replaced: the heartbeat area was found replaced (areawatch.go);
+	// the daemon never joins the area it opened again.
+	replaced error
 }
 
 // stepKind is what the lifecycle does next.
@@ -91,6 +94,9 @@ func next(e ending, d durations, cfgPath, areaPath string) step {
 		}
 		return step{kind: stepReexec}
 	case fenced:
+		if e.replaced != nil {
+			return step{kind: stepExit, err: fmt.Errorf("fenced: %w; restart the daemon to join the area at %s anew", e.replaced, areaPath)}
+		}
 		if e.off {
 			return step{kind: stepExit, note: "fenced off by a poison pill: HA guests gone, watchdog disarmed; staying out of the pool until restarted"}
 		}
@@ -284,6 +290,7 @@ func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop co
 	}
 	dutiesCtx, dutiesStop := context.WithCancel(context.Background())
 	go in.ms.duties(dutiesCtx, r)
+	go d.watchArea(dutiesCtx, in, d.a, d.t.Interval)
 	return dutiesStop, nil
 }
 
@@ -345,6 +352,9 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 	d.end(in, dutiesStop)
 	e := ending{outcome: o, runErr: runErr, off: fc.off, armErr: fc.armErr, feedErr: fc.feedErr, stopped: ctx.Err() != nil,
 		markUnsafe: m.MarkUnsafe}
+	if re := d.replacedArea(); re != nil {
+		e.replaced = re
+	}
 	if o == suspended {
 		rs, err := m.Suspend()
 		if err != nil {
@@ -363,6 +373,11 @@ func (d *Daemon) incarnate(ctx context.Context) ending {
 // the member stops between two rounds. It returns false, and changes
 // nothing, when the upgrade cannot be tried.
 func (d *Daemon) prepareUpgrade(in *incarnation, dutiesStop context.CancelFunc) bool {
+	if re := d.replacedArea(); re != nil {
+		// The new image would resume on the open, replaced area.
+		d.log.Error().Err(re).Msg("upgrade refused, nothing changed: the heartbeat area was replaced; restart the daemon instead")
+		return false
+	}
 	if err := checkExecutable(d.exe); err != nil {
 		d.log.Error().Err(err).Msg("upgrade refused, nothing changed")
 		return false

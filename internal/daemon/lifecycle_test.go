@@ -42,6 +42,10 @@ func TestNextStep(t *testing.T) {
 		{"resetting, feed failed", ending{outcome: resetting, feedErr: boom}, stepStayUnsafe, 0, true},
 		{"suspended for an upgrade", ending{outcome: suspended}, stepReexec, 0, false},
 		{"suspended, then stopped", ending{outcome: suspended, stopped: true}, stepResume, 0, false},
+		// Issue 9 item 6: the area was replaced (re-formatted in place):
+		// never join the open, stale area again.
+		{"fenced, area replaced", ending{outcome: fenced, replaced: boom}, stepExit, 0, true},
+		{"resetting, area replaced", ending{outcome: resetting, runErr: boom, replaced: boom}, stepAwaitReset, 0, true},
 	}
 	for _, c := range cases {
 		s := next(c.e, d, "c.toml", "/OVS/.server_pool_hb")

@@ -100,6 +100,10 @@ type Agent struct {
 	// read (an older sequence) never takes the master back.
 	seen    map[restart.HostID]restart.Report
 	lastErr string
+	// foreign is why the pool's records are not this pool's (the last
+	// read of the pool record or the plan named another pool): while
+	// set, this host writes no plan and no pool record over them.
+	foreign map[store.Kind]error
 
 	// unsettled are the guests with an order not confirmed settled
 	// (orders.go); badRunState is why the run-state file cannot be read.
@@ -196,6 +200,7 @@ func (a *Agent) self() restart.HostID {
 // It returns the read's error, store.ErrEmpty for a pool never written.
 func (a *Agent) readPool() error {
 	h, c, err := a.cfg.Store.ReadPool()
+	a.setForeign(store.KindPool, err)
 	if err != nil {
 		if !errors.Is(err, store.ErrEmpty) {
 			a.note("reading the pool record: %v", err)
@@ -244,6 +249,7 @@ func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
 // not the master.
 func (a *Agent) readPlan(leader lease.Holder) {
 	_, p, writer, err := a.cfg.Store.ReadPlan()
+	a.setForeign(store.KindPlan, err)
 	if err != nil {
 		if !errors.Is(err, store.ErrEmpty) {
 			a.note("reading the plan: %v", err)
@@ -542,7 +548,9 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	if prev.Epoch != m.Epoch {
 		// A new master: the newest plan on storage, if newer than the
 		// one this host last read.
-		if _, p, _, err := a.cfg.Store.ReadPlan(); err == nil && p.After(prev) {
+		_, p, _, err := a.cfg.Store.ReadPlan()
+		a.setForeign(store.KindPlan, err)
+		if err == nil && p.After(prev) {
 			prev = p
 		}
 	}
@@ -601,6 +609,14 @@ func (a *Agent) masterRound(m lease.Mastership) {
 		}
 	}
 	plan, notes := restart.Reconcile(in)
+	if err := a.Foreign(); err != nil {
+		// The records are another pool's: a plan written over them
+		// would place that pool's guests (issue 9, item 6: the split
+		// pool's two masters accepted each other's plans), and the
+		// other pool would lose its own.
+		a.note("no plan written: %v", err)
+		return
+	}
 	// Act only while still master: ask again right before the write.
 	if now, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); !ok || now.Epoch != m.Epoch {
 		return
@@ -772,6 +788,35 @@ func (a *Agent) Guests() []GuestStatus {
 	return out
 }
 
+// setForeign keeps whether the last read of the record of kind k named
+// another pool.
+func (a *Agent) setForeign(k store.Kind, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if errors.Is(err, store.ErrOtherPool) {
+		if a.foreign == nil {
+			a.foreign = map[store.Kind]error{}
+		}
+		a.foreign[k] = err
+	} else if err == nil || errors.Is(err, store.ErrEmpty) {
+		delete(a.foreign, k)
+	}
+}
+
+// Foreign is why the pool's records on the cluster root are not this
+// pool's (an *store.OtherPoolError), or nil: the master then writes no
+// plan and refuses every change (an alarm for status).
+func (a *Agent) Foreign() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range []store.Kind{store.KindPool, store.KindPlan} {
+		if err := a.foreign[k]; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ErrNotMaster: a change of the pool's records must be made on the master.
 var ErrNotMaster = errors.New("changes to the pool's guests are made by the master")
 
@@ -798,11 +843,77 @@ func (a *Agent) Update(f func(*store.PoolConfig) error) error {
 	if now, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); !ok || now.Epoch != m.Epoch {
 		return ErrNotMaster
 	}
-	if err := a.cfg.Store.WritePool(m.Epoch, c); err != nil {
+	if err := a.cfg.Store.WritePool(m.Epoch, c); err != nil && !errors.Is(err, store.ErrBackupFailed) {
 		return err
+	} else if err != nil {
+		a.note("%v", err) // the change is made; the next one writes the backup again
 	}
 	a.readPool()
 	return nil
+}
+
+// Repaired says what RepairPool wrote.
+type Repaired struct {
+	// From is where the copy came from: "master" (the newest good copy
+	// this master read) or "backup" (pool.backup).
+	From string `json:"from"`
+	// Epoch, Seq and Written are those of the pool record copied.
+	Epoch   uint64    `json:"epoch"`
+	Seq     uint64    `json:"seq"`
+	Written time.Time `json:"written"`
+	Guests  int       `json:"guests"`
+	// Kept is where the unreadable record was copied before the repair.
+	Kept string `json:"kept"`
+}
+
+// RepairPool writes a good pool record over one that cannot be read
+// (issue 10, item 17: every edit is rightly refused then, and nothing could
+// write a good one): the newer of the copy this master last read and the
+// backup copy (pool.backup, written after every change), by epoch and
+// sequence. The unreadable file is kept beside it first. Refused on a host
+// that is not the master, when the record reads fine or is another pool's
+// (the alarm records-of-another-pool), and when there is no good copy.
+// Changes made after the copy's epoch and sequence are lost: the answer
+// names them.
+func (a *Agent) RepairPool() (Repaired, error) {
+	a.updMu.Lock()
+	defer a.updMu.Unlock()
+	m, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now())
+	if !ok {
+		return Repaired{}, ErrNotMaster
+	}
+	err := a.readPool()
+	switch {
+	case err == nil:
+		a.mu.Lock()
+		h := a.poolHdr
+		a.mu.Unlock()
+		return Repaired{}, fmt.Errorf("the pool record reads fine (epoch %d, sequence %d): nothing to repair", h.Epoch, h.Seq)
+	case errors.Is(err, store.ErrEmpty):
+		return Repaired{}, errors.New("there is no pool record yet: nothing to repair (the first change writes one)")
+	case errors.Is(err, store.ErrOtherPool):
+		return Repaired{}, fmt.Errorf("not repaired: %w", err)
+	}
+	a.mu.Lock()
+	c, h, from := clonePool(a.pool), a.poolHdr, "master"
+	a.mu.Unlock()
+	if bh, bc, berr := a.cfg.Store.ReadPoolBackup(); berr == nil && (h.Seq == 0 || bh.Epoch > h.Epoch || bh.Epoch == h.Epoch && bh.Seq > h.Seq) {
+		c, h, from = bc, bh, "backup"
+	} else if h.Seq == 0 {
+		return Repaired{}, fmt.Errorf("the pool record cannot be read (%v) and there is no good copy: this master never read one, and the backup copy cannot be read either (%v); restore %s from a backup of the cluster root", err, berr, store.Dir+"/pool")
+	}
+	kept, kerr := a.cfg.Store.KeepUnreadablePool(time.Now())
+	if kerr != nil {
+		return Repaired{}, kerr
+	}
+	if now, ok := a.cfg.Cluster.Master(a.cfg.Cluster.Now()); !ok || now.Epoch != m.Epoch {
+		return Repaired{}, ErrNotMaster
+	}
+	if werr := a.cfg.Store.WritePool(m.Epoch, c); werr != nil && !errors.Is(werr, store.ErrBackupFailed) {
+		return Repaired{}, werr
+	}
+	a.readPool()
+	return Repaired{From: from, Epoch: h.Epoch, Seq: h.Seq, Written: h.Written, Guests: len(c.Guests), Kept: kept}, nil
 }
 
 func clonePool(c store.PoolConfig) store.PoolConfig {

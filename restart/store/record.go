@@ -1,34 +1,3 @@
-// Package store keeps the pool's guest records on the cluster root: the
-// pool configuration with the guest definitions, the master's plan, and one
-// report per host. Each is a record file written in place with O_DIRECT and
-// O_DSYNC by one writer at a time and read with O_DIRECT by everyone, so
-// that no host's page cache or NFS attribute cache serves an old copy.
-//
-// # Record files
-//
-// A record file holds one record from byte 0: a 64-byte header (magic
-// "HBRC", format version, kind, the writer's sequence and epoch, the
-// payload's length and its CRC-32C, the header's own CRC-32C), then the
-// payload, JSON, padded with zeroes to the storage's direct-I/O alignment.
-// A record is written with one write of the whole padded record; a reader
-// reads the first aligned block, then the rest. A read that mixes two
-// writes, or a write that tore, fails its checksum and reads as ErrTorn:
-// the reader keeps what it had (no change seen) and reads again at its next
-// round, never acting on a mix.
-//
-// # Who writes what
-//
-//   - pool: the pool's configuration and guest definitions; written by the
-//     master only (the CLI goes through the master's daemon), stamped with
-//     its epoch.
-//   - plan: written by the master of its epoch only, stamped with it.
-//   - hosts/NAME: written by host NAME only (its current incarnation).
-//
-// Masters change, so pool and plan have had several writers over time,
-// but never two at once (the master lease); a write of an old master that
-// lands late carries an older epoch and is refused by readers that check
-// the epoch (lease.Validator), and the current master writes its record
-// again every round.
 package store
 
 import (
@@ -41,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/directio"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
 )
 
 // Kind is what a record file holds.
@@ -83,6 +53,9 @@ type Header struct {
 	Seq     uint64 // the writer's sequence
 	Epoch   uint64 // the master's epoch (pool, plan), 0 for a report
 	Written time.Time
+	// Pool is the pool the writer belongs to (its heartbeat area's pool
+	// UUID); zero in a record written before records named their pool.
+	Pool ondisk.UUID
 }
 
 // Errors of reading a record; test with errors.Is.
@@ -95,7 +68,28 @@ var (
 	// ErrCorrupt: not a record of this format (another file, a newer
 	// version, a wrong kind).
 	ErrCorrupt = errors.New("not a valid hbfence record")
+	// ErrOtherPool: the record names another pool than this host's
+	// heartbeat area: it is never used (nor overwritten by the master).
+	ErrOtherPool = errors.New("a record of another pool")
 )
+
+// OtherPoolError says which pool a refused record names.
+type OtherPoolError struct {
+	Path      string
+	Record    ondisk.UUID // the pool the record names
+	Area      ondisk.UUID // this host's pool
+	Kind      Kind
+	WrittenAt time.Time
+}
+
+func (e *OtherPoolError) Error() string {
+	return fmt.Sprintf("record %s: a %s record of pool %s (written %s), but this host's heartbeat area is pool %s: it is not used. "+
+		"Either the heartbeat area was re-formatted (hbfence init) while these records stayed, or [guests] root is another pool's cluster root; "+
+		"point [heartbeat] path and [guests] root at the same pool, or move the other pool's records (the directory %s) aside",
+		e.Path, e.Kind, e.Record, e.WrittenAt.UTC().Format(time.RFC3339), e.Area, Dir)
+}
+
+func (e *OtherPoolError) Unwrap() error { return ErrOtherPool }
 
 // File is one record file, opened for direct I/O. Its reads and writes
 // are serialised.
@@ -106,6 +100,9 @@ type File struct {
 	timeout time.Duration
 	align   int
 	seq     uint64
+	// pool, when set, is the pool this host belongs to: written into
+	// every record, and a record of another pool is refused.
+	pool ondisk.UUID
 }
 
 // OpenFile opens the record file at path for direct I/O, creating it (empty)
@@ -151,6 +148,9 @@ func (f *File) Write(h Header, payload []byte) (uint64, error) {
 	}
 	f.seq++
 	h.Seq = f.seq
+	if h.Pool == (ondisk.UUID{}) {
+		h.Pool = f.pool
+	}
 	if h.Written.IsZero() {
 		h.Written = time.Now()
 	}
@@ -197,6 +197,10 @@ func (f *File) Read(want Kind) (Header, []byte, error) {
 	if h.Kind != want {
 		return Header{}, nil, fmt.Errorf("record %s: holds a %s record, not a %s one: %w", f.path, h.Kind, want, ErrCorrupt)
 	}
+	var none ondisk.UUID
+	if f.pool != none && h.Pool != none && h.Pool != f.pool {
+		return Header{}, nil, &OtherPoolError{Path: f.path, Record: h.Pool, Area: f.pool, Kind: h.Kind, WrittenAt: h.Written}
+	}
 	buf := first
 	if total := roundUp(headerSize+length, f.align); total > len(first) {
 		buf = make([]byte, total)
@@ -227,7 +231,8 @@ func roundUp(n, a int) int { return (n + a - 1) / a * a }
 //	24 8  wall clock of the write, Unix ns (for humans)
 //	32 4  payload length
 //	36 4  payload CRC-32C
-//	40 20 reserved, zero
+//	40 16 the writer's pool UUID (zero: written before records named their pool)
+//	56 4  reserved, zero
 //	60 4  CRC-32C of bytes 0..59
 func encodeHeader(b []byte, h Header, payload []byte) {
 	copy(b[0:4], magic)
@@ -238,6 +243,7 @@ func encodeHeader(b []byte, h Header, payload []byte) {
 	binary.LittleEndian.PutUint64(b[24:32], uint64(h.Written.UnixNano()))
 	binary.LittleEndian.PutUint32(b[32:36], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[36:40], crc32.Checksum(payload, castagnoli))
+	copy(b[40:56], h.Pool[:])
 	binary.LittleEndian.PutUint32(b[60:64], crc32.Checksum(b[0:60], castagnoli))
 }
 
@@ -260,6 +266,7 @@ func decodeHeader(b []byte) (Header, int, uint32, error) {
 		Epoch:   binary.LittleEndian.Uint64(b[16:24]),
 		Written: time.Unix(0, int64(binary.LittleEndian.Uint64(b[24:32]))),
 	}
+	copy(h.Pool[:], b[40:56])
 	length := int(binary.LittleEndian.Uint32(b[32:36]))
 	if length > MaxPayload {
 		return Header{}, 0, 0, fmt.Errorf("payload length %d above the limit %d: %w", length, MaxPayload, ErrCorrupt)

@@ -93,6 +93,30 @@ type Store struct {
 
 	mu    sync.Mutex
 	files map[string]*File
+	pool  ondisk.UUID
+}
+
+// BindPool makes the store one pool's: every record written names pool,
+// and a record that names another pool is refused with an
+// *OtherPoolError (ErrOtherPool). A record that names no pool (written
+// before records named theirs) is read as before; the next write names
+// the pool. Call it before the first read or write.
+func (s *Store) BindPool(pool ondisk.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pool = pool
+	for _, f := range s.files {
+		f.mu.Lock()
+		f.pool = pool
+		f.mu.Unlock()
+	}
+}
+
+// Pool is the pool the store is bound to (zero: none).
+func (s *Store) Pool() ondisk.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pool
 }
 
 // Open opens (and creates, if create) the records directory under the
@@ -140,6 +164,7 @@ func (s *Store) file(rel string, write bool) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.pool = s.pool
 	if write {
 		// A new writer continues the file's sequence.
 		if h, _, err := f.readAny(); err == nil {
@@ -196,10 +221,71 @@ func (s *Store) ReadPool() (Header, PoolConfig, error) {
 }
 
 // WritePool writes the pool's configuration, stamped with the master's
-// epoch.
+// epoch, then its backup copy (pool.backup, the same configuration with
+// the pool record's epoch and sequence), from which a pool record that
+// can no longer be read is repaired (RepairPool). A failed backup write
+// after a good one of the record returns an error wrapping
+// ErrBackupFailed: the change itself is made.
 func (s *Store) WritePool(epoch uint64, c PoolConfig) error {
-	_, err := s.write("pool", Header{Kind: KindPool, Epoch: epoch}, c)
-	return err
+	seq, err := s.write("pool", Header{Kind: KindPool, Epoch: epoch}, c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.write(backupName, Header{Kind: KindPool, Epoch: epoch}, poolBackup{Config: c, Epoch: epoch, Seq: seq}); err != nil {
+		return fmt.Errorf("%w (%s): %v", ErrBackupFailed, filepath.Join(s.dir, backupName), err)
+	}
+	return nil
+}
+
+// ErrBackupFailed: the pool record was written, its backup copy was not.
+var ErrBackupFailed = errors.New("the pool record was written, but not its backup copy")
+
+const backupName = "pool.backup"
+
+// poolBackup is the backup copy of the pool record: its configuration and
+// the epoch and sequence of the pool record it copies.
+type poolBackup struct {
+	Config PoolConfig `json:"config"`
+	Epoch  uint64     `json:"epoch"`
+	Seq    uint64     `json:"seq"`
+}
+
+// ReadPoolBackup reads the backup copy of the pool record: its header
+// (Epoch and Seq those of the pool record it copies) and configuration.
+func (s *Store) ReadPoolBackup() (Header, PoolConfig, error) {
+	var b poolBackup
+	h, err := s.read(backupName, KindPool, &b)
+	if err != nil {
+		return h, PoolConfig{}, err
+	}
+	h.Epoch, h.Seq = b.Epoch, b.Seq
+	return h, b.Config, nil
+}
+
+// KeepUnreadablePool copies the pool record's file, which cannot be read,
+// to pool.unreadable-TIME before a repair writes over it, and returns the
+// copy's path: a repair loses nothing.
+func (s *Store) KeepUnreadablePool(now time.Time) (string, error) {
+	src := filepath.Join(s.dir, "pool")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("keeping a copy of %s before the repair: %w", src, err)
+	}
+	dst := filepath.Join(s.dir, "pool.unreadable-"+now.UTC().Format("20060102T150405.000000000Z"))
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		_, err = f.Write(b)
+		if serr := f.Sync(); err == nil {
+			err = serr
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("keeping a copy of %s before the repair: %w", src, err)
+	}
+	return dst, nil
 }
 
 // WritePlan writes the plan of the master's epoch. Writer names the
