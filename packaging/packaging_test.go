@@ -845,15 +845,20 @@ func TestCompletionKnowsTheRealCommands(t *testing.T) {
 			t.Errorf("hbfence %s -<TAB>: %v; want the flags of hbfence %s -h: %v", n, got, n, want)
 		}
 	}
+	// Each command's subcommands, as its usage line names them
+	// ("usage: hbfence pool [flags] ha enable|ha disable|...|repair").
+	for _, n := range []string{"guest", "pool", "master", "host"} {
+		want := subcommands(t, hbfenceBinary(t), n)
+		if got := complete(t, bash, "hbfence", n, ""); !reflect.DeepEqual(got, want) {
+			t.Errorf("hbfence %s <TAB>: %v; want the subcommands of its usage line, %v", n, got, want)
+		}
+	}
 	for _, c := range []struct {
 		words []string
 		want  []string
 	}{
-		{[]string{"hbfence", "guest", ""}, []string{"add", "ha", "list", "remove", "show", "start", "stop"}},
 		{[]string{"hbfence", "guest", "--json", "ha", ""}, []string{"disable", "enable"}},
-		{[]string{"hbfence", "pool", ""}, []string{"ha", "repository", "role"}},
 		{[]string{"hbfence", "pool", "repository", ""}, []string{"add"}},
-		{[]string{"hbfence", "master", ""}, []string{"move"}},
 		{[]string{"hbfence", "host", "--socket", "/run/x.sock", ""}, []string{"evacuate"}},
 		{[]string{"hbfence", "init", "--profile", ""}, []string{"default", "fast", "slow"}},
 		{[]string{"hbfence", "fence", "--action", ""}, []string{"off", "reset"}},
@@ -974,4 +979,31 @@ func containsLine(lines []string, want string) bool {
 		}
 	}
 	return false
+}
+
+// subcommands reads a command's subcommands from its usage line: the first
+// word of each alternative, in lower case.
+func subcommands(t *testing.T, bin, cmd string) []string {
+	t.Helper()
+	help, _ := exec.Command(bin, cmd, "-h").CombinedOutput()
+	line, _, _ := strings.Cut(string(help), "\n")
+	_, args, ok := strings.Cut(line, "[flags] ")
+	if !ok {
+		t.Fatalf("hbfence %s -h: no usage line: %q", cmd, line)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, alt := range strings.Split(args, "|") {
+		w := strings.Fields(strings.TrimPrefix(strings.TrimSpace(alt), "["))
+		if len(w) == 0 || strings.ToLower(w[0]) != w[0] || seen[w[0]] {
+			continue
+		}
+		seen[w[0]] = true
+		out = append(out, w[0])
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		t.Fatalf("hbfence %s -h names no subcommand: %q", cmd, line)
+	}
+	return out
 }
