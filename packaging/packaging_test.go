@@ -183,6 +183,19 @@ func TestRPMContents(t *testing.T) {
 	}
 }
 
+// The package requires no C library: built on any host (Debian's glibc
+// 2.36 here), it installs on every Oracle Linux release.
+func TestRPMRequiresNoCLibrary(t *testing.T) {
+	b := theRPM(t)
+	req := run(t, "", "rpm", "-qp", "--nosignature", "--requires", b.rpm)
+	if strings.Contains(req, "libc.so") || strings.Contains(req, "GLIBC") {
+		t.Errorf("the package requires the build host's C library:\n%s", req)
+	}
+	if !strings.Contains(req, "rpmlib(") {
+		t.Fatalf("rpm --requires lists no rpmlib() capability; is this the real list?\n%s", req)
+	}
+}
+
 func TestRPMVersionFromSpec(t *testing.T) {
 	b := theRPM(t)
 	want := specVersion(t)
@@ -419,7 +432,7 @@ func TestShippedBinaryLinksNoFUSE(t *testing.T) {
 	dir := installed(t)
 	out := run(t, "", "go", "version", "-m", filepath.Join(dir, "/usr/sbin/hbfence"))
 	// The listing must be the real one, or the check below proves nothing.
-	for _, want := range []string{"path\tgithub.com/hbfence/hbfence/cmd/hbfence", "dep\tgithub.com/BurntSushi/toml", "-trimpath=true"} {
+	for _, want := range []string{"path\tgithub.com/hbfence/hbfence/cmd/hbfence", "dep\tgithub.com/BurntSushi/toml", "-trimpath=true", "CGO_ENABLED=0"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("go version -m does not show %q:\n%s", want, out)
 		}
