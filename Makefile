@@ -79,8 +79,11 @@ dist:
 	tar -C $(RPMDIR)/stage -czf $(RPMDIR)/SOURCES/$(DISTNAME).tar.gz $(DISTNAME)
 	rm -rf $(RPMDIR)/stage
 
+GOPATHNAME    := $(shell command -v $(GO))
+
 rpm: dist
-	$(RPMBUILD) $(RPMBUILDFLAGS) --define "_topdir $(RPMDIR)" --define "gobin $(shell command -v $(GO))" \
+	@test -n "$(GOPATHNAME)" || { echo "make rpm: $(GO) is not on PATH (set GO=/path/to/go)" >&2; exit 1; }
+	$(RPMBUILD) $(RPMBUILDFLAGS) --define "_topdir $(RPMDIR)" --define "gobin $(GOPATHNAME)" \
 		-ba packaging/hbfence.spec
 	@ls $(RPMDIR)/RPMS/*/*.rpm $(RPMDIR)/SRPMS/*.rpm
 
