@@ -57,6 +57,10 @@ type Guest struct {
 	StartSeq uint64
 }
 
+// DefaultMaxAttempts bounds the start attempts of one placement when the
+// pool sets no bound.
+const DefaultMaxAttempts = 3
+
 // Pool is the pool's configuration, as far as placement needs it.
 type Pool struct {
 	HA bool
@@ -344,7 +348,7 @@ func placeMigrations(p Plan, pl *placer, migrations []migration, epoch uint64) [
 func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []Note {
 	maxAttempts := in.Pool.MaxAttempts
 	if maxAttempts <= 0 {
-		maxAttempts = 3
+		maxAttempts = DefaultMaxAttempts
 	}
 	var notes []Note
 	for _, f := range free {

@@ -95,13 +95,14 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("%w: unknown guest command %q", errUsage, op)
 	}
-	var g store.GuestDef
-	if err := control.Call(ctx, socket, "guest", req, &g); err != nil {
+	var ans daemon.GuestAnswer
+	if err := control.Call(ctx, socket, "guest", req, &ans); err != nil {
 		return err
 	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(g)
+		return json.NewEncoder(stdout).Encode(ans)
 	}
+	g := ans.GuestDef
 	g.Name = shown(g.Name)
 	switch op {
 	case "add":
@@ -111,6 +112,10 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "ha":
 		fmt.Fprintf(stdout, "HA %s for guest %s\n", map[bool]string{true: "enabled", false: "disabled"}[g.HA], g.Name)
 	case "start":
+		if ans.Deferred != "" {
+			fmt.Fprintf(stdout, "start of guest %s accepted, not carried out now: %s (hbfence guest show %s)\n", g.Name, shown(ans.Deferred), g.Name)
+			break
+		}
 		fmt.Fprintf(stdout, "starting guest %s: the master places it within an interval (hbfence guest show %s)\n", g.Name, g.Name)
 	case "stop":
 		fmt.Fprintf(stdout, "stopping guest %s (hbfence guest show %s)\n", g.Name, g.Name)
@@ -182,8 +187,9 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 // cmdPool: hbfence pool ha enable|disable, pool role HOST ROLES, pool
 // repository add DIR.
 func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pool", "ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair", stderr)
+	fs := newFlags("pool", "show [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair", stderr)
 	sock := socketFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON (pool show)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -192,6 +198,24 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if len(pos) == 1 && pos[0] == "show" {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var raw json.RawMessage
+		if err := control.Call(ctx, socket, "pool.show", nil, &raw); err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := stdout.Write(append(raw, '\n'))
+			return err
+		}
+		var v daemon.PoolView
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		printPool(stdout, v)
+		return nil
+	}
 	if len(pos) == 1 && pos[0] == "repair" {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -199,8 +223,8 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := control.Call(ctx, socket, "pool.repair", nil, &r); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "pool record repaired from the %s copy: epoch %d, sequence %d, written %s, %d guest(s); changes made after it are lost.\nThe unreadable record is kept as %s\n",
-			r.From, r.Epoch, r.Seq, r.Written.UTC().Format(time.RFC3339), r.Guests, r.Kept)
+		fmt.Fprintf(stdout, "pool record repaired from the %s copy: epoch %d, sequence %d, written %s, %s; changes made after it are lost.\nThe unreadable record is kept as %s\n",
+			r.From, r.Epoch, r.Seq, r.Written.UTC().Format(time.RFC3339), plural(r.Guests, "guest"), r.Kept)
 		return nil
 	}
 	req := map[string]any{}
@@ -212,7 +236,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(pos) == 3 && pos[0] == "repository" && pos[1] == "add":
 		req["repository"] = pos[2]
 	default:
-		return fmt.Errorf("%w: hbfence pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
+		return fmt.Errorf("%w: hbfence pool show [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -220,6 +244,61 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := control.Call(ctx, socket, "pool", req, &c); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "pool HA %s; %d guest(s); repositories %v\n", map[bool]string{true: "enabled", false: "disabled"}[c.HA], len(c.Guests), c.Repositories)
+	repos := "no repositories"
+	if len(c.Repositories) > 0 {
+		repos = "repositories " + strings.Join(c.Repositories, ", ")
+	}
+	fmt.Fprintf(stdout, "pool HA %s; %s; %s\n", map[bool]string{true: "enabled", false: "disabled"}[c.HA], plural(len(c.Guests), "guest"), repos)
 	return nil
+}
+
+func printPool(w io.Writer, v daemon.PoolView) {
+	onOff := map[bool]string{true: "enabled", false: "disabled"}
+	fmt.Fprintf(w, "pool     %s\n", v.PoolUUID)
+	if v.Record.Seq == 0 {
+		fmt.Fprintf(w, "record   none read yet (no change was ever made)\n")
+	} else {
+		fmt.Fprintf(w, "record   epoch %d, sequence %d, written %s\n", v.Record.Epoch, v.Record.Seq, v.Record.Written.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "HA       %s; at most %d start attempts per placement\n", onOff[v.HA], v.MaxAttempts)
+	fmt.Fprintf(w, "guests   %s defined, %s with HA\n", plural(v.Guests, "guest"), plural(v.HAGuests, "guest"))
+	if len(v.Repositories) == 0 {
+		fmt.Fprintf(w, "repos    none: guest configurations must resolve inside the cluster root\n")
+	}
+	for _, r := range v.Repositories {
+		fmt.Fprintf(w, "repo     %s\n", shown(r))
+	}
+	for _, a := range v.Alarms {
+		fmt.Fprintf(w, "ALARM    %s: %s\n", a.Code, shown(a.Message))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tROLES\tSTATE\tEVACUATING")
+	for _, h := range v.Hosts {
+		roles := make([]string, len(h.Roles))
+		for i, r := range h.Roles {
+			roles[i] = string(r)
+		}
+		state := h.State
+		if state == "" {
+			state = "not in the heartbeat area"
+		}
+		evac := "no"
+		if e, ok := v.Evacuations[h.Name]; ok {
+			evac = fmt.Sprintf("yes (generation %d)", e.Generation)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", shown(h.Name), strings.Join(roles, ","), state, evac)
+	}
+	tw.Flush()
+}
+
+// plural is "1 guest", "2 guests", "no guests".
+func plural(n int, what string) string {
+	switch n {
+	case 0:
+		return "no " + what + "s"
+	case 1:
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

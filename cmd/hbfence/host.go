@@ -97,7 +97,7 @@ func watchEvacuation(ctx context.Context, socket, host string, wait time.Duratio
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d guest(s) still on %s after %v; the evacuation goes on (hbfence guest list)", left, host, wait)
+			return fmt.Errorf("%s still on %s after %v; the evacuation goes on (hbfence guest list)", plural(left, "guest"), host, wait)
 		}
 		select {
 		case <-ctx.Done():

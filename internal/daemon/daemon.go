@@ -423,10 +423,13 @@ func (d *Daemon) serve() error {
 			return moveMaster(ctx, d.currentFencing(), d.currentMaster(), d.t, args)
 		},
 		"guest": func(_ context.Context, args json.RawMessage) (any, error) {
-			return guestCommand(d.currentAgent(), d.currentMaster(), args)
+			return guestCommand(d.currentAgent(), d.currentMaster(), func() []heartbeat.HostStatus { return d.status().Hosts }, args)
 		},
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
 			return poolCommand(d.currentAgent(), d.currentMaster(), args)
+		},
+		"pool.show": func(context.Context, json.RawMessage) (any, error) {
+			return poolView(d.currentAgent(), d.status())
 		},
 		"pool.repair": func(context.Context, json.RawMessage) (any, error) {
 			return repairPool(d.currentAgent(), d.currentMaster())

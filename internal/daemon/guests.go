@@ -191,6 +191,69 @@ func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) er
 	return err
 }
 
+// PoolView is hbfence pool show: the pool record as this host last read
+// it, with every host's roles beside its state in the heartbeat area.
+type PoolView struct {
+	PoolUUID string `json:"pool_uuid"`
+	// Record is the pool record's epoch, sequence and time of writing
+	// (zero: this host has read none).
+	Record struct {
+		Epoch   uint64    `json:"epoch"`
+		Seq     uint64    `json:"seq"`
+		Written time.Time `json:"written"`
+	} `json:"record"`
+	HA           bool                        `json:"ha"`
+	MaxAttempts  int                         `json:"max_attempts"`
+	Hosts        []PoolHost                  `json:"hosts"`
+	Repositories []string                    `json:"repositories"`
+	Guests       int                         `json:"guests"`
+	HAGuests     int                         `json:"ha_guests"`
+	Evacuations  map[string]store.Evacuation `json:"evacuations,omitempty"`
+	Alarms       []Alarm                     `json:"alarms"`
+}
+
+// PoolHost is one host of PoolView: its roles, and its state in the
+// heartbeat area ("" for a host given roles but not in the area).
+type PoolHost struct {
+	Name  string         `json:"name"`
+	Roles []restart.Role `json:"roles"`
+	State string         `json:"state"`
+}
+
+// poolView builds hbfence pool show's answer; it works on any host.
+func poolView(ag *agent.Agent, st Status) (PoolView, error) {
+	if ag == nil {
+		return PoolView{}, errors.New("the guest side is off on this host (see its log), or it has not joined yet")
+	}
+	c, h := ag.Pool(), ag.PoolHeader()
+	v := PoolView{PoolUUID: st.PoolUUID.String(), HA: c.HA, MaxAttempts: c.MaxAttempts, Repositories: append([]string{}, c.Repositories...),
+		Guests: len(c.Guests), Evacuations: c.Evacuations, Alarms: st.Alarms}
+	v.Record.Epoch, v.Record.Seq, v.Record.Written = h.Epoch, h.Seq, h.Written
+	if v.MaxAttempts == 0 {
+		v.MaxAttempts = restart.DefaultMaxAttempts
+	}
+	for _, g := range c.Guests {
+		if g.HA {
+			v.HAGuests++
+		}
+	}
+	seen := map[string]bool{}
+	for _, hs := range st.Hosts {
+		if hs.Name == "" || seen[hs.Name] {
+			continue
+		}
+		seen[hs.Name] = true
+		v.Hosts = append(v.Hosts, PoolHost{Name: hs.Name, Roles: c.RolesOf(hs.Name), State: hs.State.String()})
+	}
+	for name := range c.Roles {
+		if !seen[name] {
+			v.Hosts = append(v.Hosts, PoolHost{Name: name, Roles: c.RolesOf(name)})
+		}
+	}
+	slices.SortFunc(v.Hosts, func(a, b PoolHost) int { return strings.Compare(a.Name, b.Name) })
+	return v, nil
+}
+
 // repairPool writes a good pool record over one that cannot be read, on
 // the master (agent.RepairPool).
 func repairPool(ag *agent.Agent, ms *masterSide) (agent.Repaired, error) {
@@ -204,12 +267,50 @@ func repairPool(ag *agent.Agent, ms *masterSide) (agent.Repaired, error) {
 	return r, err
 }
 
-func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, error) {
+// GuestAnswer is the answer of the guest commands: the guest's definition
+// as written, and, for a start that cannot be carried out now, why and
+// until when (Deferred).
+type GuestAnswer struct {
+	store.GuestDef
+	Deferred string `json:"deferred,omitempty"`
+}
+
+// startDeferred says why a start of the guest (as status shows it) cannot
+// be carried out now, or "": the master never starts a guest that a host
+// not yet known gone may run (restart doc.go, M3), so a start of a guest
+// whose host hangs waits until that host is declared dead and known
+// fenced, or comes back (issue 11: the start returned 0 and then started
+// nothing, silently).
+func startDeferred(gs agent.GuestStatus, hosts []heartbeat.HostStatus) string {
+	if gs.Host == "" {
+		return ""
+	}
+	var h *heartbeat.HostStatus
+	for i := range hosts {
+		if hosts[i].Name == gs.Host {
+			h = &hosts[i]
+		}
+	}
+	switch {
+	case h == nil:
+		return fmt.Sprintf("its host %s is not in this host's view of the pool: the master starts it once %s is known gone", gs.Host, gs.Host)
+	case h.State == liveness.Suspect || h.State == liveness.Unknown:
+		return fmt.Sprintf("its host %s is %s, not yet dead: the master starts it elsewhere only once %s is declared dead and known fenced (host_dead after its last renewal), and it runs on if %s comes back", gs.Host, h.State, gs.Host, gs.Host)
+	case h.State == liveness.Dead && !h.Fenced:
+		return fmt.Sprintf("its host %s is dead but not known fenced (%s): it is not started elsewhere; stop it there by hand, then start it again", gs.Host, gs.Message)
+	case h.State == liveness.Live && gs.State == restart.Running:
+		return fmt.Sprintf("it already runs on %s: nothing to start", gs.Host)
+	}
+	return ""
+}
+
+func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.HostStatus, raw json.RawMessage) (any, error) {
 	var req GuestRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, fmt.Errorf("guest: bad arguments: %v", err)
 	}
 	var result store.GuestDef
+	deferred := ""
 	err := update(ag, ms, func(c *store.PoolConfig) error {
 		if req.Op == "add" {
 			g, err := newGuest(req, *c)
@@ -242,6 +343,11 @@ func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, er
 			}
 			g.HA = req.HA
 		case "start":
+			for _, gs := range ag.Guests() {
+				if gs.UUID == g.UUID {
+					deferred = startDeferred(gs, hosts())
+				}
+			}
 			g.Stopped = false
 			g.StartSeq++
 		case "stop":
@@ -252,7 +358,7 @@ func guestCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, er
 		result = *g
 		return nil
 	})
-	return result, err
+	return GuestAnswer{GuestDef: result, Deferred: deferred}, err
 }
 
 // hostRoles checks hbfence pool role HOST ROLES: the host name by the one

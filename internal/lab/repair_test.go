@@ -2,11 +2,15 @@ package lab_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hbfence/hbfence/internal/daemon"
 	"github.com/hbfence/hbfence/internal/lab"
 	"github.com/hbfence/hbfence/restart/store"
 )
@@ -42,14 +46,50 @@ func TestPoolRepairOnTheMaster(t *testing.T) {
 		t.Fatalf("pool repair on a host that is not the master: %v\n%s", err, out)
 	}
 	out, err := p.Run(ctx, "pool", "repair", "--socket", m.Socket)
-	if err != nil || !strings.Contains(out, "repaired from the master copy") || !strings.Contains(out, "2 guest(s)") || !strings.Contains(out, "pool.unreadable-") {
+	if err != nil || !strings.Contains(out, "repaired from the master copy") || !strings.Contains(out, "2 guests") || !strings.Contains(out, "pool.unreadable-") {
 		t.Fatalf("pool repair: %v\n%s", err, out)
 	}
 	t.Logf("hbfence pool repair:\n%s", out)
 	if out, err := p.Run(ctx, "pool", "repair", "--socket", m.Socket); err == nil || !strings.Contains(out, "reads fine") {
 		t.Fatalf("a second pool repair: %v\n%s", err, out)
 	}
-	if out, err := p.Run(ctx, "pool", "ha", "enable", "--socket", m.Socket); err != nil || !strings.Contains(out, "2 guest(s)") {
+	if out, err := p.Run(ctx, "pool", "ha", "enable", "--socket", m.Socket); err != nil || !strings.Contains(out, "2 guests") {
 		t.Fatalf("a change after the repair: %v\n%s", err, out)
 	}
+
+	// pool show works on any host: the roles beside each host's state.
+	if out, err := p.Run(ctx, "pool", "role", other.Name, "vm,utility", "--socket", m.Socket); err != nil {
+		t.Fatalf("pool role: %v\n%s", err, out)
+	}
+	err = lab.WaitUntil(ctx, 10*time.Second, 50*time.Millisecond, "pool show on "+other.Name+" naming its roles", func() (bool, error) {
+		out, err := p.Run(ctx, "pool", "show", "--json", "--socket", other.Socket)
+		if err != nil {
+			return false, fmt.Errorf("pool show --json: %v: %s", err, out)
+		}
+		var v daemon.PoolView
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			return false, err
+		}
+		if !v.HA || v.Guests != 2 || v.HAGuests != 2 || len(v.Hosts) != 3 || v.Alarms == nil {
+			return false, nil
+		}
+		for _, h := range v.Hosts {
+			want := "vm"
+			if h.Name == other.Name {
+				want = "vm,utility"
+			}
+			if h.State != "live" || fmt.Sprint(h.Roles) != "["+strings.ReplaceAll(want, ",", " ")+"]" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = p.Run(ctx, "pool", "show", "--socket", other.Socket)
+	if err != nil || !strings.Contains(out, "HA       enabled") || !strings.Contains(out, "2 guests defined, 2 guests with HA") || !strings.Contains(out, "vm,utility") {
+		t.Fatalf("pool show: %v\n%s", err, out)
+	}
+	t.Logf("hbfence pool show on %s:\n%s", other.Name, out)
 }

@@ -942,3 +942,11 @@ func (a *Agent) Pool() store.PoolConfig {
 	defer a.mu.Unlock()
 	return clonePool(a.pool)
 }
+
+// PoolHeader is the header of the pool record Pool came from (zero: none
+// read yet).
+func (a *Agent) PoolHeader() store.Header {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.poolHdr
+}
