@@ -164,3 +164,14 @@ func TestUsage(t *testing.T) {
 		t.Errorf("bad flag: exit %d, want 2", code)
 	}
 }
+
+// hbfence --version is hbfence version (the RPM's test runs the installed
+// binary with it).
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, stderr := hb(t, args...)
+		if code != 0 || out != "hbfence "+version+"\n" {
+			t.Errorf("hbfence %s: exit %d, stdout %q, stderr %q; want 0 and %q", strings.Join(args, " "), code, out, stderr, "hbfence "+version+"\n")
+		}
+	}
+}
