@@ -16,7 +16,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
-		fmt.Fprintf(stderr, "\n%s\nSee docs/operations.md for what a restart, a stop, a reload and an upgrade do to the guests.\n", daemon.SignalTable)
+		fmt.Fprintf(stderr, "\n%s\n%s\nSee docs/operations.md for what a restart, a stop, a reload and an upgrade do to the guests,\nand for reading the journal after a fence.\n", daemon.SignalTable, ExitCodeTable)
 	}
 	if _, err := parse(fs, args); err != nil {
 		return err

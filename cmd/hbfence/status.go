@@ -13,6 +13,7 @@ import (
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/internal/lastfence"
 )
 
 // socketFlags adds --config and --socket, through which every client
@@ -117,6 +118,16 @@ func printStatus(w io.Writer, st daemon.Status) {
 			line += " (guests not confirmed gone: " + f.KillError + ")"
 		}
 		fmt.Fprintf(w, "fence    %s\n", line)
+	}
+	label := "         "
+	if st.Fence == nil {
+		label = "fence    "
+	}
+	switch {
+	case st.LastFence != nil:
+		fmt.Fprintf(w, "%s%s\n", label, lastfence.Line(*st.LastFence, st.Started, st.BootID))
+	case st.LastFenceError != "":
+		fmt.Fprintf(w, "%slast fence: unknown (%s)\n", label, st.LastFenceError)
 	}
 	if m := st.Master; m != nil {
 		line := "unknown (leader record not read yet)"
