@@ -532,10 +532,13 @@ func guestKiller(c *config.Config, watchdog time.Duration, drv map[string]driver
 // does not exist as an error of the configuration (the daemon exits 78:
 // restarting it would not help), naming the file, the key and the fix.
 func missingIsInvalid(err error, c *config.Config, key, fix string) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return config.Invalid(fmt.Errorf("%s: %s: %w; %s", c.Path, key, err, fix))
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	return err
+	if strings.Contains(err.Error(), c.Path) {
+		return config.Invalid(fmt.Errorf("%w (%s); %s", err, key, fix)) // names the file already
+	}
+	return config.Invalid(fmt.Errorf("%s: %s: %w; %s", c.Path, key, err, fix))
 }
 
 func identity(c *config.Config, version string) (join.Identity, error) {
