@@ -181,7 +181,13 @@ func startServiceHost(t *testing.T, p *lab.Pool, h *lab.Host, sinks *serviceHost
 	t.Setenv("NOTIFY_SOCKET", sinks.notify.path)
 	t.Setenv(journal.SocketEnv, sinks.journal.path)
 	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
-	if err := h.Start(); err != nil {
+	err = h.Start()
+	// Only this host's daemon notifies these sockets (t.Setenv restores
+	// the environment at the end of the test).
+	for _, k := range []string{"NOTIFY_SOCKET", journal.SocketEnv, "JOURNAL_STREAM"} {
+		os.Unsetenv(k)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -369,4 +375,56 @@ func merge(a, b map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// An upgrade's re-exec (SIGUSR1) as systemd sees it: RELOADING=1 before
+// the exec, then, from the new image (same pid), READY=1 with MAINPID=
+// once it has resumed its slot and adopted its guests.
+func TestServiceNotifyAcrossUpgrade(t *testing.T) {
+	installed := installBinaries(t)
+	p := newPool(t, lab.Options{Watchdog: true, Guests: true, Binary: installed})
+	a, err := p.AddHost("v1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.AddHost("v2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := startServiceHost(t, p, a, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitJoined(context.Background(), 60*time.Second, a, b); err != nil {
+		t.Fatal(err)
+	}
+	waitAllArmed(t, a, b)
+	_, n0 := sa.notify.waitNote("READY=1", 0, func(s string) bool { return strings.HasPrefix(s, "READY=1\n") })
+	pid := a.DaemonPID()
+	before, err := a.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	_, n1 := sa.notify.waitNote("RELOADING=1 before the exec", n0+1, func(s string) bool {
+		return strings.HasPrefix(s, "RELOADING=1\nMONOTONIC_USEC=") && strings.Contains(s, "STATUS=upgrading: re-executing ")
+	})
+	ready, _ := sa.notify.waitNote("READY=1 from the new image", n1+1, func(s string) bool { return strings.HasPrefix(s, "READY=1\n") })
+	if !strings.Contains(ready, fmt.Sprintf("\nMAINPID=%d", pid)) {
+		t.Errorf("READY=1 after the re-exec without MAINPID=%d: %q", pid, ready)
+	}
+	if !strings.Contains(ready, fmt.Sprintf("STATUS=live in pool %s, slot %d, ", before.PoolUUID.String()[:8], before.Slot)) {
+		t.Errorf("READY=1 after the re-exec: %q", ready)
+	}
+	sa.journal.waitEntry("the new image logs to the journal", 10*time.Second,
+		map[string]string{"MESSAGE": "upgrade: this is the new image*", "HBFENCE_HOST": a.Name, "HBFENCE_PID": fmt.Sprint(pid)})
+	after, err := a.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.PID != pid || after.Generation != before.Generation {
+		t.Errorf("after the upgrade: pid %d generation %d; before %d, %d", after.PID, after.Generation, pid, before.Generation)
+	}
 }
