@@ -428,3 +428,77 @@ func TestServiceNotifyAcrossUpgrade(t *testing.T) {
 		t.Errorf("after the upgrade: pid %d generation %d; before %d, %d", after.PID, after.Generation, pid, before.Generation)
 	}
 }
+
+// A host's storage grows slow, then is cut, through its own faultfs
+// mount: the journal has the latency near its budget (and STATUS= says
+// so), then the fence at crit with the renewals' reason, which the
+// last-fence file holds too.
+func TestServiceJournalStorageSlowThenFence(t *testing.T) {
+	if err := lab.FaultFSAvailable(); err != nil {
+		t.Skip("SKIP: " + err.Error())
+	}
+	faultfsOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-o", lab.FaultFSBinary(binary), "github.com/hbfence/hbfence/cmd/hbfence-faultfs").CombinedOutput()
+		if err != nil {
+			faultfsErr = fmt.Errorf("building hbfence-faultfs: %v\n%s", err, out)
+		}
+	})
+	if faultfsErr != nil {
+		t.Fatal(faultfsErr)
+	}
+	p := newPool(t, lab.Options{Watchdog: true, FaultFS: true})
+	a, err := p.AddHost("w1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.AddHost("w2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := startServiceHost(t, p, a, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitJoined(context.Background(), 60*time.Second, a, b); err != nil {
+		t.Fatal(err)
+	}
+	waitAllArmed(t, a, b)
+	_, n0 := sa.notify.waitNote("READY=1", 0, func(s string) bool { return strings.HasPrefix(s, "READY=1\n") })
+
+	// 600 ms on every I/O: above half of io_timeout (1 s), within it.
+	if err := a.SlowStorage(600 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	sa.journal.waitEntry("storage latency near its budget", 20*time.Second,
+		map[string]string{"MESSAGE_ID": string(journal.MsgStorageLatency), "PRIORITY": "4", "HBFENCE_HOST": a.Name, "MESSAGE": "storage latency near its budget: *"})
+	sa.notify.waitNote("STATUS= says the storage is slow", n0+1, func(s string) bool {
+		return strings.HasPrefix(s, "STATUS=live in pool ") && strings.Contains(s, "; storage slow: a renewal took ")
+	})
+	if err := a.RestoreStorage(); err != nil {
+		t.Fatal(err)
+	}
+	sa.journal.waitEntry("storage latency back", 30*time.Second, map[string]string{"MESSAGE": "storage latency back within its budget*"})
+
+	// Cut: the renewals fail for renewal_fail, the host fences.
+	if err := a.CutStorage(); err != nil {
+		t.Fatal(err)
+	}
+	fenceLine := sa.journal.waitEntry("FENCING at crit", 3*p.Timing.RenewalFail,
+		map[string]string{"PRIORITY": "2", "MESSAGE_ID": string(journal.MsgFence), "MESSAGE": "FENCING: *", "HBFENCE_HOST": a.Name})
+	b2, err := os.ReadFile(filepath.Join(filepath.Dir(a.Config), "state", "last-fence"))
+	if err != nil {
+		t.Fatalf("no last-fence file after the fence: %v", err)
+	}
+	var rec struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(b2, &rec); err != nil || rec.Reason == "" || rec.Reason != fenceLine["HBFENCE_REASON"] {
+		t.Errorf("last-fence reason %q (%v); the journal's %q", rec.Reason, err, fenceLine["HBFENCE_REASON"])
+	}
+	sa.journal.waitEntry("fenced at crit", 3*p.Timing.RenewalFail,
+		map[string]string{"PRIORITY": "2", "MESSAGE_ID": string(journal.MsgFence), "MESSAGE": "fenced: HA guests confirmed gone*"})
+	if err := a.RestoreStorage(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fence reason: %s", rec.Reason)
+}
