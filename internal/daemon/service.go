@@ -286,7 +286,11 @@ func statusLine(v serviceVw) string {
 func storageSlow(v serviceVw) string {
 	var out []string
 	if v.renewalFail > 0 && v.renewalAge > v.renewalFail/2 && v.renewalAge > v.interval+v.ioTimeout/2 {
-		out = append(out, fmt.Sprintf("last renewal %v ago (renewal_fail %v)", v.renewalAge.Round(time.Millisecond), v.renewalFail))
+		w := fmt.Sprintf("last renewal %v ago (renewal_fail %v)", v.renewalAge.Round(100*time.Millisecond), v.renewalFail)
+		if v.lastError != "" {
+			w += ", last error: " + v.lastError // the storage unreachable, most likely
+		}
+		out = append(out, w)
 	}
 	if v.ioTimeout > 0 && v.maxLatency > v.ioTimeout/2 {
 		out = append(out, fmt.Sprintf("a renewal took %v (io_timeout %v)", v.maxLatency.Round(time.Millisecond), v.ioTimeout))

@@ -29,6 +29,8 @@ func TestStatusLine(t *testing.T) {
 		{"fencing", func(v serviceVw) serviceVw { v.fence, v.fenceWhy = fence.Fencing, "renewals failed"; return v }, "FENCING: renewals failed"},
 		{"slow", func(v serviceVw) serviceVw { v.renewalAge = 20 * time.Second; return v },
 			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; storage slow: last renewal 20s ago (renewal_fail 30s)"},
+		{"unreachable", func(v serviceVw) serviceVw { v.renewalAge, v.lastError = 20*time.Second, "write slot 3: EIO"; return v },
+			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; storage slow: last renewal 20s ago (renewal_fail 30s), last error: write slot 3: EIO"},
 		{"slow io", func(v serviceVw) serviceVw { v.maxLatency = 6 * time.Second; return v },
 			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; storage slow: a renewal took 6s (io_timeout 10s)"},
 		{"unsafe", func(v serviceVw) serviceVw { v.unsafe = "UNSAFE: no watchdog"; return v },
