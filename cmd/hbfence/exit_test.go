@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/internal/lastfence"
 )
 
 // buildBinary builds this command into a temporary directory: the exit
@@ -95,5 +99,23 @@ func TestDaemonHelpListsExitCodes(t *testing.T) {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("hbfence daemon -h does not say %q:\n%s", w, stderr)
 		}
+	}
+}
+
+func TestStatusPrintsLastFence(t *testing.T) {
+	at := time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC)
+	st := daemon.Status{Started: at.Add(time.Hour), BootID: "b2",
+		LastFence: &lastfence.Record{Time: at, Reason: "no successful renewal for 3.004s (renewal_fail 3s)", Slot: 1, Generation: 4, BootID: "b1"}}
+	var b strings.Builder
+	printStatus(&b, st)
+	if !strings.Contains(b.String(), "fence    last fence: no successful renewal for 3.004s (renewal_fail 3s) at ") ||
+		!strings.Contains(b.String(), "(slot 1, generation 4), in an earlier boot") {
+		t.Errorf("status without a fence state:\n%s", b.String())
+	}
+	st.LastFence, st.LastFenceError = nil, "last fence: /var/lib/hbfence/last-fence: unexpected end of JSON input (remove it if it is damaged)"
+	b.Reset()
+	printStatus(&b, st)
+	if !strings.Contains(b.String(), "last fence: unknown (last fence: /var/lib/hbfence/last-fence: unexpected end") {
+		t.Errorf("status with a damaged record:\n%s", b.String())
 	}
 }

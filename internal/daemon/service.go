@@ -146,8 +146,8 @@ func (d *Daemon) reexecBegins() {
 	s.n.Reloading("upgrading: re-executing " + d.exe + " in place")
 }
 
-// serviceVw is what the status line and the events are made of.
-type serviceVw struct {
+// svcView is what the status line and the events are made of.
+type svcView struct {
 	host, pool string
 	joined     bool
 	slot       int
@@ -172,12 +172,12 @@ type serviceVw struct {
 	guests         []agent.GuestStatus
 }
 
-func (v serviceVw) ready() bool {
+func (v svcView) ready() bool {
 	return v.joined && v.fence == fence.Healthy && v.armed && v.adopted
 }
 
-func (d *Daemon) serviceView() serviceVw {
-	v := serviceVw{host: d.self.Name, pool: d.h.PoolUUID.String(), slot: -1, ioTimeout: d.t.IOTimeout,
+func (d *Daemon) serviceView() svcView {
+	v := svcView{host: d.self.Name, pool: d.h.PoolUUID.String(), slot: -1, ioTimeout: d.t.IOTimeout,
 		renewalFail: d.t.RenewalFail, interval: d.t.Interval, guestsOff: d.guestsOff}
 	if len(v.pool) > 8 {
 		v.pool = v.pool[:8]
@@ -232,7 +232,7 @@ func (d *Daemon) serviceView() serviceVw {
 }
 
 // statusLine is the one line of STATUS=.
-func statusLine(v serviceVw) string {
+func statusLine(v svcView) string {
 	var s string
 	switch {
 	case v.fence == fence.Fencing:
@@ -283,7 +283,7 @@ func statusLine(v serviceVw) string {
 // storageSlow says how the heartbeat's storage is near its budget: the
 // last renewal is older than half of renewal_fail (the fence comes at
 // renewal_fail), or a recent renewal took more than half of io_timeout.
-func storageSlow(v serviceVw) string {
+func storageSlow(v svcView) string {
 	var out []string
 	if v.renewalFail > 0 && v.renewalAge > v.renewalFail/2 && v.renewalAge > v.interval+v.ioTimeout/2 {
 		w := fmt.Sprintf("last renewal %v ago (renewal_fail %v)", v.renewalAge.Round(100*time.Millisecond), v.renewalFail)
@@ -300,7 +300,7 @@ func storageSlow(v serviceVw) string {
 
 // serviceEvents logs what changed: the storage's latency, and on the
 // master the guests' states.
-func (d *Daemon) serviceEvents(v serviceVw) {
+func (d *Daemon) serviceEvents(v svcView) {
 	s := d.svc
 	slow := ""
 	if v.joined && v.fence == fence.Healthy {

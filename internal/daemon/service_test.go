@@ -13,27 +13,27 @@ import (
 )
 
 func TestStatusLine(t *testing.T) {
-	live := serviceVw{host: "node1", pool: "1a2b3c4d", joined: true, slot: 3, fence: fence.Healthy, armed: true, adopted: true,
+	live := svcView{host: "node1", pool: "1a2b3c4d", joined: true, slot: 3, fence: fence.Healthy, armed: true, adopted: true,
 		master: "node2", epoch: 7, guestsHere: 5, interval: time.Second, ioTimeout: 10 * time.Second, renewalFail: 30 * time.Second,
 		renewalAge: 200 * time.Millisecond, maxLatency: 5 * time.Millisecond}
 	for _, c := range []struct {
 		name string
-		v    func(v serviceVw) serviceVw
+		v    func(v svcView) svcView
 		want string
 	}{
-		{"live", func(v serviceVw) serviceVw { return v }, "live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here"},
-		{"master", func(v serviceVw) serviceVw { v.isMaster, v.guestsHere = true, 1; return v }, "live in pool 1a2b3c4d, slot 3, master (this host) epoch 7, 1 guest here"},
-		{"joining", func(v serviceVw) serviceVw { v.joined = false; return v }, "joining pool 1a2b3c4d as node1"},
-		{"arming", func(v serviceVw) serviceVw { v.armed = false; return v }, "joined pool 1a2b3c4d, slot 3: arming the watchdog"},
-		{"adopting", func(v serviceVw) serviceVw { v.adopted = false; return v }, "live in pool 1a2b3c4d, slot 3, master node2 epoch 7, adopting guests"},
-		{"fencing", func(v serviceVw) serviceVw { v.fence, v.fenceWhy = fence.Fencing, "renewals failed"; return v }, "FENCING: renewals failed"},
-		{"slow", func(v serviceVw) serviceVw { v.renewalAge = 20 * time.Second; return v },
+		{"live", func(v svcView) svcView { return v }, "live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here"},
+		{"master", func(v svcView) svcView { v.isMaster, v.guestsHere = true, 1; return v }, "live in pool 1a2b3c4d, slot 3, master (this host) epoch 7, 1 guest here"},
+		{"joining", func(v svcView) svcView { v.joined = false; return v }, "joining pool 1a2b3c4d as node1"},
+		{"arming", func(v svcView) svcView { v.armed = false; return v }, "joined pool 1a2b3c4d, slot 3: arming the watchdog"},
+		{"adopting", func(v svcView) svcView { v.adopted = false; return v }, "live in pool 1a2b3c4d, slot 3, master node2 epoch 7, adopting guests"},
+		{"fencing", func(v svcView) svcView { v.fence, v.fenceWhy = fence.Fencing, "renewals failed"; return v }, "FENCING: renewals failed"},
+		{"slow", func(v svcView) svcView { v.renewalAge = 20 * time.Second; return v },
 			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; storage slow: last renewal 20s ago (renewal_fail 30s)"},
-		{"unreachable", func(v serviceVw) serviceVw { v.renewalAge, v.lastError = 20*time.Second, "write slot 3: EIO"; return v },
+		{"unreachable", func(v svcView) svcView { v.renewalAge, v.lastError = 20*time.Second, "write slot 3: EIO"; return v },
 			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; storage slow: last renewal 20s ago (renewal_fail 30s), last error: write slot 3: EIO"},
-		{"slow io", func(v serviceVw) serviceVw { v.maxLatency = 6 * time.Second; return v },
+		{"slow io", func(v svcView) svcView { v.maxLatency = 6 * time.Second; return v },
 			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; storage slow: a renewal took 6s (io_timeout 10s)"},
-		{"unsafe", func(v serviceVw) serviceVw { v.unsafe = "UNSAFE: no watchdog"; return v },
+		{"unsafe", func(v svcView) svcView { v.unsafe = "UNSAFE: no watchdog"; return v },
 			"live in pool 1a2b3c4d, slot 3, master node2 epoch 7, 5 guests here; UNSAFE: no watchdog"},
 	} {
 		if got := statusLine(c.v(live)); got != c.want {
@@ -43,7 +43,7 @@ func TestStatusLine(t *testing.T) {
 	if v := live; !v.ready() {
 		t.Error("live view not ready")
 	}
-	for _, v := range []serviceVw{{joined: false}, {joined: true, fence: fence.Healthy, armed: false, adopted: true}, {joined: true, fence: fence.Healthy, armed: true}} {
+	for _, v := range []svcView{{joined: false}, {joined: true, fence: fence.Healthy, armed: false, adopted: true}, {joined: true, fence: fence.Healthy, armed: true}} {
 		if v.ready() {
 			t.Errorf("%+v is ready", v)
 		}
