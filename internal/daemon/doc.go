@@ -126,7 +126,7 @@
 // sent when it changes; STOPPING=1 and EXTEND_TIMEOUT_USEC= when a stop
 // begins. None of it decides anything: a notification that fails is
 // logged and the daemon goes on. When a fence begins, the reason is
-// written and synced to [daemon] state_dir/last-fence before the guests
+// written and synced to [daemon] state_dir/last-fence while the guests
 // are killed (waited for at most lastFenceWithin), and every fence and
 // loss of safety is logged at crit with its MESSAGE_ID
 // (internal/journal), which journald syncs at once.

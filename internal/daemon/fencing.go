@@ -91,7 +91,7 @@ type fencing struct {
 	orders  chan string
 	onFence func()
 	// record writes why this host fences to local disk (lastfence.go),
-	// before the guests are killed; nil: not recorded.
+	// while the guests are killed; nil: not recorded.
 	record func(reason string)
 	// suspend asks the loop to stop the member between two rounds, for
 	// a re-exec: no fence, the watchdog stays armed.
@@ -262,9 +262,6 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 	case fence.KillGuests:
 		st := fc.status()
 		journal.Crit(fc.log.Error(), journal.MsgFence).Str("reason", st.Reason).Msg("FENCING: stopped feeding the watchdog, killing HA guests")
-		if fc.record != nil {
-			fc.record(st.Reason)
-		}
 		if fc.onFence != nil {
 			fc.onFence()
 		}
@@ -272,6 +269,11 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 			fc.m.Abort(errFencing)
 		}
 		go func() { killDone <- fc.killer.KillHAGuests(context.WithoutCancel(ctx), st.Reason) }()
+		// While the guests are killed, not before: a slow local disk
+		// must not hold up the kill.
+		if fc.record != nil {
+			fc.record(st.Reason)
+		}
 	case fence.Disarm:
 		err = fc.wd.Disarm()
 		fc.log.Info().Err(err).Msg("watchdog disarmed")

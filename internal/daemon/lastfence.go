@@ -24,10 +24,10 @@ func (l *lastFenceState) get() (*lastfence.Record, string) {
 	return l.rec, l.err
 }
 
-// lastFenceWithin bounds the wait for the record's write (and its syncs)
-// when a fence begins: the guests are killed after it, or after this
-// bound if the local disk hangs (the record is then written late, or
-// never: the journal still has the reason).
+// lastFenceWithin bounds the fencing loop's wait for the record's write
+// (and its syncs) when a fence begins, while the guests are killed: a
+// local disk that hangs delays the loop by this much at most (the record
+// is then written late, or never: the journal still has the reason).
 const lastFenceWithin = time.Second
 
 // readLastFence reads the record left by an earlier fence, if any.
@@ -47,9 +47,9 @@ func (d *Daemon) readLastFence() {
 	}
 }
 
-// recordFence writes why this host fences, before the guests are killed
-// and the watchdog, no longer fed, resets the machine; it waits for the
-// write at most lastFenceWithin.
+// recordFence writes why this host fences, as the guests are killed and
+// before the watchdog, no longer fed, can reset the machine; it waits for
+// the write at most lastFenceWithin.
 func (d *Daemon) recordFence(fc *fencing, reason string) {
 	r := lastfence.Record{Time: time.Now(), Reason: reason, Host: d.self.Name, Pool: d.h.PoolUUID.String(), Slot: -1,
 		PID: os.Getpid(), BootID: bootID()}
@@ -72,7 +72,7 @@ func (d *Daemon) recordFence(fc *fencing, reason string) {
 		}
 	case <-t.C:
 		d.log.Error().Str("dir", d.c.Daemon.StateDir).Dur("waited_ms", lastFenceWithin).
-			Msg("the fence's reason is not on local disk yet (the disk hangs?): killing the guests all the same")
+			Msg("the fence's reason is not on local disk yet (the disk hangs?); the fence goes on")
 	}
 }
 

@@ -485,8 +485,12 @@ func TestServiceJournalStorageSlowThenFence(t *testing.T) {
 	}
 	fenceLine := sa.journal.waitEntry("FENCING at crit", 3*p.Timing.RenewalFail,
 		map[string]string{"PRIORITY": "2", "MESSAGE_ID": string(journal.MsgFence), "MESSAGE": "FENCING: *", "HBFENCE_HOST": a.Name})
-	b2, err := os.ReadFile(filepath.Join(filepath.Dir(a.Config), "state", "last-fence"))
-	if err != nil {
+	// Written while the guests are killed, right after the FENCING line.
+	var b2 []byte
+	if err := lab.WaitUntil(context.Background(), 2*time.Second, 10*time.Millisecond, "the last-fence file", func() (bool, error) {
+		b2, err = os.ReadFile(filepath.Join(filepath.Dir(a.Config), "state", "last-fence"))
+		return err == nil, nil
+	}); err != nil {
 		t.Fatalf("no last-fence file after the fence: %v", err)
 	}
 	var rec struct {

@@ -1,7 +1,7 @@
 // Package lastfence keeps the reason of this host's last fence on local
 // disk ([daemon] state_dir, default /var/lib/hbfence, file last-fence),
 // written and synced (the file, then its directory) when a fence begins,
-// before the guests are killed and before the watchdog, no longer fed,
+// while the guests are killed and before the watchdog, no longer fed,
 // resets the machine: after the reset, the file says why, and hbfence
 // status shows it.
 package lastfence
