@@ -18,6 +18,8 @@ import (
 	"github.com/hbfence/hbfence/internal/daemon"
 	"github.com/hbfence/hbfence/internal/journal"
 	"github.com/hbfence/hbfence/internal/lab"
+	"github.com/hbfence/hbfence/restart"
+	"github.com/hbfence/hbfence/restart/agent"
 	"golang.org/x/sys/unix"
 )
 
@@ -505,4 +507,65 @@ func TestServiceJournalStorageSlowThenFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("fence reason: %s", rec.Reason)
+}
+
+// The master logs its plan's guest events: a host stopped, one of its
+// guests placed on another host (MsgGuestRestarted), one with no other
+// host it may run on pending (MsgGuestPending), each with HBFENCE_GUEST.
+func TestServiceJournalGuestEvents(t *testing.T) {
+	p := newPool(t, lab.Options{Watchdog: true, Guests: true})
+	var hosts []*serviceHost
+	var plain []*lab.Host
+	for _, n := range []string{"x1", "x2", "x3"} {
+		h, err := p.AddHost(n, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, startServiceHost(t, p, h, nil))
+		plain = append(plain, h)
+	}
+	if err := p.WaitJoined(context.Background(), 60*time.Second, plain...); err != nil {
+		t.Fatal(err)
+	}
+	waitAllArmed(t, plain...)
+	mh, _ := waitActing(t, plain, 0, 2*hostDead)
+	var m *serviceHost
+	var rest []*lab.Host
+	for _, h := range hosts {
+		if h.Host == mh {
+			m = h
+		} else {
+			rest = append(rest, h.Host)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// e1 may run on either other host; e2 only where e1 went first.
+	if err := p.AddGuests(context.Background(), mh, self,
+		lab.GuestSpec{Name: "e1", HA: true, Placement: "manual", Preferred: []string{rest[0].Name, rest[1].Name}}); err != nil {
+		t.Fatal(err)
+	}
+	gs := waitGuests(t, mh, 10*time.Second, "e1 running", func(gs map[string]agent.GuestStatus) bool {
+		return gs["e1"].State == restart.Running
+	})
+	stop, keep := rest[0], rest[1]
+	if gs["e1"].Host == keep.Name {
+		stop, keep = keep, stop
+	}
+	if err := p.AddGuests(context.Background(), mh, self,
+		lab.GuestSpec{Name: "e2", HA: true, Placement: "manual", Preferred: []string{stop.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	waitGuests(t, mh, 10*time.Second, "both guests running on "+stop.Name, func(gs map[string]agent.GuestStatus) bool {
+		return gs["e1"].State == restart.Running && gs["e1"].Host == stop.Name && gs["e2"].State == restart.Running && gs["e2"].Host == stop.Name
+	})
+	if err := stop.Stop(context.Background()); err != nil {
+		t.Fatalf("%s did not stop cleanly: %v", stop.Name, err)
+	}
+	m.journal.waitEntry("e1 placed on "+keep.Name, hostDead, map[string]string{"MESSAGE_ID": string(journal.MsgGuestRestarted),
+		"HBFENCE_GUEST": "e1", "HBFENCE_ON": keep.Name, "HBFENCE_WAS_ON": stop.Name, "HBFENCE_HOST": m.Name, "PRIORITY": "6"})
+	m.journal.waitEntry("e2 pending", hostDead, map[string]string{"MESSAGE_ID": string(journal.MsgGuestPending),
+		"HBFENCE_GUEST": "e2", "HBFENCE_STATE": "pending", "PRIORITY": "4", "MESSAGE": "guest e2 pending*"})
 }
