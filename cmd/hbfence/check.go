@@ -26,10 +26,10 @@ func (l checkLevel) String() string {
 	return [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}[l]
 }
 
-// exitCode makes run exit with code, its message already printed.
-type exitCode struct{ code int }
+// exitWith makes run exit with code, its message already printed.
+type exitWith struct{ code int }
 
-func (e exitCode) Error() string { return fmt.Sprintf("exit %d", e.code) }
+func (e exitWith) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // judge is hbfence status --check: the worst condition of this host's
 // view, and a one-line summary of every condition found. Pure.

@@ -16,7 +16,7 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
-		fmt.Fprintf(stderr, "\n%s\nSee docs/operations.md for what a restart, a stop, a reload and an upgrade do to the guests.\n", daemon.SignalTable)
+		fmt.Fprintf(stderr, "\n%s\n%s\nSee docs/operations.md for what a restart, a stop, a reload and an upgrade do to the guests,\nand for reading the journal after a fence.\n", daemon.SignalTable, ExitCodeTable)
 	}
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -25,5 +25,13 @@ func cmdDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return daemon.Run(ctx, c, version, daemon.NewLogs(c, os.Stderr))
+	logs := daemon.NewLogs(c, os.Stderr)
+	err = daemon.Run(ctx, c, version, logs)
+	if err != nil && logs.ToJournal() {
+		// stderr's line (main) reaches the journal at the stream's
+		// priority: the journal gets it at err, with the exit code.
+		log := logs.Logger()
+		log.Error().Err(err).Int("exit_code", exitCode(err)).Msg("hbfence daemon exits")
+	}
+	return err
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/sysprio"
 )
 
@@ -62,9 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
-			return 2
+			return exitUsage
 		}
-		return 0
+		return exitOK
 	}
 	if args[0] == "--version" || args[0] == "-version" {
 		args = append([]string{"version"}, args[1:]...) // as "hbfence version"
@@ -73,23 +74,57 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		fmt.Fprintf(stderr, "hbfence: unknown command %q\n\n", args[0])
 		usage(stderr)
-		return 2
+		return exitUsage
 	}
 	if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return exitOK
 		}
-		var ec exitCode
+		var ec exitWith
 		if errors.As(err, &ec) {
 			return ec.code // the command printed why
 		}
 		fmt.Fprintf(stderr, "hbfence %s: %v\n", args[0], err)
-		if errors.Is(err, errUsage) {
-			return 2
-		}
-		return 1
+		return exitCode(err)
 	}
-	return 0
+	return exitOK
+}
+
+// The exit codes (docs/operations.md, "Exit codes"; ExitCodeTable).
+const (
+	exitOK      = 0  // done; the daemon: stopped cleanly ("left" written), or fenced off by a poison pill
+	exitFailure = 1  // a runtime failure: systemd starts the daemon again
+	exitUsage   = 2  // a bad command line
+	exitConfig  = 78 // EX_CONFIG: an error of the configuration; RestartPreventExitStatus=78 keeps systemd from respawning
+)
+
+// ExitCodeTable is the table hbfence daemon -h prints.
+const ExitCodeTable = `exit codes:
+  0   stopped cleanly (SIGTERM: guests handed over, "left" written), or
+      fenced off by a poison pill with action off (it stays out of the pool
+      until restarted: Restart=on-failure does not restart it)
+  1   a runtime failure: the pool could not be joined, the storage, the
+      control socket or the host lock failed, an upgrade was refused, or
+      the daemon was stopped while fenced and waiting for the watchdog or
+      UNSAFE; systemd starts it again (Restart=on-failure)
+  2   a bad command line
+  78  a configuration error (EX_CONFIG): the file cannot be read, a key is
+      unknown or has a bad value, a path or device it names is missing, the
+      pool's timing rule fails with this watchdog, or the watchdog cannot be
+      armed; stderr names the file, the key and the fix; the unit's
+      RestartPreventExitStatus=78 stops systemd from starting it again until
+      the file is fixed
+`
+
+// exitCode is the exit code of a command's error.
+func exitCode(err error) int {
+	switch {
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.Is(err, config.ErrInvalid):
+		return exitConfig
+	}
+	return exitFailure
 }
 
 func usage(w io.Writer) {

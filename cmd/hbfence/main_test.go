@@ -144,7 +144,7 @@ func TestDaemonConfigErrors(t *testing.T) {
 	cfg := filepath.Join(dir, "hbfence.toml")
 	os.WriteFile(cfg, []byte("[heartbeat]\npath = \"/x\"\n[host]\nnmae = \"a\"\n"), 0o600)
 	code, _, stderr := hb(t, "daemon", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, "unknown key host.nmae") || !strings.Contains(stderr, cfg) {
+	if code != 78 || !strings.Contains(stderr, "unknown key host.nmae") || !strings.Contains(stderr, cfg) {
 		t.Errorf("exit %d: %q; want the file and the unknown key named", code, stderr)
 	}
 	code, _, stderr = hb(t, "status", "--socket", filepath.Join(dir, "none.sock"))

@@ -13,6 +13,7 @@ import (
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/internal/lastfence"
 )
 
 // socketFlags adds --config and --socket, through which every client
@@ -54,7 +55,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		if *check {
 			fmt.Fprintf(stdout, "HBFENCE UNKNOWN - %v\n", err)
-			return exitCode{int(checkUnknown)}
+			return exitWith{int(checkUnknown)}
 		}
 		return err
 	}
@@ -64,7 +65,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := control.Call(ctx, socket, "status", nil, &raw); err != nil {
 		if *check {
 			fmt.Fprintf(stdout, "HBFENCE CRITICAL - no daemon answers on %s: %v\n", socket, err)
-			return exitCode{int(checkCritical)}
+			return exitWith{int(checkCritical)}
 		}
 		return err
 	}
@@ -72,12 +73,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		var st daemon.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
 			fmt.Fprintf(stdout, "HBFENCE UNKNOWN - the daemon's status cannot be read: %v\n", err)
-			return exitCode{int(checkUnknown)}
+			return exitWith{int(checkUnknown)}
 		}
 		level, line := judge(st)
 		fmt.Fprintln(stdout, line)
 		if level != checkOK {
-			return exitCode{int(level)}
+			return exitWith{int(level)}
 		}
 		return nil
 	}
@@ -142,6 +143,16 @@ func printStatus(w io.Writer, st daemon.Status) {
 			line += " (guests not confirmed gone: " + f.KillError + ")"
 		}
 		fmt.Fprintf(w, "fence    %s\n", line)
+	}
+	label := "         "
+	if st.Fence == nil {
+		label = "fence    "
+	}
+	switch {
+	case st.LastFence != nil:
+		fmt.Fprintf(w, "%s%s\n", label, lastfence.Line(*st.LastFence, st.Started, st.BootID))
+	case st.LastFenceError != "":
+		fmt.Fprintf(w, "%slast fence: unknown (%s)\n", label, st.LastFenceError)
 	}
 	if m := st.Master; m != nil {
 		line := "unknown (leader record not read yet)"

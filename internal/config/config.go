@@ -60,6 +60,10 @@ type Daemon struct {
 	// RunDir holds the run-state file; default /run/hbfence (systemd's
 	// RuntimeDirectory=, emptied at boot).
 	RunDir string `toml:"run_dir"`
+	// StateDir keeps what must outlive a reset of the machine: the
+	// reason of the last fence (internal/lastfence, file last-fence);
+	// default /var/lib/hbfence (systemd's StateDirectory=).
+	StateDir string `toml:"state_dir"`
 	// LockMemory locks the daemon's memory (mlockall); default true.
 	LockMemory *bool `toml:"lock_memory"`
 	// RealtimePriority runs the daemon's threads under SCHED_RR at this
@@ -97,6 +101,9 @@ const (
 
 // DefaultRunDir is the default [daemon] run_dir.
 const DefaultRunDir = "/run/hbfence"
+
+// DefaultStateDir is the default [daemon] state_dir.
+const DefaultStateDir = "/var/lib/hbfence"
 
 // Heartbeat locates the heartbeat area.
 type Heartbeat struct {
@@ -194,23 +201,58 @@ type Log struct {
 	// Format is "console" (human, for a terminal) or "json" (one object a
 	// line, for journald and log shippers).
 	Format string `toml:"format"`
+	// Target is where the lines go: "auto" (the default: the journal's
+	// native protocol when stderr is the journal, as under systemd,
+	// else stderr), "journal" (always the journal; a line it does not
+	// take goes to stderr) or "stderr" (never the journal).
+	Target string `toml:"target"`
 }
 
 var levels = []string{"debug", "info", "warn", "error"}
 var formats = []string{"json", "console"}
 
-// Load reads and validates the file at path.
+// LogTargets are the values of [log] target.
+var LogTargets = []string{"auto", "journal", "stderr"}
+
+// ErrInvalid marks an error of the configuration: the file cannot be
+// read, or a key is unknown, has a bad value, or names a path or device
+// that is missing or of the wrong kind. The daemon exits 78 (EX_CONFIG)
+// on such an error, so that systemd (RestartPreventExitStatus=78) does
+// not start it again until the operator fixes the file.
+var ErrInvalid = errors.New("configuration error")
+
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+// Invalid marks err as an error of the configuration (ErrInvalid); nil
+// stays nil.
+func Invalid(err error) error {
+	if err == nil || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return invalidError{err}
+}
+
+// Load reads and validates the file at path. Every error it returns is
+// ErrInvalid.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading configuration: %w", err)
+		return nil, Invalid(fmt.Errorf("reading configuration: %w", err))
 	}
 	return Parse(path, data)
 }
 
 // Parse validates a configuration held in memory; path is for messages
-// and to resolve relative paths.
+// and to resolve relative paths. Every error it returns is ErrInvalid.
 func Parse(path string, data []byte) (*Config, error) {
+	c, err := parse(path, data)
+	return c, Invalid(err)
+}
+
+func parse(path string, data []byte) (*Config, error) {
 	var c Config
 	md, err := toml.Decode(string(data), &c)
 	if err != nil {
@@ -225,7 +267,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -258,6 +300,12 @@ func (c *Config) defaults() error {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	if c.Log.Target == "" {
+		c.Log.Target = "auto"
+	}
+	if c.Daemon.StateDir == "" {
+		c.Daemon.StateDir = DefaultStateDir
+	}
 	if c.Guests.StateDir == "" {
 		c.Guests.StateDir = "/run/hbfence/guests"
 	}
@@ -271,7 +319,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("[guests] root %q is relative; name the cluster root's mount point by its absolute path", c.Guests.Root)
 	}
 	base := filepath.Dir(c.Path)
-	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir, &c.Daemon.RunDir} {
+	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir, &c.Daemon.RunDir, &c.Daemon.StateDir} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -376,6 +424,9 @@ func (c *Config) validate() error {
 	}
 	if !contains(formats, c.Log.Format) {
 		return fmt.Errorf("[log] format is %q; use one of %s", c.Log.Format, strings.Join(formats, ", "))
+	}
+	if !contains(LogTargets, c.Log.Target) {
+		return fmt.Errorf("[log] target is %q; use one of %s", c.Log.Target, strings.Join(LogTargets, ", "))
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ path = "/OVS/.server_pool_hb"
 		t.Fatal(err)
 	}
 	if c.Host.Name != "ovs1" || c.Heartbeat.Offset != 0 || c.Control.Socket != DefaultSocket ||
-		c.Log.Level != "info" || c.Log.Format != "json" {
+		c.Log.Level != "info" || c.Log.Format != "json" || c.Log.Target != "auto" || c.Daemon.StateDir != DefaultStateDir {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = Parse("/srv/lab/h1.toml", []byte("[heartbeat]\npath = \"hb\"\n[control]\nsocket = \"run/s.sock\"\n"))
@@ -45,11 +46,15 @@ func TestParseErrors(t *testing.T) {
 		{"bad format", "[heartbeat]\npath = \"x\"\n[log]\nformat = \"xml\"\n", `[log] format is "xml"`},
 		{"bad machine id", "[heartbeat]\npath = \"x\"\n[host]\nmachine_id = \"abc\"\n", "[host] machine_id"},
 		{"syntax", "[heartbeat\npath = \"x\"\n", "line "},
+		{"bad log target", "[heartbeat]\npath = \"x\"\n[log]\ntarget = \"syslog\"\n", `[log] target is "syslog"; use one of auto, journal, stderr`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("/etc/hbfence/hbfence.toml", []byte(c.toml))
 			if err == nil {
 				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %q is not ErrInvalid: the daemon would not exit 78", err)
 			}
 			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "/etc/hbfence/hbfence.toml") {
 				t.Errorf("error %q; want it to name the file and say %q", err, c.want)
@@ -161,5 +166,15 @@ func TestMissingRootWarns(t *testing.T) {
 	}
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "[guests] root /nonexistent/ovs") {
 		t.Errorf("warnings %q, want one naming [guests] root", c.Warnings)
+	}
+}
+
+func TestLoadMissingFileIsInvalid(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "none.toml") {
+		t.Errorf("Load of a missing file: %v; want ErrInvalid naming the file", err)
+	}
+	if Invalid(nil) != nil {
+		t.Error("Invalid(nil) is not nil")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/area"
+	"github.com/hbfence/hbfence/internal/journal"
 	"github.com/hbfence/hbfence/restart/store"
 )
 
@@ -84,12 +85,12 @@ func (d *Daemon) areaReplaced(in *incarnation, re *area.ReplacedError) {
 	}
 	in.ms.halt()
 	if re.InPlace {
-		d.log.Error().Err(re).Str("alarm", AlarmAreaReplaced).
+		journal.Crit(d.log.Error(), journal.MsgAreaReplaced).Err(re).Str("alarm", AlarmAreaReplaced).
 			Msg("the heartbeat area was re-formatted under this daemon: master role given up; FENCING, since this host's writes would land in another pool's area; the daemon then exits (restart it to join the new area)")
 		in.fc.order("the heartbeat area was re-formatted under this daemon: " + re.Reason)
 		return
 	}
-	d.log.Error().Err(re).Str("alarm", AlarmAreaReplaced).
+	journal.Crit(d.log.Error(), journal.MsgAreaReplaced).Err(re).Str("alarm", AlarmAreaReplaced).
 		Msg("the heartbeat area was replaced: master role given up; this host goes on renewing the old file, which no host of the new area reads, and its guests run on untouched (no master can restart them); restart the daemon once the pool's area is right")
 }
 

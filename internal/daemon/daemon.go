@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -23,6 +24,8 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/timing"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
+	"github.com/hbfence/hbfence/internal/journal"
+	"github.com/hbfence/hbfence/internal/lastfence"
 	"github.com/hbfence/hbfence/internal/nfsbound"
 	"github.com/hbfence/hbfence/internal/privdir"
 	"github.com/hbfence/hbfence/internal/runstate"
@@ -61,6 +64,15 @@ type Status struct {
 	// Alarms are the conditions the operator must act on, each with a
 	// stable code (areawatch.go); always present, empty when none.
 	Alarms []Alarm `json:"alarms"`
+	// Started is when this image of the daemon started; LastFence is
+	// this host's last fence as [daemon] state_dir records it (from
+	// before this start, or since), LastFenceError why it cannot be read.
+	Started        time.Time         `json:"started"`
+	LastFence      *lastfence.Record `json:"last_fence,omitempty"`
+	LastFenceError string            `json:"last_fence_error,omitempty"`
+	// BootID is this boot's id (a last fence of another boot was
+	// followed by a reset or a reboot).
+	BootID string `json:"boot_id,omitempty"`
 }
 
 // AreaInfo says where the heartbeat area is.
@@ -83,6 +95,10 @@ func Run(ctx context.Context, c *config.Config, version string, logs *Logs) erro
 	if err != nil {
 		return err
 	}
+	d.svc = newService()
+	if d.hv != nil {
+		d.svc.mainPID = os.Getpid() // READY=1 after a re-exec names the pid again
+	}
 	d.protection = prot
 	d.log.Info().Bool("memory_locked", prot.MemoryLocked).Str("scheduler", prot.Scheduler).Int("realtime_priority", prot.RealtimePriority).
 		Int("oom_score_adj", prot.OOMScoreAdj).Msg("protection from the machine's load")
@@ -99,6 +115,7 @@ func Run(ctx context.Context, c *config.Config, version string, logs *Logs) erro
 	sigCtx, sigStop := context.WithCancel(context.Background())
 	defer sigStop()
 	go d.signals(sigCtx, stop)
+	go d.serviceLoop(sigCtx)
 	if sd, err := watchdog.NewSystemd(); err == nil {
 		go feedSystemd(ctx, sd, d.currentFencing, d.t, d.log)
 	} else if !errors.Is(err, watchdog.ErrNoSystemdWatchdog) {
@@ -115,6 +132,12 @@ type Daemon struct {
 	c       *config.Config
 	version string
 	logs    *Logs
+	// svc tells systemd how the daemon is (service.go); started is when
+	// this image began; lastFence is the last fence recorded on local
+	// disk (lastfence.go).
+	svc       *service
+	started   time.Time
+	lastFence lastFenceState
 	// log names the host; memberLog does not (the member adds it).
 	log, memberLog zerolog.Logger
 	self           join.Identity
@@ -197,7 +220,7 @@ type incarnation struct {
 // pool's rules again: if they no longer hold it fences (refuse) and fails.
 func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	log := logs.Logger()
-	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1)}
+	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1), started: time.Now()}
 	opened := d // the returns below set d to nil on an error
 	defer func() {
 		if err != nil {
@@ -214,7 +237,7 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	}
 	d.self, err = identity(c, version)
 	if err != nil {
-		return nil, err
+		return nil, config.Invalid(err)
 	}
 	if d.hv != nil {
 		d.lockFile, err = adoptLock(d.hv.LockFD, c.Control.Socket+".lock")
@@ -231,7 +254,7 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		d.a, err = area.Open(c.Heartbeat.Path, c.Heartbeat.Offset, directio.ReadWrite)
 	}
 	if err != nil {
-		return nil, err
+		return nil, missingIsInvalid(err, c, "[heartbeat] path", "fix the path, or mount the cluster root first (the unit's RequiresMountsFor=)")
 	}
 	d.h = d.a.Header()
 	d.t = d.h.Timing
@@ -241,14 +264,14 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		// a killed daemon (heartbeat/lease doc.go, "Late writes"): on
 		// NFS only a soft mount with short retransmissions bounds it.
 		if err := nfsbound.CheckPath(c.Heartbeat.Path, lease.LateWrite(d.t)); err != nil {
-			return nil, fmt.Errorf("%s: [heartbeat] path: %w", c.Path, err)
+			return nil, config.Invalid(fmt.Errorf("%s: [heartbeat] path: %w", c.Path, err))
 		}
 	}
 	d.log = log.With().Str("host", d.self.Name).Logger()
 
 	d.wd, err = openWatchdog(c, d.t)
 	if err != nil {
-		return nil, err
+		return nil, missingIsInvalid(err, c, "[watchdog] device", "load the watchdog's driver (softdog, iTCO_wdt, ...) or fix the path")
 	}
 	if d.hv != nil {
 		// Feed at once: the old image fed just before its exec.
@@ -310,11 +333,11 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	}
 
 	if err := fence.CheckWatchdog(d.t, d.wd.Effective()); err != nil {
-		return nil, fmt.Errorf("%s: refusing to join the pool: %w", c.Path, err)
+		return nil, config.Invalid(fmt.Errorf("%s: refusing to join the pool: %w", c.Path, err))
 	}
 	d.wi = d.wd.Info()
 	if d.wi.Unsafe {
-		d.log.Warn().Str("watchdog", d.wi.Backend).Msg(d.wi.Note)
+		journal.Crit(d.log.Warn(), journal.MsgUnsafe).Str("watchdog", d.wi.Backend).Msg(d.wi.Note)
 		d.self.Flags |= ondisk.FlagNoWatchdog
 	}
 	d.gstore, d.guestsOff, err = openGuestStore(c, d.t)
@@ -344,11 +367,20 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 			d.guestsUnknown = "UNSAFE: " + fence.ErrCannotConfirm.Error() + ": a fence leaves the watchdog to reset this machine (with no watchdog, the host stays UNSAFE), the pool places no guest here, and none of the guests it may run is restarted elsewhere when it leaves; set [guests] drivers or [fence] kill_guests"
 		}
 		d.self.Flags |= ondisk.FlagGuestsUnknown
-		d.log.Warn().Msg(d.guestsUnknown)
+		ev := d.log.Warn()
+		if strings.HasPrefix(d.guestsUnknown, "UNSAFE") {
+			ev = journal.Crit(ev, journal.MsgUnsafe)
+		}
+		ev.Msg(d.guestsUnknown)
 	}
 	if d.hv != nil {
 		d.resume = &d.hv.Member
 	}
+	// The last fence's record outlives the machine's reset.
+	if err := privdir.Ensure(c.Daemon.StateDir, "[daemon] state_dir"); err != nil {
+		return nil, config.Invalid(fmt.Errorf("%s: %w", c.Path, err))
+	}
+	d.readLastFence()
 	return d, nil
 }
 
@@ -477,6 +509,8 @@ func (d *Daemon) status() Status {
 		Watchdog: d.wd.Info(), Protection: d.protection,
 	}
 	st.GuestsUnknown = d.guestsUnknown
+	st.Started, st.BootID = d.started, bootID()
+	st.LastFence, st.LastFenceError = d.lastFence.get()
 	d.mu.Lock()
 	if why := d.unsafeWhy; why != "" {
 		st.Watchdog.Unsafe, st.Watchdog.Note = true, why
@@ -520,6 +554,19 @@ func guestKiller(c *config.Config, watchdog time.Duration, drv map[string]driver
 		return hook
 	}
 	return fence.CannotConfirm{}
+}
+
+// missingIsInvalid marks an error of a path the configuration names that
+// does not exist as an error of the configuration (the daemon exits 78:
+// restarting it would not help), naming the file, the key and the fix.
+func missingIsInvalid(err error, c *config.Config, key, fix string) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if strings.Contains(err.Error(), c.Path) {
+		return config.Invalid(fmt.Errorf("%w (%s); %s", err, key, fix)) // names the file already
+	}
+	return config.Invalid(fmt.Errorf("%s: %s: %w; %s", c.Path, key, err, fix))
 }
 
 func identity(c *config.Config, version string) (join.Identity, error) {

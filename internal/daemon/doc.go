@@ -111,9 +111,25 @@
 // feed + watchdog ≤ last renewal + renewal_fail + watchdog, within the
 // pool's rule, whatever happens to the exec.
 //
-// reload (SIGHUP). Only [log] changes at run time; every other changed key
-// is logged as needing a restart. Nothing of the guests, the slot, the
-// watchdog or the master role is touched.
+// reload (SIGHUP). Only [log] changes at run time (level, format, target:
+// logs.go swaps the writer); every other changed key is logged as needing
+// a restart. Nothing of the guests, the slot, the watchdog or the master
+// role is touched.
+//
+// # The service and the journal (service.go, lastfence.go, logs.go)
+//
+// As a systemd service (Type=notify) the daemon sends READY=1 once the
+// three hold: the member has joined, the fencer is healthy and the
+// watchdog armed (or there is none), and the guest agent's first round is
+// over (its guests adopted); again after a reload and after a re-exec
+// (the new image, with MAINPID=). STATUS= is one line from the same view,
+// sent when it changes; STOPPING=1 and EXTEND_TIMEOUT_USEC= when a stop
+// begins. None of it decides anything: a notification that fails is
+// logged and the daemon goes on. When a fence begins, the reason is
+// written and synced to [daemon] state_dir/last-fence while the guests
+// are killed (waited for at most lastFenceWithin), and every fence and
+// loss of safety is logged at crit with its MESSAGE_ID
+// (internal/journal), which journald syncs at once.
 //
 // # One daemon per host (hostlock.go)
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/heartbeat/timing"
+	"github.com/hbfence/hbfence/internal/journal"
 	"github.com/hbfence/hbfence/internal/safeclock"
 	"github.com/rs/zerolog"
 )
@@ -89,6 +90,9 @@ type fencing struct {
 	// role stops at once).
 	orders  chan string
 	onFence func()
+	// record writes why this host fences to local disk (lastfence.go),
+	// while the guests are killed; nil: not recorded.
+	record func(reason string)
 	// suspend asks the loop to stop the member between two rounds, for
 	// a re-exec: no fence, the watchdog stays armed.
 	suspend chan struct{}
@@ -187,7 +191,7 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			actions = fc.f.GuestsKilled(clk.Now(), err)
 			fc.mu.Unlock()
 			if err != nil {
-				fc.log.Error().Err(err).Msg("HA guests not confirmed gone")
+				journal.Crit(fc.log.Error(), journal.MsgFence).Err(err).Msg("HA guests not confirmed gone")
 			}
 		}
 		for _, a := range actions {
@@ -213,10 +217,10 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			if fc.armErr != nil {
 				return fenced, fc.armErr
 			}
-			fc.log.Warn().Str("reason", st.Reason).Msg("fenced: HA guests confirmed gone, watchdog disarmed; joining again as a new incarnation")
+			journal.Crit(fc.log.Warn(), journal.MsgFence).Str("reason", st.Reason).Msg("fenced: HA guests confirmed gone, watchdog disarmed; joining again as a new incarnation")
 			return fenced, runErr
 		case fence.Resetting:
-			fc.log.Error().Str("reason", st.Reason).Str("kill_error", st.KillError).
+			journal.Crit(fc.log.Error(), journal.MsgFence).Str("reason", st.Reason).Str("kill_error", st.KillError).
 				Msg("fencing: HA guests not confirmed gone; the watchdog resets this machine")
 			return resetting, runErr
 		}
@@ -246,7 +250,7 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 			// machine any more (a FIFO whose supervisor is gone: EPIPE):
 			// fence now, while the daemon can still kill the guests.
 			fc.feedErr = fmt.Errorf("watchdog feed failed: %w", err)
-			fc.log.Error().Err(err).Msg("watchdog feed failed: fencing")
+			journal.Crit(fc.log.Error(), journal.MsgFence).Err(err).Msg("watchdog feed failed: fencing")
 			fc.mu.Lock()
 			more := fc.f.Order(clk.Now(), fc.feedErr.Error())
 			fc.mu.Unlock()
@@ -257,7 +261,7 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 		}
 	case fence.KillGuests:
 		st := fc.status()
-		fc.log.Error().Str("reason", st.Reason).Msg("FENCING: stopped feeding the watchdog, killing HA guests")
+		journal.Crit(fc.log.Error(), journal.MsgFence).Str("reason", st.Reason).Msg("FENCING: stopped feeding the watchdog, killing HA guests")
 		if fc.onFence != nil {
 			fc.onFence()
 		}
@@ -265,6 +269,11 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 			fc.m.Abort(errFencing)
 		}
 		go func() { killDone <- fc.killer.KillHAGuests(context.WithoutCancel(ctx), st.Reason) }()
+		// While the guests are killed, not before: a slow local disk
+		// must not hold up the kill.
+		if fc.record != nil {
+			fc.record(st.Reason)
+		}
 	case fence.Disarm:
 		err = fc.wd.Disarm()
 		fc.log.Info().Err(err).Msg("watchdog disarmed")

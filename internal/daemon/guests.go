@@ -497,13 +497,20 @@ type agentRun struct {
 	ag   *agent.Agent
 	stop context.CancelFunc
 	done chan struct{}
+	// adopted is closed once the first round is over: the guests that
+	// run here are listed and reported (systemd's READY=1 waits for it).
+	adopted chan struct{}
 }
 
 func startAgent(ag *agent.Agent) *agentRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	ar := &agentRun{ag: ag, stop: cancel, done: make(chan struct{})}
+	ar := &agentRun{ag: ag, stop: cancel, done: make(chan struct{}), adopted: make(chan struct{})}
 	go func() {
 		defer close(ar.done)
+		// The first round, on its own, so that its end is known; Run
+		// then rounds on (its first round follows at once).
+		ag.Round(ctx)
+		close(ar.adopted)
 		ag.Run(ctx)
 	}()
 	return ar

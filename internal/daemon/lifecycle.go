@@ -13,6 +13,7 @@ import (
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/internal/journal"
 	"github.com/hbfence/hbfence/restart/agent"
 )
 
@@ -101,7 +102,7 @@ func next(e ending, d durations, cfgPath, areaPath string) step {
 			return step{kind: stepExit, note: "fenced off by a poison pill: HA guests gone, watchdog disarmed; staying out of the pool until restarted"}
 		}
 		if e.armErr != nil {
-			return step{kind: stepExit, err: fmt.Errorf("%s: fenced because %w; fix the [watchdog] configuration", cfgPath, e.armErr)}
+			return step{kind: stepExit, err: config.Invalid(fmt.Errorf("%s: fenced because %w; fix the [watchdog] configuration", cfgPath, e.armErr))}
 		}
 		if e.stopped {
 			return step{kind: stepExit}
@@ -167,6 +168,7 @@ func (d *Daemon) lifecycle(ctx context.Context) error {
 			}
 			// Returns only if the exec failed: the old image resumes
 			// its slot (no join), as the new one would have.
+			d.reexecBegins()
 			err := d.reexec(*e.resume)
 			d.log.Error().Err(err).Msg("upgrade: the re-exec failed; this image resumes its slot and guests")
 			d.resume = e.resume
@@ -222,7 +224,7 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 			if action != heartbeat.FenceOff {
 				action = heartbeat.FenceReset
 			}
-			log.Error().Str("peer", msg.FromName).Int("peer_slot", msg.FromSlot).Str("action", action.String()).
+			journal.Crit(log.Error(), journal.MsgFence).Str("peer", msg.FromName).Int("peer_slot", msg.FromSlot).Str("action", action.String()).
 				Msg("poison pill received: acknowledging, then fencing")
 			return heartbeat.Reply{Ack: true, After: func() {
 				select {
@@ -240,6 +242,7 @@ func (d *Daemon) newIncarnation() (*incarnation, error) {
 	}
 	in.fc = &fencing{m: m, wd: d.wd, killer: d.killer, log: d.log, f: f, poison: poison,
 		orders: make(chan string, 1), onFence: ms.halt, suspend: make(chan struct{}, 1)}
+	in.fc.record = func(reason string) { d.recordFence(in.fc, reason) }
 	d.setCurrent(in)
 	return in, nil
 }
@@ -447,7 +450,8 @@ func (d *Daemon) requestUpgrade() {
 // they are confirmed gone, the watchdog is disarmed; if not, it is left
 // unfed and resets the machine.
 func (d *Daemon) refuse(cause error) error {
-	d.log.Error().Err(cause).Msg("upgrade: the new image cannot go on; FENCING: killing this host's guests")
+	journal.Crit(d.log.Error(), journal.MsgFence).Err(cause).Msg("upgrade: the new image cannot go on; FENCING: killing this host's guests")
+	d.recordFence(nil, "upgrade refused: "+cause.Error())
 	killer := d.killer
 	if killer == nil {
 		killer = guestKiller(d.c, d.t.Watchdog, drivers(d.c, d.c.Host.Name), d.runState, d.log)
@@ -461,7 +465,7 @@ func (d *Daemon) refuse(cause error) error {
 	cancel()
 	switch {
 	case err != nil:
-		d.log.Error().Err(err).Msg("the guests are not confirmed gone: the watchdog, no longer fed, resets this machine")
+		journal.Crit(d.log.Error(), journal.MsgFence).Err(err).Msg("the guests are not confirmed gone: the watchdog, no longer fed, resets this machine")
 	case d.adopted:
 		d.log.Warn().Err(d.wd.Disarm()).Msg("the guests are confirmed gone: watchdog disarmed")
 	}
@@ -483,7 +487,7 @@ func (d *Daemon) leave(in *incarnation, memberStop context.CancelFunc) {
 		}
 		cancel()
 		if err != nil {
-			d.log.Error().Err(err).Msg("the guests could not all be stopped before leaving: fencing instead of writing \"left\"")
+			journal.Crit(d.log.Error(), journal.MsgFence).Err(err).Msg("the guests could not all be stopped before leaving: fencing instead of writing \"left\"")
 			in.fc.order("stopping, but the guests could not all be stopped: " + err.Error())
 			return
 		}
@@ -518,12 +522,12 @@ func (d *Daemon) stayUnsafe(e ending, why error) {
 	d.unsafeWhy = "UNSAFE: " + why.Error()
 	d.mu.Unlock()
 	if e.markUnsafe == nil {
-		d.log.Error().Err(why).Msg("UNSAFE: staying alive")
+		journal.Crit(d.log.Error(), journal.MsgUnsafe).Err(why).Msg("UNSAFE: staying alive")
 		return
 	}
 	if err := e.markUnsafe(); err != nil {
-		d.log.Error().Err(err).AnErr("why", why).Msg("UNSAFE: the slot could not be marked unsafe; staying alive")
+		journal.Crit(d.log.Error(), journal.MsgUnsafe).Err(err).AnErr("why", why).Msg("UNSAFE: the slot could not be marked unsafe; staying alive")
 		return
 	}
-	d.log.Error().Err(why).Msg("UNSAFE: slot marked unsafe (no watchdog to trust); staying alive so that nothing takes this host for fenced")
+	journal.Crit(d.log.Error(), journal.MsgUnsafe).Err(why).Msg("UNSAFE: slot marked unsafe (no watchdog to trust); staying alive so that nothing takes this host for fenced")
 }

@@ -3,23 +3,30 @@ package daemon
 import (
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"sync"
 	"time"
 
 	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/internal/journal"
 	"github.com/rs/zerolog"
 )
 
 // Logs is the daemon's logging, which a reload (SIGHUP) may change at run
-// time: the level and the format ([log]). Every logger derived from Logger
-// follows a change.
+// time: the level, the format and the target ([log]). Every logger
+// derived from Logger follows a change.
 type Logs struct {
 	out io.Writer
 	w   swapWriter
 	mu  sync.Mutex
 	cur config.Log
 	l   zerolog.Logger
+	// jw is the journal's writer, once a target chose it (kept across
+	// reloads: one socket).
+	jw *journal.Writer
+	// toJournal is whether the lines go to the journal now.
+	toJournal bool
 }
 
 // NewLogs builds the daemon's logging from [log], writing to out.
@@ -47,12 +54,34 @@ func (lg *Logs) Apply(l config.Log) {
 		lvl = zerolog.InfoLevel
 	}
 	zerolog.SetGlobalLevel(lvl)
-	var w io.Writer = lg.out
-	if l.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: lg.out, TimeFormat: "15:04:05.000"}
-	}
-	lg.w.set(w)
+	lg.w.set(lg.writerFor(l))
 	lg.cur = l
+}
+
+// writerFor is where [log] l sends the lines: the journal's native
+// protocol (internal/journal) when target is "journal", or "auto" and
+// stderr is the journal (JOURNAL_STREAM); else out, as JSON or console
+// text. The journal takes the JSON lines whatever the format (journalctl
+// formats them); a line it does not take goes to out.
+func (lg *Logs) writerFor(l config.Log) io.Writer {
+	lg.toJournal = l.Target == "journal" || (l.Target == "auto" || l.Target == "") && lg.out == io.Writer(os.Stderr) && journal.StderrIsJournal()
+	if lg.toJournal {
+		if lg.jw == nil {
+			lg.jw = &journal.Writer{Socket: journal.Socket(), Fallback: lg.out}
+		}
+		return lg.jw
+	}
+	if l.Format == "console" {
+		return zerolog.ConsoleWriter{Out: lg.out, TimeFormat: "15:04:05.000"}
+	}
+	return lg.out
+}
+
+// ToJournal reports whether the lines go to the journal.
+func (lg *Logs) ToJournal() bool {
+	lg.mu.Lock()
+	defer lg.mu.Unlock()
+	return lg.toJournal
 }
 
 // Logger builds the daemon's logger from the configuration (without

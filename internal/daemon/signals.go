@@ -33,7 +33,7 @@ const SignalTable = `signals:
                    master restarts the HA ones elsewhere), release the master
                    role, write "left", disarm the watchdog, exit 0
   SIGHUP           reload: re-read the configuration file and apply [log]
-                   level and format; every other changed key is logged as
+                   level, format and target; every other changed key is logged as
                    "needs a restart"; guests, slot and master role untouched
   SIGUSR1          upgrade: re-execute the installed binary in place (same
                    pid), keeping the slot, its generation, the watchdog and
@@ -67,9 +67,12 @@ func (d *Daemon) signals(ctx context.Context, stop context.CancelFunc) {
 		switch sig {
 		case syscall.SIGTERM, syscall.SIGINT:
 			d.log.Info().Str("signal", name).Msg("stopping: handing the guests over, then leaving the pool")
+			d.stopBegins()
 			stop()
 		case syscall.SIGHUP:
+			d.reloadBegins()
 			d.reload()
+			d.reloadEnds()
 		case syscall.SIGUSR1:
 			d.log.Info().Str("signal", name).Msg("upgrade requested: re-executing the installed binary in place")
 			d.requestUpgrade()
@@ -93,7 +96,7 @@ func signalName(s os.Signal) string {
 }
 
 // reload re-reads the configuration file and applies what can change at
-// run time ([log]); it logs what it applied and what needs a restart.
+// run time ([log] level, format and target); it logs what it applied and what needs a restart.
 func (d *Daemon) reload() {
 	nc, err := config.Load(d.c.Path)
 	if err != nil {
@@ -106,7 +109,7 @@ func (d *Daemon) reload() {
 	var applied, restart []string
 	for _, k := range changed {
 		switch k {
-		case "[log] level", "[log] format":
+		case "[log] level", "[log] format", "[log] target":
 			applied = append(applied, k)
 		default:
 			restart = append(restart, k)
@@ -118,7 +121,7 @@ func (d *Daemon) reload() {
 		d.c.Log = nc.Log
 		d.mu.Unlock()
 	}
-	ev := d.log.Info().Str("config", d.c.Path).Strs("applied", applied).Str("level", nc.Log.Level).Str("format", nc.Log.Format)
+	ev := d.log.Info().Str("config", d.c.Path).Strs("applied", applied).Str("level", nc.Log.Level).Str("format", nc.Log.Format).Str("target", nc.Log.Target)
 	if len(restart) > 0 {
 		ev = ev.Strs("needs_restart", restart)
 		d.log.Warn().Str("config", d.c.Path).Msg("reload (SIGHUP): needs a restart: " + strings.Join(restart, ", ") + " (systemctl restart hbfence; or an upgrade by SIGUSR1, which keeps the guests)")

@@ -240,8 +240,9 @@ kill_guests = [%q]
 
 [watchdog]
 %s`, name, h.MachineID, area, p.Offset, h.Socket, p.LogLevel, h.HookScript, watchdogConf)
-	// Each lab host has a run directory of its own, as each machine does.
-	cfg += fmt.Sprintf("\n[daemon]\nrun_dir = %q\n", filepath.Join(dir, "run"))
+	// Each lab host has a run directory and a state directory of its
+	// own, as each machine does.
+	cfg += fmt.Sprintf("\n[daemon]\nrun_dir = %q\nstate_dir = %q\n", filepath.Join(dir, "run"), filepath.Join(dir, "state"))
 	if p.Guests {
 		cfg += fmt.Sprintf("\n[guests]\ndrivers = [\"process\"]\nstate_dir = %q\n", filepath.Join(dir, "guests"))
 	}
