@@ -4,16 +4,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/sysprio"
 )
 
@@ -36,7 +39,7 @@ func init() {
 		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
 		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
 		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start, stop", cmdGuest},
-		"pool":    {"pool settings: ha enable|disable, role HOST ROLES, repository add DIR, repair", cmdPool},
+		"pool":    {"pool settings: show, ha enable|disable, role HOST ROLES, repository add DIR, repair", cmdPool},
 		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown", cmdHost},
 		"version": {"print the version", cmdVersion},
 	}
@@ -85,9 +88,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return ec.code // the command printed why
 		}
 		fmt.Fprintf(stderr, "hbfence %s: %v\n", args[0], err)
+		if wantsJSON(args[1:]) {
+			printJSONError(stdout, err)
+		}
 		return exitCode(err)
 	}
 	return exitOK
+}
+
+// JSONSchema is the version of every command's --json output (fields are
+// added within a version, never renamed or removed).
+const JSONSchema = 1
+
+// wantsJSON: the command line asks for --json.
+func wantsJSON(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--json", "-json", "--json=true", "-json=true":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
+
+// jsonError is what a command given --json prints on standard output when
+// it fails: {"schema": 1, "error": {"code": ..., "message": ...}}.
+type jsonError struct {
+	Schema int `json:"schema"`
+	Error  struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// errorCode is an error's stable code in --json output: usage (the command
+// line), config (the configuration file), unreachable (no daemon answers),
+// refused (the daemon refused the command or it failed there), failed
+// (anything else).
+func errorCode(err error) string {
+	var re *control.RemoteError
+	switch {
+	case errors.Is(err, errUsage):
+		return "usage"
+	case errors.Is(err, config.ErrInvalid):
+		return "config"
+	case errors.Is(err, control.ErrUnreachable):
+		return "unreachable"
+	case errors.As(err, &re):
+		return "refused"
+	}
+	return "failed"
+}
+
+func printJSONError(w io.Writer, err error) {
+	var je jsonError
+	je.Schema = JSONSchema
+	je.Error.Code, je.Error.Message = errorCode(err), err.Error()
+	json.NewEncoder(w).Encode(je)
 }
 
 // The exit codes (docs/operations.md, "Exit codes"; ExitCodeTable).
@@ -171,8 +230,12 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("version", "", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"schema": JSONSchema, "version": version, "go": runtime.Version()})
 	}
 	fmt.Fprintf(stdout, "hbfence %s\n", version)
 	return nil

@@ -239,6 +239,9 @@ func Invalid(err error) error {
 // ErrInvalid.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, Invalid(fmt.Errorf("reading configuration: %w; the RPM installs one with every key commented (/etc/hbfence/hbfence.toml; in the source: packaging/hbfence.toml): copy it there, or name another file with --config (a client command can name the daemon's socket with --socket instead)", err))
+	}
 	if err != nil {
 		return nil, Invalid(fmt.Errorf("reading configuration: %w", err))
 	}

@@ -215,19 +215,29 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
+// ErrUnreachable: no daemon answers on the socket (none runs there, or
+// the caller may not connect). Test with errors.Is.
+var ErrUnreachable = errors.New("no daemon answers")
+
+// RemoteError is the daemon's refusal or failure of a command.
+type RemoteError struct{ Message string }
+
+func (e *RemoteError) Error() string { return "daemon: " + e.Message }
+
 // Call sends one command to the daemon at socket and decodes its result
-// into out (which may be nil).
+// into out (which may be nil). A daemon's refusal is a *RemoteError; no
+// daemon answering wraps ErrUnreachable.
 func Call(ctx context.Context, socket, command string, args, out any) error {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no hbfence daemon at %s (is it running? is --config or --socket right?)", socket)
+			return fmt.Errorf("no hbfence daemon at %s (is it running? is --config or --socket right?): %w", socket, ErrUnreachable)
 		}
 		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("%s: permission denied (the control socket is for root)", socket)
+			return fmt.Errorf("%s: permission denied (the control socket is for root): %w", socket, ErrUnreachable)
 		}
-		return fmt.Errorf("connecting to the daemon at %s: %w", socket, err)
+		return fmt.Errorf("connecting to the daemon at %s: %w (%w)", socket, err, ErrUnreachable)
 	}
 	defer c.Close()
 	if err := checkPeer(c, "daemon"); err != nil {
@@ -244,18 +254,18 @@ func Call(ctx context.Context, socket, command string, args, out any) error {
 	}
 	b, _ := json.Marshal(req)
 	if _, err := c.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("sending to the daemon at %s: %w", socket, err)
+		return fmt.Errorf("sending to the daemon at %s: %w (%w)", socket, err, ErrUnreachable)
 	}
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
-		return fmt.Errorf("reading the daemon's answer from %s: %w", socket, err)
+		return fmt.Errorf("reading the daemon's answer from %s: %w (%w)", socket, err, ErrUnreachable)
 	}
 	var resp Response
 	if err := json.Unmarshal(line, &resp); err != nil {
 		return fmt.Errorf("daemon's answer from %s: %w", socket, err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("daemon: %s", resp.Error)
+		return &RemoteError{Message: resp.Error}
 	}
 	if out != nil {
 		return json.Unmarshal(resp.Result, out)
