@@ -55,7 +55,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		if *check {
 			fmt.Fprintf(stdout, "HBFENCE UNKNOWN - %v\n", err)
-			return exitWith{int(checkUnknown)}
+			return exitWith{int(daemon.CheckUnknown)}
 		}
 		return err
 	}
@@ -65,7 +65,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := control.Call(ctx, socket, "status", nil, &raw); err != nil {
 		if *check {
 			fmt.Fprintf(stdout, "HBFENCE CRITICAL - no daemon answers on %s: %v\n", socket, err)
-			return exitWith{int(checkCritical)}
+			return exitWith{int(daemon.CheckCritical)}
 		}
 		return err
 	}
@@ -73,11 +73,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		var st daemon.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
 			fmt.Fprintf(stdout, "HBFENCE UNKNOWN - the daemon's status cannot be read: %v\n", err)
-			return exitWith{int(checkUnknown)}
+			return exitWith{int(daemon.CheckUnknown)}
 		}
-		level, line := judge(st)
+		level, line := daemon.Check(st)
 		fmt.Fprintln(stdout, line)
-		if level != checkOK {
+		if level != daemon.CheckOK {
 			return exitWith{int(level)}
 		}
 		return nil

@@ -31,6 +31,7 @@ type Config struct {
 	Fence     Fence     `toml:"fence"`
 	Guests    Guests    `toml:"guests"`
 	Daemon    Daemon    `toml:"daemon"`
+	Metrics   Metrics   `toml:"metrics"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -195,6 +196,16 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // Log configures logging.
+// Metrics is [metrics]: the figures of hbfence status --check for a
+// monitoring system, without a listener.
+type Metrics struct {
+	// Textfile, when set, is a file the daemon rewrites every interval in
+	// the Prometheus text format, for node_exporter's textfile collector
+	// (its directory, e.g. /var/lib/node_exporter/textfile_collector,
+	// must exist). Empty: no file.
+	Textfile string `toml:"textfile"`
+}
+
 type Log struct {
 	// Level is debug, info, warn or error.
 	Level string `toml:"level"`
@@ -322,9 +333,17 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("[guests] root %q is relative; name the cluster root's mount point by its absolute path", c.Guests.Root)
 	}
 	base := filepath.Dir(c.Path)
-	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir, &c.Daemon.RunDir, &c.Daemon.StateDir} {
+	for _, p := range []*string{&c.Heartbeat.Path, &c.Control.Socket, &c.Watchdog.Device, &c.Guests.Root, &c.Guests.StateDir, &c.Daemon.RunDir, &c.Daemon.StateDir, &c.Metrics.Textfile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
+		}
+	}
+	if t := c.Metrics.Textfile; t != "" {
+		if !strings.HasSuffix(t, ".prom") {
+			return fmt.Errorf("[metrics] textfile %q: node_exporter reads only files ending in .prom; name it so (e.g. /var/lib/node_exporter/textfile_collector/hbfence.prom)", t)
+		}
+		if fi, err := os.Stat(filepath.Dir(t)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("[metrics] textfile %q: its directory %s does not exist (create it, or point the key at node_exporter's --collector.textfile.directory)", t, filepath.Dir(t))
 		}
 	}
 	return nil

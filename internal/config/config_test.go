@@ -144,6 +144,8 @@ func TestBadInputRules(t *testing.T) {
 		{"driver twice", "[guests]\ndrivers = [\"xl\", \"xl\"]\n", "names \"xl\" twice"},
 		{"exec script missing", "[guests]\ndrivers = [\"exec\"]\nexec = [\"/nonexistent/guestctl\"]\n", "[guests] exec"},
 		{"socket too long", "[control]\nsocket = \"" + long + "\"\n", "at most 107"},
+		{"metrics not .prom", "[metrics]\ntextfile = \"" + dir + "/hbfence.txt\"\n", "ending in .prom"},
+		{"metrics directory missing", "[metrics]\ntextfile = \"/nonexistent/collector/hbfence.prom\"\n", "its directory /nonexistent/collector does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(filepath.Join(dir, "h.toml"), []byte("[heartbeat]\npath = \"/OVS/.server_pool_hb\"\n"+tc.toml))

@@ -116,6 +116,9 @@ func Run(ctx context.Context, c *config.Config, version string, logs *Logs) erro
 	defer sigStop()
 	go d.signals(sigCtx, stop)
 	go d.serviceLoop(sigCtx)
+	if t := c.Metrics.Textfile; t != "" {
+		go d.metricsLoop(sigCtx, t, d.t.Interval)
+	}
 	if sd, err := watchdog.NewSystemd(); err == nil {
 		go feedSystemd(ctx, sd, d.currentFencing, d.t, d.log)
 	} else if !errors.Is(err, watchdog.ErrNoSystemdWatchdog) {

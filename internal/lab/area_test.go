@@ -41,6 +41,9 @@ func TestReplacedAreaIsNoticed(t *testing.T) {
 	if out, err := p.Run(ctx, "status", "--check", "--socket", hosts[0].Socket); err != nil || !strings.HasPrefix(out, "HBFENCE OK - ") {
 		t.Fatalf("status --check of a healthy pool: %v: %s", err, out)
 	}
+	if b, err := os.ReadFile(hosts[0].Metrics); err != nil || !strings.Contains(string(b), "hbfence_check_level 0\n") || !strings.Contains(string(b), "hbfence_joined 1\n") {
+		t.Fatalf("%s's [metrics] textfile of a healthy pool: %v\n%s", hosts[0].Name, err, b)
+	}
 
 	replaced := time.Now()
 	if err := os.Remove(p.Area); err != nil {
@@ -70,6 +73,14 @@ func TestReplacedAreaIsNoticed(t *testing.T) {
 	}
 	t.Logf("area replaced: noticed by every daemon within %v (%.1f intervals): %v", worst.Round(time.Millisecond), worst.Seconds()/interval.Seconds(), noticed)
 
+	// The metrics textfile says the same within an interval.
+	err = lab.WaitUntil(ctx, 4*interval, 20*time.Millisecond, hosts[0].Name+"'s [metrics] textfile showing the alarm", func() (bool, error) {
+		b, _ := os.ReadFile(hosts[0].Metrics)
+		return strings.Contains(string(b), "hbfence_alarm{code=\"area-replaced\"} 1\n") && strings.Contains(string(b), "hbfence_check_level 2\n"), nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
 	out, err := p.Run(ctx, "status", "--check", "--socket", hosts[0].Socket)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(out, "HBFENCE CRITICAL - ") || !strings.Contains(out, "alarm area-replaced") {

@@ -170,6 +170,8 @@ type Host struct {
 	// of arms, feeds and resets (when the pool runs with Watchdog).
 	FIFO        string
 	WatchdogLog string
+	// Metrics is the host's [metrics] textfile.
+	Metrics string
 	// HookScript is the host's [fence] kill_guests hook; HookLog records
 	// its runs and HookFailFile, while it exists, makes it fail.
 	HookScript, HookLog, HookFailFile string
@@ -243,6 +245,8 @@ kill_guests = [%q]
 	// Each lab host has a run directory and a state directory of its
 	// own, as each machine does.
 	cfg += fmt.Sprintf("\n[daemon]\nrun_dir = %q\nstate_dir = %q\n", filepath.Join(dir, "run"), filepath.Join(dir, "state"))
+	h.Metrics = filepath.Join(dir, "hbfence.prom")
+	cfg += fmt.Sprintf("\n[metrics]\ntextfile = %q\n", h.Metrics)
 	if p.Guests {
 		cfg += fmt.Sprintf("\n[guests]\ndrivers = [\"process\"]\nstate_dir = %q\n", filepath.Join(dir, "guests"))
 	}
