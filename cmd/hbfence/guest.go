@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
+	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/store"
 )
@@ -80,6 +83,15 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%w: guest add takes flags only (--name, --driver, --config, ...)", errUsage)
 		}
 		req.Name, req.UUID, req.Driver, req.Config, req.HA, req.Placement, req.Management = *name, *uuid, *drv, *cfg, *ha, *placement, *mgmt
+		if req.Config != "" && !filepath.IsAbs(req.Config) {
+			// A path typed relative to where the operator stands, as
+			// every other command takes one (issue 11: it was refused).
+			abs, err := filepath.Abs(req.Config)
+			if err != nil {
+				return fmt.Errorf("--config %s: %w", req.Config, err)
+			}
+			req.Config = abs
+		}
 		if *preferred != "" {
 			req.Preferred = strings.Split(*preferred, ",")
 		}
@@ -243,6 +255,18 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var c store.PoolConfig
 	if err := control.Call(ctx, socket, "pool", req, &c); err != nil {
 		return err
+	}
+	asked, _ := req["roles"].(map[string][]string)
+	for h := range asked {
+		roles := make([]string, 0, len(c.Roles[h]))
+		for _, r := range c.Roles[h] {
+			roles = append(roles, string(r))
+		}
+		line := fmt.Sprintf("roles of %s: %s", shown(h), strings.Join(roles, ","))
+		if !slices.Contains(c.Roles[h], restart.RoleVM) {
+			line += " (no vm role: the master places no guest on it; give it vm,utility to keep both)"
+		}
+		fmt.Fprintln(stdout, line)
 	}
 	repos := "no repositories"
 	if len(c.Repositories) > 0 {

@@ -463,7 +463,7 @@ func (d *Daemon) handlers() map[string]control.Handler {
 			return guestCommand(d.currentAgent(), d.currentMaster(), func() []heartbeat.HostStatus { return d.status().Hosts }, args)
 		},
 		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
-			return poolCommand(d.currentAgent(), d.currentMaster(), args)
+			return poolCommand(d.currentAgent(), d.currentMaster(), func() []heartbeat.HostStatus { return d.status().Hosts }, args)
 		},
 		"pool.show": func(context.Context, json.RawMessage) (any, error) {
 			return poolView(d.currentAgent(), d.status())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,6 +221,13 @@ func (fc *fencing) run(ctx context.Context) (outcome, error) {
 			journal.Crit(fc.log.Warn(), journal.MsgFence).Str("reason", st.Reason).Msg("fenced: HA guests confirmed gone, watchdog disarmed; joining again as a new incarnation")
 			return fenced, runErr
 		case fence.Resetting:
+			if st.KillError == "" {
+				// A reset ordered (a poison pill with action reset), not
+				// a kill that failed: no error to report.
+				journal.Crit(fc.log.Error(), journal.MsgFence).Str("reason", st.Reason).
+					Msg("fencing: the watchdog resets this machine, as ordered")
+				return resetting, runErr
+			}
 			journal.Crit(fc.log.Error(), journal.MsgFence).Str("reason", st.Reason).Str("kill_error", st.KillError).
 				Msg("fencing: HA guests not confirmed gone; the watchdog resets this machine")
 			return resetting, runErr
@@ -234,7 +242,10 @@ func (fc *fencing) do(ctx context.Context, a fence.Action, killDone chan<- error
 		if err := fc.wd.Arm(); err != nil {
 			// Without a working watchdog this host cannot keep the
 			// pool's promise: fence now, and do not join again.
-			fc.armErr = fmt.Errorf("watchdog: %w", err)
+			fc.armErr = err
+			if !strings.HasPrefix(err.Error(), "watchdog") {
+				fc.armErr = fmt.Errorf("watchdog: %w", err) // not "watchdog: watchdog ..."
+			}
 			fc.mu.Lock()
 			more := fc.f.ArmFailed(clk.Now(), fc.armErr.Error())
 			fc.mu.Unlock()

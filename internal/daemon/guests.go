@@ -361,6 +361,22 @@ func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.Host
 	return GuestAnswer{GuestDef: result, Deferred: deferred}, err
 }
 
+// inPool refuses a host the heartbeat area does not know (issue 11: pool
+// role was accepted for any name, and a typo gave roles to nobody).
+func inPool(name string, hosts []heartbeat.HostStatus) error {
+	var names []string
+	for _, h := range hosts {
+		if h.Name == name {
+			return nil
+		}
+		if h.Name != "" {
+			names = append(names, h.Name)
+		}
+	}
+	slices.Sort(names)
+	return fmt.Errorf("pool role: no host %q in the pool's heartbeat area (its hosts: %s); a host is in the pool once its daemon has joined", name, strings.Join(names, ", "))
+}
+
 // hostRoles checks hbfence pool role HOST ROLES: the host name by the one
 // host-name rule, each role known.
 func hostRoles(host string, roles []string) ([]restart.Role, error) {
@@ -453,7 +469,7 @@ func newGuest(req GuestRequest, c store.PoolConfig) (store.GuestDef, error) {
 	return g, nil
 }
 
-func poolCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, error) {
+func poolCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.HostStatus, raw json.RawMessage) (any, error) {
 	var req struct {
 		HA         *bool               `json:"ha,omitempty"`
 		Roles      map[string][]string `json:"roles,omitempty"`
@@ -470,6 +486,9 @@ func poolCommand(ag *agent.Agent, ms *masterSide, raw json.RawMessage) (any, err
 		for h, roles := range req.Roles {
 			rs, err := hostRoles(h, roles)
 			if err != nil {
+				return err
+			}
+			if err := inPool(h, hosts()); err != nil {
 				return err
 			}
 			if c.Roles == nil {
@@ -557,8 +576,10 @@ func poolWarnings(c store.PoolConfig, st heartbeat.Status) []string {
 			utility++
 		}
 	}
-	if utility < 2 {
-		w = append(w, fmt.Sprintf("the pool has %d host(s) with the utility role: the utility role never fails over with the master, so a pool that needs it after a failure must give it to at least two hosts (hbfence pool role HOST vm,utility)", utility))
+	if utility == 1 {
+		// Only where the role is used: a pool that gives it to nobody
+		// does not use it.
+		w = append(w, "the pool has 1 host with the utility role: the utility role never fails over with the master, so a pool that needs it after a failure must give it to at least two hosts (hbfence pool role HOST vm,utility)")
 	}
 	return w
 }

@@ -70,7 +70,10 @@ func TestPoolRepairOnTheMaster(t *testing.T) {
 	})
 
 	// pool show works on any host: the roles beside each host's state.
-	if out, err := p.Run(ctx, "pool", "role", other.Name, "vm,utility", "--socket", m.Socket); err != nil {
+	if out, err := p.Run(ctx, "pool", "role", "nosuch", "vm", "--socket", m.Socket); err == nil || !strings.Contains(out, `no host "nosuch" in the pool`) {
+		t.Fatalf("pool role of a host not in the pool: %v\n%s", err, out)
+	}
+	if out, err := p.Run(ctx, "pool", "role", other.Name, "vm,utility", "--socket", m.Socket); err != nil || !strings.Contains(out, "roles of "+other.Name+": vm,utility\n") {
 		t.Fatalf("pool role: %v\n%s", err, out)
 	}
 	err = lab.WaitUntil(ctx, 10*time.Second, 50*time.Millisecond, "pool show on "+other.Name+" naming its roles", func() (bool, error) {
@@ -104,4 +107,8 @@ func TestPoolRepairOnTheMaster(t *testing.T) {
 		t.Fatalf("pool show: %v\n%s", err, out)
 	}
 	t.Logf("hbfence pool show on %s:\n%s", other.Name, out)
+	// A role list without vm says what it means.
+	if out, err := p.Run(ctx, "pool", "role", other.Name, "utility", "--socket", other.Socket); err != nil || !strings.Contains(out, "no vm role") {
+		t.Fatalf("pool role HOST utility: %v\n%s", err, out)
+	}
 }
