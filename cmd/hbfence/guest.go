@@ -182,11 +182,11 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 		pl += " (preferred: " + strings.Join(g.Preferred, ", ") + ")"
 	}
 	fmt.Fprintf(w, "placement %s\n", pl)
-	host := g.Host
-	if host == "" {
-		host = "none"
+	if g.Host == "" {
+		fmt.Fprintf(w, "state     %s", g.State) // not "stopped on none"
+	} else {
+		fmt.Fprintf(w, "state     %s on %s", g.State, g.Host)
 	}
-	fmt.Fprintf(w, "state     %s on %s", g.State, host)
 	if g.Attempt > 0 {
 		fmt.Fprintf(w, " (start attempt %d)", g.Attempt)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/hbfence/hbfence/heartbeat/lease"
 	"github.com/hbfence/hbfence/heartbeat/master"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
@@ -67,10 +68,22 @@ func printMaster(w io.Writer, self string, m master.Status) {
 	case m.Released:
 		fmt.Fprintf(w, "master   none: epoch %d was released; the first host to acquire the lease becomes master\n", m.Epoch)
 	default:
-		fmt.Fprintf(w, "master   %s (slot %d, generation %d), epoch %d, since %.1fs ago as seen here\n", m.Name, m.Slot, m.Generation, m.Epoch, m.SinceAgeSeconds)
+		// One age for one change: the change line's, when it is this
+		// epoch's (issue 11: "since" and "change" disagreed).
+		since := m.SinceAgeSeconds
+		if c := m.LastChange; c != nil && c.Epoch == m.Epoch && !c.Released {
+			since = c.AgeSeconds
+		}
+		fmt.Fprintf(w, "master   %s (slot %d, generation %d), epoch %d, since %.1fs ago as seen here\n", m.Name, m.Slot, m.Generation, m.Epoch, since)
 	}
 	s := m.Self
-	line := fmt.Sprintf("this     %s: %s", self, s.Role)
+	role := s.Role.String()
+	if s.Role == lease.Acquiring && !s.Acting {
+		// Waiting to take the role over: a standby, not a host in the
+		// middle of an acquisition (issue 11).
+		role = "standby (takes the master role once the master is gone)"
+	}
+	line := fmt.Sprintf("this     %s: %s", self, role)
 	if s.Acting {
 		line += fmt.Sprintf(", acting as master of epoch %d (for %.1fs more without a renewal)", s.Epoch, s.ActingForSeconds)
 	}

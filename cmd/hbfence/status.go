@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/liveness"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
@@ -202,7 +203,13 @@ func printStatus(w io.Writer, st daemon.Status) {
 		case h.GuestsUnknown && h.State == liveness.Left:
 			fenced = "UNSAFE: left, but cannot list its guests"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, h.State, fenced, h.Generation, age, h.SlotState, check)
+		state := h.State.String()
+		if h.State == liveness.Live && h.SlotState == ondisk.StateJoining {
+			// Renewing, but its join is not proven yet (issue 11: "live"
+			// beside "joining").
+			state = "joining"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, state, fenced, h.Generation, age, h.SlotState, check)
 	}
 	tw.Flush()
 	if len(st.Guests) > 0 {
