@@ -203,7 +203,10 @@
 // the same bytes (restored) or an empty block of the current epoch
 // (dropped, which every later instance reads as empty), and the wait goes
 // on. The simulation scribbles over a live host's block in one schedule of
-// five and needs this rule to finish them.
+// five and needs this rule to finish them. The own check never delays a
+// takeover: when the view turns the owner dead (SetView) or a hand-over's
+// record is expected (ReadSoon), a pending own check gives way to a
+// leader read at once, and comes at a later wait.
 //
 // The simulation's oracle checks that every learner of an epoch learns
 // one value. A decision none of whose learners is still running (each
@@ -355,8 +358,11 @@
 // replaced about host_dead after its last renewal was seen: each host runs
 // its ballot at once when its own view turns the owner dead. When an aborted
 // hand-over left the target's value chosen, the target's own judgment
-// decides, up to an interval later. The simulation (hosts' clocks at
-// independent origins and rates within ±500 ppm): takeover after a kill at
+// decides, up to an interval later. The simulation (hosts' safety clocks
+// at independent origins and rates within ±500 ppm; in two schedules of
+// three, timers on a clock slewed up to 100 000 ppm either way, as NTP may
+// slew CLOCK_MONOTONIC: an early timer waits again on the raw clock, a late
+// one delays): takeover after a kill at
 // most 1.23 × host_dead (a survivor that had just restarted, watching the
 // dead master for host_dead from its first sight), at most about three
 // intervals after the first host judged the master dead (median 0.01
