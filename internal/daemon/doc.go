@@ -94,7 +94,10 @@
 //     time against host_dead > renewal_fail + watchdog + margin. If they
 //     no longer hold it fences (refuse): the guests are killed, the
 //     watchdog disarmed only if they are confirmed gone, else left unfed
-//     to reset the machine. Otherwise its member resumes the slot
+//     to reset the machine; if this image never took the watchdog over
+//     (its adoption failed, or it stopped before it), nothing says the
+//     machine is reset, so the handed-over slot is marked unsafe (the
+//     no-watchdog flag) and its death never reads as a fence. Otherwise its member resumes the slot
 //     (heartbeat.Member.Resume): its first round reads every slot and
 //     checks that the slot still holds its record, as every round does.
 //     The fencer's and the lease's deadlines count from the old image's

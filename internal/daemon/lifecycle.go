@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/heartbeat"
+	"github.com/hbfence/hbfence/heartbeat/area"
 	"github.com/hbfence/hbfence/heartbeat/lease"
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/master"
+	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/journal"
 	"github.com/hbfence/hbfence/restart/agent"
@@ -464,12 +467,50 @@ func (d *Daemon) refuse(cause error) error {
 	err := killer.KillHAGuests(ctx, "upgrade refused: "+cause.Error())
 	cancel()
 	switch {
+	case err != nil && d.hv != nil && d.hv.Watchdog != nil && !d.adopted:
+		// The watchdog handed over was not taken over here (its adoption
+		// failed, or the new image stopped before it): nothing says it
+		// still resets the machine, and the guests may run. A slot that
+		// then reads dead would read fenced, and the pool would restart
+		// them (issue 10): mark it unsafe, as stayUnsafe does.
+		why := fmt.Errorf("upgrade refused (%v) and the HA guests are not confirmed gone (%v), with a watchdog this image could not take over: this host is UNSAFE, stop its guests by hand", cause, err)
+		if merr := d.markHandedSlotUnsafe(); merr != nil {
+			journal.Crit(d.log.Error(), journal.MsgUnsafe).Err(merr).AnErr("why", why).Msg("UNSAFE: the slot could not be marked unsafe")
+		} else {
+			journal.Crit(d.log.Error(), journal.MsgUnsafe).Err(why).Msg("UNSAFE: slot marked unsafe, so that nothing takes this host for fenced")
+		}
 	case err != nil:
 		journal.Crit(d.log.Error(), journal.MsgFence).Err(err).Msg("the guests are not confirmed gone: the watchdog, no longer fed, resets this machine")
 	case d.adopted:
 		d.log.Warn().Err(d.wd.Disarm()).Msg("the guests are confirmed gone: watchdog disarmed")
 	}
 	return fmt.Errorf("upgrade refused (%w): this host fenced", cause)
+}
+
+// markHandedSlotUnsafe writes the slot handed over by the previous image
+// with the no-watchdog flag (heartbeat.Member.MarkUnsafe's record, without
+// a member): its death is then never taken for a fence.
+func (d *Daemon) markHandedSlotUnsafe() error {
+	a := d.a
+	if a == nil {
+		opened, err := area.FromFile(os.NewFile(uintptr(d.hv.AreaFD), d.c.Heartbeat.Path), d.c.Heartbeat.Path, d.c.Heartbeat.Offset)
+		if err != nil {
+			return fmt.Errorf("opening the handed-over area: %w", err)
+		}
+		a = opened
+	}
+	h := a.Header()
+	rec, st, why := ondisk.DecodeSlot(d.hv.Member.Record, h.PoolUUID, d.hv.Member.Slot)
+	if st != ondisk.SlotOK {
+		return fmt.Errorf("the handed-over slot record (slot %d) does not decode: %s", d.hv.Member.Slot, why)
+	}
+	rec.Flags |= ondisk.FlagNoWatchdog
+	rec.Sequence++
+	rec.Wall = time.Now()
+	if err := a.WriteSlot(d.hv.Member.Slot, rec.Encode()); err != nil {
+		return fmt.Errorf("writing slot %d: %w", d.hv.Member.Slot, err)
+	}
+	return nil
 }
 
 // leave is the clean stop of a running incarnation: stop the guests and
