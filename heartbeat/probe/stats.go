@@ -103,7 +103,7 @@ type Stats struct {
 }
 
 // bounds are the histogram's upper bin edges: 1-2-5 steps from 10 µs to
-// 1 h; a last, open bin takes what is above.
+// 5000 s; a last, open bin takes what is above.
 var bounds = func() []time.Duration {
 	var b []time.Duration
 	for d := 10 * time.Microsecond; d <= time.Hour; d *= 10 {
