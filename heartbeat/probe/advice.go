@@ -209,8 +209,8 @@ func explain(p timing.Params, obs Observed, factor float64, ioNeed, ivNeed, stal
 	} else {
 		iv = fmt.Sprintf("the floor %v (%s × the 99.9th percentile write+read %v = %v is below it; a shorter interval barely shortens host_dead)", MinInterval, f, ms(obs.PairP999), ms(ivNeed))
 	}
-	if p.Interval > max(ivNeed, MinInterval) {
-		iv += "; the least step of the grid above it that gives the smallest host_dead"
+	if p.Interval > gridAtLeast(max(ivNeed, MinInterval)) {
+		iv += fmt.Sprintf("; raised to %v at no cost to host_dead: fewer I/Os", p.Interval)
 	}
 	switch {
 	case ioNeed >= MinIOTimeout:
@@ -219,18 +219,18 @@ func explain(p timing.Params, obs Observed, factor float64, ioNeed, ivNeed, stal
 		io = fmt.Sprintf("the floor %v (%s × the worst write+read %v = %v is below it; below the floor the timeout would measure the scheduler)", MinIOTimeout, f, ms(obs.PairMax), ms(ioNeed))
 	}
 	if p.IOTimeout > roundUp(max(ioNeed, MinIOTimeout)) {
-		io += fmt.Sprintf("; raised to %v, above the interval or at no cost to host_dead", p.IOTimeout)
+		io += fmt.Sprintf("; raised to %v, to stay above the interval or at no cost to host_dead", p.IOTimeout)
 	}
 	stallRF := stallNeed + StallIntervals*p.Interval
 	if stallRF >= 3*p.IOTimeout {
-		rf = fmt.Sprintf("covers %s × the longest stall (%v) = %v plus %d × interval = %v: a stall that long does not fence a host",
-			f, ms(obs.LongestStall), ms(stallNeed), StallIntervals, ms(stallRF))
+		rf = fmt.Sprintf("covers %s × the longest stall (%v) + %d × interval (%v) = %v: a stall that long does not fence a host",
+			f, ms(obs.LongestStall), StallIntervals, p.Interval, ms(stallRF))
 	} else {
-		rf = fmt.Sprintf("3 × io_timeout (the rule renewal_fail >= 3 × io_timeout); it also covers %s × the longest stall (%v) plus %d × interval = %v",
-			f, ms(obs.LongestStall), StallIntervals, ms(stallRF))
+		rf = fmt.Sprintf("3 × io_timeout (the rule renewal_fail >= 3 × io_timeout); it also covers %s × the longest stall (%v) + %d × interval (%v) = %v",
+			f, ms(obs.LongestStall), StallIntervals, p.Interval, ms(stallRF))
 	}
 	wd := "the watchdog's effective firing time on this host, as given (--watchdog): the rules are only as good as this figure"
-	hd = fmt.Sprintf("the least value on a %v step that keeps every rule; the one that sets it: %s (margin %v)", hdStep, binding(p), p.Margin())
+	hd = fmt.Sprintf("the least value on a %v step that keeps every rule; the rule that sets it: %s (margin %v)", hdStep, binding(p), p.Margin())
 	return []Reason{
 		{"interval", p.Interval, iv},
 		{"io_timeout", p.IOTimeout, io},
@@ -238,6 +238,16 @@ func explain(p timing.Params, obs Observed, factor float64, ioNeed, ivNeed, stal
 		{"watchdog", p.Watchdog, wd},
 		{"host_dead", p.HostDead, hd},
 	}
+}
+
+// gridAtLeast is the least interval of the grid at or above d.
+func gridAtLeast(d time.Duration) time.Duration {
+	for _, g := range grid {
+		if g >= d {
+			return g
+		}
+	}
+	return d
 }
 
 func scale(d time.Duration, factor float64) time.Duration {

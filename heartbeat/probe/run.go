@@ -118,14 +118,19 @@ func (t *Target) Run(ctx context.Context, opt Options) (Result, error) {
 
 func (r *runner) loop(ctx context.Context) error {
 	var seq uint64
-	var lastOK uint64   // the sequence of the last write that returned OK
-	var unsure []uint64 // writes since then that may or may not have landed
-	for cycle := 0; ; cycle++ {
-		next := time.Duration(cycle) * r.opt.Period
+	var lastOK uint64      // the sequence of the last write that returned OK
+	var unsure []uint64    // writes since then that may or may not have landed
+	var next time.Duration // when the next cycle starts, from the run's start
+	for cycle := 0; ; cycle, next = cycle+1, next+r.opt.Period {
+		now := safeclock.Since(r.t0)
+		// A cycle that overran its period is followed at once.
+		next = max(next, now)
 		if next >= r.opt.Duration {
-			return nil
+			// No cycle fits: wait out the run, so that its length
+			// is the duration asked.
+			next = r.opt.Duration
 		}
-		if wait := next - safeclock.Since(r.t0); wait > 0 {
+		if wait := next - now; wait > 0 {
 			timer := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -135,6 +140,9 @@ func (r *runner) loop(ctx context.Context) error {
 			}
 		} else if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if next >= r.opt.Duration {
+			return nil
 		}
 		if r.t.Mode == ModeSlot {
 			// Check, then write at once: never a write without a
