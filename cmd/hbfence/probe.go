@@ -141,6 +141,7 @@ type probeOut struct {
 	Pair           latencyOut  `json:"write_read_ms"`
 	LongestStallMS float64     `json:"longest_stall_ms"`
 	Histogram      []bucketOut `json:"histogram"`
+	FirstErrors    []string    `json:"first_errors"`
 	Advice         *adviceOut  `json:"advice"`
 	AdviceError    string      `json:"advice_error,omitempty"`
 }
@@ -151,7 +152,7 @@ func probeJSON(tg *probe.Target, res probe.Result, a probe.Advice, advErr error)
 		Target: tg.Describe(), Mode: tg.Mode, ElapsedMS: ms(st.Elapsed), Interrupted: res.Interrupted,
 		Samples: st.Samples, Cycles: st.Cycles, Errors: st.Errors, Timeouts: st.Timeouts,
 		Latency: latencyJSON(st.All), Write: latencyJSON(st.Write), Read: latencyJSON(st.Read), Pair: latencyJSON(st.Pair),
-		LongestStallMS: ms(st.LongestStall), Histogram: []bucketOut{},
+		LongestStallMS: ms(st.LongestStall), Histogram: []bucketOut{}, FirstErrors: firstErrors(res.Samples),
 	}
 	if tg.Mode == probe.ModeSlot {
 		out.Slot = &tg.Slot
@@ -180,9 +181,13 @@ func probeJSON(tg *probe.Target, res probe.Result, a probe.Advice, advErr error)
 
 func printProbe(w io.Writer, tg *probe.Target, res probe.Result, a probe.Advice, advErr error) {
 	st := res.Stats
-	fmt.Fprintf(w, "probed %s\nfor %v: %d write+read pairs, %d I/Os, %d errors, %d timeouts\n\n",
+	fmt.Fprintf(w, "probed %s\nfor %v: %d write+read pairs, %d I/Os, %d errors, %d timeouts\n",
 		tg.Describe(), st.Elapsed.Round(time.Millisecond), st.Cycles, st.Samples, st.Errors, st.Timeouts)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, e := range firstErrors(res.Samples) {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(tw, "latency\tp50\tp99\tp99.9\tmax\t\n")
 	for _, l := range []struct {
 		name string
@@ -215,4 +220,30 @@ func printProbe(w io.Writer, tg *probe.Target, res probe.Result, a probe.Advice,
 		fmt.Fprintf(w, "  %-12s %-7v %s\n", r.Name, r.Value, r.Text)
 	}
 	fmt.Fprintf(w, "\nformat a pool with it:\n  hbfence init %s PATH\n", a.InitFlags())
+}
+
+// firstErrors are the distinct errors and timeouts of a run, at most
+// three, with their counts.
+func firstErrors(samples []probe.Sample) []string {
+	var order []string
+	count := map[string]int{}
+	for _, s := range samples {
+		if s.Outcome != probe.Failed && s.Outcome != probe.TimedOut {
+			continue
+		}
+		e := fmt.Sprintf("%s %v: %s", s.Op, s.Outcome, s.Err)
+		if count[e] == 0 {
+			order = append(order, e)
+		}
+		count[e]++
+	}
+	out := []string{}
+	for i, e := range order {
+		if i == 3 {
+			out = append(out, fmt.Sprintf("(%d more kinds)", len(order)-3))
+			break
+		}
+		out = append(out, fmt.Sprintf("%s (%d×)", e, count[e]))
+	}
+	return out
 }

@@ -43,18 +43,21 @@ var grid = []time.Duration{
 
 // Observed is what the advice is built from.
 type Observed struct {
-	// PairMax is the worst write+read of one cycle; PairP999 its
-	// 99.9th percentile.
+	// PairMax is the worst write+read of one cycle (both returned OK);
+	// PairP999 its 99.9th percentile.
 	PairMax, PairP999 time.Duration
 	// IOMax is the worst single I/O (a timeout counts at the timeout).
 	IOMax time.Duration
 	// LongestStall is the longest span without a completed write.
 	LongestStall time.Duration
+	// Timeouts counts the I/Os that timed out: they are in the stall,
+	// not in the pairs.
+	Timeouts int
 }
 
 // ObservedOf takes the observations from a run's statistics.
 func ObservedOf(st Stats) Observed {
-	return Observed{PairMax: st.Pair.Max, PairP999: st.Pair.P999, IOMax: st.All.Max, LongestStall: st.LongestStall}
+	return Observed{PairMax: st.Pair.Max, PairP999: st.Pair.P999, IOMax: st.All.Max, LongestStall: st.LongestStall, Timeouts: st.Timeouts}
 }
 
 // Advice is the fastest timing the rules allow for what was observed.
@@ -217,6 +220,9 @@ func explain(p timing.Params, obs Observed, factor float64, ioNeed, ivNeed, stal
 		io = fmt.Sprintf("covers %s × the worst write+read (%v) = %v: a renewal as slow as the worst seen still counts", f, ms(obs.PairMax), ms(ioNeed))
 	default:
 		io = fmt.Sprintf("the floor %v (%s × the worst write+read %v = %v is below it; below the floor the timeout would measure the scheduler)", MinIOTimeout, f, ms(obs.PairMax), ms(ioNeed))
+	}
+	if obs.Timeouts > 0 {
+		io += fmt.Sprintf("; %d I/Os timed out: they count in the longest stall, which renewal_fail covers", obs.Timeouts)
 	}
 	if p.IOTimeout > roundUp(max(ioNeed, MinIOTimeout)) {
 		io += fmt.Sprintf("; raised to %v, to stay above the interval or at no cost to host_dead", p.IOTimeout)

@@ -238,7 +238,11 @@ func (r *runner) do(ctx context.Context, cycle int, op Op, io func() error) (Out
 	default:
 		out = Failed
 	}
-	r.record(Sample{Op: op, Cycle: cycle, Start: start.Sub(r.t0), Latency: lat, Outcome: out})
+	smp := Sample{Op: op, Cycle: cycle, Start: start.Sub(r.t0), Latency: lat, Outcome: out}
+	if err != nil {
+		smp.Err = err.Error()
+	}
+	r.record(smp)
 	return out, nil
 }
 

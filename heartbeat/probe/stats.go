@@ -55,6 +55,7 @@ type Sample struct {
 	Start   time.Duration // issue
 	Latency time.Duration // issue to return; for TimedOut the timeout, for Cut the time waited
 	Outcome Outcome
+	Err     string // what went wrong, for Failed and TimedOut
 }
 
 // Latency is a summary of a set of latencies. Percentiles are nearest-rank:
@@ -86,7 +87,7 @@ type Stats struct {
 	Timeouts int // TimedOut I/Os
 	// All is every I/O with a latency; Write and Read each kind; Pair
 	// the sum of a cycle's write and read, over the cycles in which
-	// both have a latency.
+	// both returned OK (a timeout is a stall, not a latency of a pair).
 	All, Write, Read, Pair Latency
 	// LongestStall is the longest span of the run without a completed
 	// write: between the start and the first write to return OK,
@@ -140,15 +141,16 @@ func Summarize(samples []Sample, elapsed time.Duration) Stats {
 		st.Samples++
 		all = append(all, s.Latency)
 		p := pairs[s.Cycle]
+		ok := s.Outcome == OK
 		if s.Op == OpWrite {
 			w = append(w, s.Latency)
-			p.w, p.hasW = s.Latency, true
-			if s.Outcome == OK {
+			p.w, p.hasW = s.Latency, ok
+			if ok {
 				completions = append(completions, s.Start+s.Latency)
 			}
 		} else {
 			r = append(r, s.Latency)
-			p.r, p.hasR = s.Latency, true
+			p.r, p.hasR = s.Latency, ok
 		}
 	}
 	st.Cycles = len(pairs)
