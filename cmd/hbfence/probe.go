@@ -62,7 +62,9 @@ func cmdProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	adv, advErr := probe.Advise(probe.ObservedOf(res.Stats), *factor, *watchdog)
 	if *asJSON {
-		if err := json.NewEncoder(stdout).Encode(probeJSON(tg, res, adv, advErr)); err != nil {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false) // the rules' ">" stay readable
+		if err := enc.Encode(probeJSON(tg, res, adv, advErr)); err != nil {
 			return err
 		}
 	} else {
@@ -208,7 +210,7 @@ func printProbe(w io.Writer, tg *probe.Target, res probe.Result, a probe.Advice,
 			bin = fmt.Sprintf("> %v", b.From)
 		}
 		bar := strings.Repeat("#", (b.Count*40+most-1)/max(most, 1))
-		fmt.Fprintf(w, "  %-18s %6d %s\n", bin, b.Count, bar)
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-18s %6d %s", bin, b.Count, bar), " "))
 	}
 	fmt.Fprintln(w)
 	if advErr != nil {

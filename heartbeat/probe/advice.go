@@ -222,7 +222,11 @@ func explain(p timing.Params, obs Observed, factor float64, ioNeed, ivNeed, stal
 		io = fmt.Sprintf("the floor %v (%s × the worst write+read %v = %v is below it; below the floor the timeout would measure the scheduler)", MinIOTimeout, f, ms(obs.PairMax), ms(ioNeed))
 	}
 	if obs.Timeouts > 0 {
-		io += fmt.Sprintf("; %d I/Os timed out: they count in the longest stall, which renewal_fail covers", obs.Timeouts)
+		n := fmt.Sprintf("%d I/Os", obs.Timeouts)
+		if obs.Timeouts == 1 {
+			n = "1 I/O"
+		}
+		io += "; " + n + " timed out: a timeout counts in the longest stall, which renewal_fail covers"
 	}
 	if p.IOTimeout > roundUp(max(ioNeed, MinIOTimeout)) {
 		io += fmt.Sprintf("; raised to %v, to stay above the interval or at no cost to host_dead", p.IOTimeout)
