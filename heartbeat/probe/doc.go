@@ -15,9 +15,9 @@
 // that times out counts at the timeout, a lower bound; while it stays
 // under way the device takes no other I/O (directio's ErrBusy) and the
 // cycles issue nothing, so the stall shows as a span without a completed
-// write. Writes carry a sequence number and every read checks that it
-// shows the last completed write (or a later one): a stale read counts as
-// an error.
+// write. Outside an area, writes carry a sequence number and every read
+// checks that it shows the last completed write (or a later one): a stale
+// read counts as an error.
 //
 // The target never touches a pool's live data:
 //

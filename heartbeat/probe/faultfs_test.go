@@ -37,15 +37,16 @@ func mountFaultFS(t *testing.T) *faultfs.FS {
 	return f
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
+// waitUntil polls cond; it reports false if cond did not hold within 10 s.
+func waitUntil(cond func() bool) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }
 
 // With 200 ms injected on every read and write, and a hang of the storage
@@ -75,17 +76,23 @@ func TestInjectedLatencyAndHang(t *testing.T) {
 	hangDone := make(chan struct{})
 	go func() {
 		defer close(hangDone)
-		waitUntil(t, "a few writes", func() bool { return f.Stats().Writes >= 4 })
+		defer f.Set(faultfs.OpAll, faultfs.Fault{Delay: delay})
+		if !waitUntil(func() bool { return f.Stats().Writes >= 4 }) {
+			t.Error("the probe did not write 4 times within 10 s")
+			return
+		}
 		f.Set(faultfs.OpAll, faultfs.Fault{Hang: true})
-		waitUntil(t, "an I/O hung", func() bool { return f.Stats().Hung >= 1 })
+		if !waitUntil(func() bool { return f.Stats().Hung >= 1 }) {
+			t.Error("no I/O hung within 10 s of hanging the storage")
+			return
+		}
 		hungAt = safeclock.Now()
 		time.Sleep(1500 * time.Millisecond) // the length of the stall to create
 		released = safeclock.Now()
-		f.Set(faultfs.OpAll, faultfs.Fault{Delay: delay})
 	}()
 	res, err := tg.Run(context.Background(), probe.Options{Duration: 4 * time.Second, Timeout: 700 * time.Millisecond})
 	<-hangDone
-	if err != nil {
+	if err != nil || t.Failed() {
 		t.Fatal(err)
 	}
 	st := res.Stats
