@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -175,5 +177,56 @@ func TestProbeUsage(t *testing.T) {
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", c.args, code, stderr, c.code, c.want)
 		}
+	}
+}
+
+// notifyWriter is a stderr that closes seen when a line containing want
+// is written.
+type notifyWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+// A real SIGINT (Ctrl-C) stops the probe, which reports and cleans up.
+func TestProbeSIGINT(t *testing.T) {
+	dir := t.TempDir()
+	// The first progress line: the signal handler is installed and
+	// pairs have completed.
+	errOut := &notifyWriter{want: "hbfence probe:   1s: ", seen: make(chan struct{})}
+	var out bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), []string{"probe", "--duration", "1h", "--json", dir}, &out, errOut)
+	}()
+	select {
+	case <-errOut.seen:
+	case c := <-code:
+		t.Fatalf("probe ended with %d before it started: %s", c, errOut.buf.String())
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if c := <-code; c != 0 {
+		t.Fatalf("exit %d after SIGINT: %s", c, errOut.buf.String())
+	}
+	r := decodeProbe(t, out.String())
+	if !r.Interrupted {
+		t.Errorf("not reported as interrupted: %s", out.String())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("scratch file left behind: %v", ents)
 	}
 }
