@@ -46,8 +46,6 @@ type Observed struct {
 	// PairMax is the worst write+read of one cycle (both returned OK);
 	// PairP999 its 99.9th percentile.
 	PairMax, PairP999 time.Duration
-	// IOMax is the worst single I/O (a timeout counts at the timeout).
-	IOMax time.Duration
 	// LongestStall is the longest span without a completed write.
 	LongestStall time.Duration
 	// Timeouts counts the I/Os that timed out: they are in the stall,
@@ -57,7 +55,7 @@ type Observed struct {
 
 // ObservedOf takes the observations from a run's statistics.
 func ObservedOf(st Stats) Observed {
-	return Observed{PairMax: st.Pair.Max, PairP999: st.Pair.P999, IOMax: st.All.Max, LongestStall: st.LongestStall, Timeouts: st.Timeouts}
+	return Observed{PairMax: st.Pair.Max, PairP999: st.Pair.P999, LongestStall: st.LongestStall, Timeouts: st.Timeouts}
 }
 
 // Advice is the fastest timing the rules allow for what was observed.

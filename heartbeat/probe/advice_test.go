@@ -52,7 +52,7 @@ func minimal(t *testing.T, p timing.Params) {
 }
 
 func TestAdviceFastLocalStorage(t *testing.T) {
-	obs := Observed{PairMax: 2 * ms1, PairP999: ms1, IOMax: ms1, LongestStall: 105 * ms1}
+	obs := Observed{PairMax: 2 * ms1, PairP999: ms1, LongestStall: 105 * ms1}
 	a, err := Advise(obs, DefaultFactor, wd)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestAdviceFastLocalStorage(t *testing.T) {
 
 func TestAdviceSlowStorageWithStalls(t *testing.T) {
 	// 200 ms per I/O, a 4 s stall.
-	obs := Observed{PairMax: 410 * ms1, PairP999: 405 * ms1, IOMax: 210 * ms1, LongestStall: 4 * time.Second}
+	obs := Observed{PairMax: 410 * ms1, PairP999: 405 * ms1, LongestStall: 4 * time.Second}
 	a, err := Advise(obs, DefaultFactor, wd)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestAdviceSlowStorageWithStalls(t *testing.T) {
 }
 
 func TestAdviceFactorAndWatchdog(t *testing.T) {
-	obs := Observed{PairMax: 100 * ms1, PairP999: 50 * ms1, IOMax: 60 * ms1, LongestStall: 300 * ms1}
+	obs := Observed{PairMax: 100 * ms1, PairP999: 50 * ms1, LongestStall: 300 * ms1}
 	var prev time.Duration
 	for _, f := range []float64{1, 2, 3, 5, 10} {
 		a, err := Advise(obs, f, wd)
@@ -133,7 +133,7 @@ func TestAdviceGridSweep(t *testing.T) {
 	for _, pair := range []time.Duration{10 * time.Microsecond, ms1, 30 * ms1, 300 * ms1, 3 * time.Second, 30 * time.Second, 5 * time.Minute} {
 		for _, stall := range []time.Duration{100 * ms1, time.Second, 20 * time.Second, 3 * time.Minute} {
 			for _, w := range []time.Duration{time.Second, 10 * time.Second, time.Minute} {
-				obs := Observed{PairMax: pair, PairP999: pair / 2, IOMax: pair, LongestStall: max(stall, pair)}
+				obs := Observed{PairMax: pair, PairP999: pair / 2, LongestStall: max(stall, pair)}
 				a, err := Advise(obs, 3, w)
 				if err != nil {
 					if pair < time.Minute {

@@ -49,8 +49,10 @@
 // searches a grid of intervals and io_timeouts for the Params with the
 // smallest host_dead that timing.Params.Validate accepts with:
 //
-//   - io_timeout >= factor × the worst write+read (at least MinIOTimeout):
-//     a renewal as slow as the worst seen, three times over, still counts;
+//   - io_timeout >= factor × the worst write+read whose two I/Os returned
+//     in time (at least MinIOTimeout): a renewal as slow as the worst
+//     seen, three times over, still counts. An I/O that timed out is not
+//     a latency here but part of a stall, which renewal_fail covers;
 //   - interval >= factor × the 99.9th percentile write+read (at least
 //     MinInterval) and below io_timeout;
 //   - renewal_fail >= factor × the longest stall + 2 × interval (the last
