@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -102,8 +103,8 @@ func (a Advice) InitFlags() string {
 // raise host_dead. Of equal host_dead it prefers the larger io_timeout,
 // then the larger interval: more tolerance and less I/O at no cost.
 func Advise(obs Observed, factor float64, watchdog time.Duration) (Advice, error) {
-	if factor < 1 {
-		return Advice{}, fmt.Errorf("safety factor %v: it must be at least 1", factor)
+	if !(factor >= 1) || math.IsInf(factor, 1) { // also NaN
+		return Advice{}, fmt.Errorf("safety factor %v: it must be a number of at least 1", factor)
 	}
 	if watchdog < timing.MinDuration || watchdog > timing.MaxDuration {
 		return Advice{}, fmt.Errorf("watchdog %v: the watchdog's effective firing time must lie between %v and %v", watchdog, timing.MinDuration, timing.MaxDuration)

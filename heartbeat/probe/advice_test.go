@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,8 @@ func TestAdviceRefusals(t *testing.T) {
 		want   string
 	}{
 		{obs, 0.5, wd, "at least 1"},
+		{obs, math.NaN(), wd, "at least 1"},
+		{obs, math.Inf(1), wd, "at least 1"},
 		{obs, 3, 0, "effective firing time"},
 		{obs, 3, 2 * time.Hour, "effective firing time"},
 		{Observed{}, 3, wd, "no write+read pair completed"},
