@@ -41,6 +41,7 @@ func init() {
 		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start, stop", cmdGuest},
 		"pool":    {"pool settings: show, ha enable|disable, role HOST ROLES, repository add DIR, repair", cmdPool},
 		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown", cmdHost},
+		"probe":   {"measure the storage's latency and advise the fastest timing it can afford", cmdProbe},
 		"version": {"print the version", cmdVersion},
 	}
 }
