@@ -342,10 +342,19 @@ func (d *Device) worker() {
 			buf := d.buf[:req.n]
 			var n int
 			var err error
-			if req.write {
-				n, err = unix.Pwrite(fd, buf, d.offset+req.off)
-			} else {
-				n, err = unix.Pread(fd, buf, d.offset+req.off)
+			for {
+				if req.write {
+					n, err = unix.Pwrite(fd, buf, d.offset+req.off)
+				} else {
+					n, err = unix.Pread(fd, buf, d.offset+req.off)
+				}
+				// A signal (Go's preemption among them) can interrupt a
+				// request a FUSE or NFS server has not answered: do it
+				// again, the same bytes at the same offset. The caller's
+				// timeout still bounds the whole.
+				if err != unix.EINTR {
+					break
+				}
 			}
 			d.mu.Lock()
 			req.done <- result{n: n, err: err} // buffered: never blocks
