@@ -49,7 +49,7 @@ func init() {
 // changeTimeout bounds a command that changes the pool: on a host that is
 // not the master its daemon forwards it to the master and waits for the
 // answer (bounded there by the pool's timing).
-const changeTimeout = 2 * time.Minute
+const changeTimeout = 3 * time.Minute
 
 // errUsage marks an error the user fixes by changing the command line.
 var errUsage = errors.New("usage")
