@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -175,7 +176,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLOT\tHOST\tSTATE\tFENCED\tGENERATION\tLAST CHANGE\tSLOT STATE\tCHECKSUM")
+	fmt.Fprintln(tw, "SLOT\tHOST\tSTATE\tFENCED\tROLES\tGENERATION\tLAST CHANGE\tSLOT STATE\tCHECKSUM")
 	for _, h := range st.Hosts {
 		name := shown(h.Name)
 		if h.Self {
@@ -209,7 +210,15 @@ func printStatus(w io.Writer, st daemon.Status) {
 			// beside "joining").
 			state = "joining"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, state, fenced, h.Generation, age, h.SlotState, check)
+		roles := "-"
+		if rs, ok := st.Roles[h.Name]; ok {
+			parts := make([]string, len(rs))
+			for i, r := range rs {
+				parts[i] = string(r)
+			}
+			roles = strings.Join(parts, ",")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Slot, name, state, fenced, roles, h.Generation, age, h.SlotState, check)
 	}
 	tw.Flush()
 	if len(st.Guests) > 0 {

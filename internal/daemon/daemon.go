@@ -30,6 +30,7 @@ import (
 	"github.com/hbfence/hbfence/internal/privdir"
 	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/internal/sysprio"
+	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/driver"
 	"github.com/hbfence/hbfence/restart/store"
@@ -64,6 +65,9 @@ type Status struct {
 	// Alarms are the conditions the operator must act on, each with a
 	// stable code (areawatch.go); always present, empty when none.
 	Alarms []Alarm `json:"alarms"`
+	// Roles are each host's roles in the pool record as this host last
+	// read it (a host not listed has the vm role).
+	Roles map[string][]restart.Role `json:"roles,omitempty"`
 	// Started is when this image of the daemon started; LastFence is
 	// this host's last fence as [daemon] state_dir records it (from
 	// before this start, or since), LastFenceError why it cannot be read.
@@ -532,7 +536,14 @@ func (d *Daemon) status() Status {
 	st.Guests, st.GuestsOff = []agent.GuestStatus{}, d.guestsOff
 	if ag := d.currentAgent(); ag != nil {
 		st.Guests = ag.Guests()
-		st.Warnings = poolWarnings(ag.Pool(), st.Status)
+		pool := ag.Pool()
+		st.Warnings = poolWarnings(pool, st.Status)
+		st.Roles = map[string][]restart.Role{}
+		for _, h := range st.Hosts {
+			if h.Name != "" {
+				st.Roles[h.Name] = pool.RolesOf(h.Name)
+			}
+		}
 	}
 	st.Alarms = append([]Alarm{}, d.alarms()...)
 	return st
