@@ -589,6 +589,8 @@ type EvacuateRequest struct {
 	Host       string   `json:"host"`
 	Migrate    []string `json:"migrate,omitempty"` // guest names or UUIDs
 	MigrateAll bool     `json:"migrate_all,omitempty"`
+	// Cancel ends the evacuation of Host: the guests not moved yet stay.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 // evacuate records an evacuation of HOST's current incarnation in the pool
@@ -600,6 +602,21 @@ func evacuate(ag *agent.Agent, ms *masterSide, fc *fencing, raw json.RawMessage)
 	}
 	if fc == nil {
 		return nil, errors.New("host evacuate: this host has not joined the pool yet")
+	}
+	if req.Cancel {
+		// The guests already moved stay where they went; a migration
+		// under way finishes (the plan carries it to its end).
+		var out store.Evacuation
+		err := update(ag, ms, func(c *store.PoolConfig) error {
+			e, ok := c.Evacuations[req.Host]
+			if !ok {
+				return fmt.Errorf("host evacuate --cancel: %s is not being evacuated", req.Host)
+			}
+			delete(c.Evacuations, req.Host)
+			out = e
+			return nil
+		})
+		return out, err
 	}
 	h, err := findHost(fc.m.Status(clk.Now()), "host evacuate", req.Host)
 	if err != nil {

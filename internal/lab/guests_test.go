@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -280,4 +281,63 @@ func TestEvacuate(t *testing.T) {
 	// written over the moved one before the disks are read.
 	time.Sleep(4 * interval)
 	checkDisks(t, p, "e1", "e2", "e3")
+}
+
+// An evacuation that no host can take (every other host lacks the vm role)
+// returns as soon as the guests settle, with each one's outcome, instead of
+// waiting out --wait (issue 11); --json gives the same outcome, and
+// --cancel ends the evacuation.
+func TestEvacuateReturnsWhenNothingCanMove(t *testing.T) {
+	p, hosts, m := guestPool(t, lab.GuestSpec{Name: "x1", HA: true}, lab.GuestSpec{Name: "x2", HA: true})
+	ctx := context.Background()
+	gs, err := m.Guests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := gs["x1"].Host
+	for _, h := range hosts {
+		if h.Name != victim {
+			if out, err := p.Run(ctx, "pool", "role", h.Name, "utility", "--socket", m.Socket); err != nil {
+				t.Fatalf("pool role %s utility: %v\n%s", h.Name, err, out)
+			}
+		}
+	}
+	start := time.Now()
+	out, err := p.Run(ctx, "host", "evacuate", victim, "--json", "--wait", "5m", "--socket", m.Socket)
+	took := time.Since(start)
+	var res struct {
+		Host     string `json:"host"`
+		NotMoved int    `json:"not_moved"`
+		Guests   []struct {
+			Name  string `json:"name"`
+			State string `json:"state"`
+			Moved bool   `json:"moved"`
+		} `json:"guests"`
+	}
+	if jerr := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &res); jerr != nil {
+		t.Fatalf("host evacuate --json: %v: %v\n%s", err, jerr, out)
+	}
+	if err == nil || res.NotMoved == 0 || res.Host != victim {
+		t.Fatalf("host evacuate with nowhere to go: %v, %+v; want an error and the guests not moved", err, res)
+	}
+	for _, g := range res.Guests {
+		if g.Moved || g.State != string(restart.Pending) {
+			t.Errorf("guest %s: %+v; want pending, not moved", g.Name, g)
+		}
+	}
+	if took > time.Minute {
+		t.Errorf("host evacuate returned after %v: it waited instead of returning once nothing could move", took)
+	}
+	t.Logf("host evacuate %s with nowhere to go returned after %v: %s", victim, took.Round(time.Millisecond), strings.TrimSpace(out))
+	if out, err := p.Run(ctx, "host", "evacuate", victim, "--cancel", "--socket", m.Socket); err != nil || !strings.Contains(out, "cancelled") {
+		t.Fatalf("host evacuate --cancel: %v\n%s", err, out)
+	}
+	if out, err := p.Run(ctx, "host", "evacuate", victim, "--cancel", "--socket", m.Socket); err == nil || !strings.Contains(out, "not being evacuated") {
+		t.Fatalf("a second --cancel: %v\n%s", err, out)
+	}
+	// Cancelled: the victim may run guests again.
+	waitGuests(t, m, 20*time.Second, "x1 and x2 running again once the evacuation is cancelled", func(gs map[string]agent.GuestStatus) bool {
+		return gs["x1"].State == restart.Running && gs["x2"].State == restart.Running
+	})
+	checkDisks(t, p, "x1", "x2")
 }
