@@ -161,7 +161,11 @@ func sceneVerdict(ctx context.Context, d *demo) error {
 		}
 		overlap := slices.ContainsFunc(bad, func(b string) bool { return strings.HasPrefix(b, n+":") })
 		d.say("%s: %s", n, strings.Join(parts, " → "))
-		d.check(!overlap, "%s: never two writers at once (%d copies over the story)", n, len(ws))
+		copies := fmt.Sprintf("%d copies", len(ws))
+		if len(ws) == 1 {
+			copies = "1 copy"
+		}
+		d.check(!overlap, "%s: never two writers at once (%s over the story)", n, copies)
 	}
 	return nil
 }
