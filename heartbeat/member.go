@@ -80,6 +80,7 @@ type Member struct {
 	// firstRenewalBy is the join's deadline for the first renewal.
 	firstRenewalBy time.Time
 	latencies      latencyRing
+	gaps           gapWindow // between the issues of two renewals
 	lastErr        string
 
 	abort chan error // Abort's error, for Run
@@ -434,6 +435,9 @@ func (m *Member) Round() error {
 	}
 	m.mu.Lock()
 	if err == nil {
+		if !m.lastRenewal.IsZero() {
+			m.gaps.add(issued, issued.Sub(m.lastRenewal))
+		}
 		m.lastRenewal = issued
 		m.latencies.add(done.Sub(issued))
 	} else {
@@ -631,6 +635,43 @@ func (m *Member) isJoined() bool {
 }
 
 // latencyRing keeps the last renewal latencies.
+// GapWindow is how far back the largest gap between two renewals is kept
+// (hbfence status: the live budget).
+const GapWindow = 5 * time.Minute
+
+// gapWindow keeps the largest gap between two successful renewals in each
+// of the last gapBuckets spans of GapWindow/gapBuckets, whatever the rate
+// of the renewals, to tell the largest of the last GapWindow.
+type gapWindow struct {
+	start [gapBuckets]time.Time // the span each bucket is of (zero: empty)
+	gap   [gapBuckets]time.Duration
+}
+
+const gapBuckets = 60
+
+func gapSpan() time.Duration { return GapWindow / gapBuckets }
+
+func (w *gapWindow) add(at time.Time, gap time.Duration) {
+	span := at.Truncate(gapSpan())
+	i := int(span.UnixNano()/int64(gapSpan())) % gapBuckets
+	if !w.start[i].Equal(span) {
+		w.start[i], w.gap[i] = span, 0
+	}
+	w.gap[i] = max(w.gap[i], gap)
+}
+
+// max is the largest gap whose renewal was issued within GapWindow of now
+// (to the span: up to GapWindow/gapBuckets more).
+func (w *gapWindow) max(now time.Time) time.Duration {
+	var hi time.Duration
+	for i := range w.start {
+		if !w.start[i].IsZero() && now.Sub(w.start[i]) <= GapWindow {
+			hi = max(hi, w.gap[i])
+		}
+	}
+	return hi
+}
+
 type latencyRing struct {
 	buf  [32]time.Duration
 	n    int

@@ -21,7 +21,13 @@ type Status struct {
 	// began; -1 before the first.
 	LastRenewalAgeSeconds float64        `json:"last_renewal_age_seconds"`
 	RenewalLatency        LatencySummary `json:"renewal_latency"`
-	LastError             string         `json:"last_error,omitempty"`
+	// RenewalGapMaxSeconds is the largest gap between the issues of two
+	// successful renewals over the last GapWindow (0 before the second);
+	// RenewalMarginSeconds is renewal_fail minus it: what was left, at
+	// the worst moment, before this host would have fenced.
+	RenewalGapMaxSeconds float64 `json:"renewal_gap_max_seconds"`
+	RenewalMarginSeconds float64 `json:"renewal_margin_seconds"`
+	LastError            string  `json:"last_error,omitempty"`
 	// Messages are the messages this host sent that are still in its
 	// slot, with their age and whether they were acknowledged.
 	Messages []Outgoing   `json:"messages"`
@@ -105,6 +111,13 @@ func (m *Member) Status(now time.Time) Status {
 	st.Messages = m.outboxLocked(now)
 	lo, med, hi, n := m.latencies.summary()
 	st.RenewalLatency = LatencySummary{Samples: n, MinMS: ms(lo), MedianMS: ms(med), MaxMS: ms(hi)}
+	gap := m.gaps.max(now)
+	// The gap still open counts too: a renewal lapsing now is the worst.
+	if !m.lastRenewal.IsZero() {
+		gap = max(gap, now.Sub(m.lastRenewal))
+	}
+	st.RenewalGapMaxSeconds = gap.Seconds()
+	st.RenewalMarginSeconds = (t.RenewalFail - gap).Seconds()
 	for _, p := range m.tracker.Peers() {
 		st.Hosts = append(st.Hosts, HostStatus{
 			Name:                 p.Name(),

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hbfence/hbfence/heartbeat"
 	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
 	"github.com/hbfence/hbfence/internal/config"
@@ -113,6 +114,8 @@ func printStatus(w io.Writer, st daemon.Status) {
 		l := st.RenewalLatency
 		fmt.Fprintf(w, "renewal  last %.1fs ago; storage latency min %.2f / median %.2f / max %.2f ms over %d renewals\n",
 			st.LastRenewalAgeSeconds, l.MinMS, l.MedianMS, l.MaxMS, l.Samples)
+		fmt.Fprintf(w, "budget   largest gap between two renewals %.2fs in the last %v: %.2fs left of renewal_fail (%gs) at the worst\n",
+			st.RenewalGapMaxSeconds, heartbeat.GapWindow, st.RenewalMarginSeconds, t.RenewalFail)
 	}
 	w0 := st.Watchdog
 	if w0.Unsafe {

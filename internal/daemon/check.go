@@ -63,6 +63,8 @@ func Check(st Status) (CheckLevel, string) {
 	}
 	if st.Joined && t.RenewalFail > 0 && st.LastRenewalAgeSeconds > t.RenewalFail/2 {
 		raise(CheckWarning, "last renewal %.1fs ago, more than half of renewal_fail (%gs)", st.LastRenewalAgeSeconds, t.RenewalFail)
+	} else if st.Joined && t.RenewalFail > 0 && st.RenewalGapMaxSeconds > t.RenewalFail/2 {
+		raise(CheckWarning, "a gap of %.1fs between two renewals in the last minutes, more than half of renewal_fail (%gs)", st.RenewalGapMaxSeconds, t.RenewalFail)
 	}
 	live := 0
 	for _, h := range st.Hosts {

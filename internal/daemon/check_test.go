@@ -47,6 +47,7 @@ func TestStatusCheckJudges(t *testing.T) {
 		{"unsafe peer", func(s *Status) { s.Hosts[1].Unsafe = true }, CheckWarning, "host v2 unsafe"},
 		{"slow renewal", func(s *Status) { s.RenewalLatency.MaxMS = 1500 }, CheckWarning, "more than half of io_timeout"},
 		{"old renewal", func(s *Status) { s.LastRenewalAgeSeconds = 7 }, CheckWarning, "more than half of renewal_fail"},
+		{"a long gap lately", func(s *Status) { s.RenewalGapMaxSeconds = 8 }, CheckWarning, "a gap of 8.0s between two renewals"},
 		{"pending guest", func(s *Status) { s.Guests[0].State = restart.Pending }, CheckWarning, "guest g1 pending"},
 		{"critical beats warning", func(s *Status) { s.Hosts[1].State = liveness.Suspect; s.Joined = false }, CheckCritical, "host v2 suspect"},
 	} {
