@@ -91,6 +91,12 @@ func (d *Daemon) forward(ctx context.Context, method string, args json.RawMessag
 		return nil, errors.New("no host holds the master role now; retry once one does (hbfence master)")
 	}
 	self := in.fc.m.Self()
+	if h.Owner.Slot == self.Slot && h.Owner.Generation == self.Generation {
+		// This host holds the epoch but may not act now (its renewals
+		// are not fresh, or its tenure has not begun): a message to
+		// its own slot would never be read.
+		return nil, fmt.Errorf("this host holds the master role (epoch %d) but cannot act as master now (its renewals are not fresh, or it is taking the role over): retry in a moment", h.Epoch)
+	}
 	req := store.Request{ID: rand.Uint64() | 1, Epoch: h.Epoch, From: self.Name, Method: method, Args: args}
 	if err := d.gstore.WriteRequest(req); err != nil {
 		return nil, fmt.Errorf("writing the request on the cluster root: %w", err)
@@ -109,10 +115,13 @@ func (d *Daemon) forward(ctx context.Context, method string, args json.RawMessag
 	acked := false
 	for {
 		if !acked {
-			if _, answer, ok := in.fc.m.Answered(seq); ok {
-				if answer != heartbeat.AnswerAccepted {
-					return nil, fmt.Errorf("%s is no longer the master of epoch %d; %s", h.Owner.Name, h.Epoch, in.ms.whereMaster())
-				}
+			at, answer, known := in.fc.m.Answered(seq)
+			switch {
+			case !known:
+				return nil, fmt.Errorf("the request to %s left this host's slot unanswered (this host rejoined, or its messages were dropped); nothing was done: send the command again", h.Owner.Name)
+			case !at.IsZero() && answer != heartbeat.AnswerAccepted:
+				return nil, fmt.Errorf("%s is no longer the master of epoch %d; %s", h.Owner.Name, h.Epoch, in.ms.whereMaster())
+			case !at.IsZero():
 				acked = true
 			}
 		}

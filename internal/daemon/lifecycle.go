@@ -506,7 +506,7 @@ func (d *Daemon) markHandedSlotUnsafe() error {
 	}
 	rec.Flags |= ondisk.FlagNoWatchdog
 	rec.Sequence++
-	rec.Wall = time.Now()
+	rec.Wall = time.Now() // wall clock, for humans
 	if err := a.WriteSlot(d.hv.Member.Slot, rec.Encode()); err != nil {
 		return fmt.Errorf("writing slot %d: %w", d.hv.Member.Slot, err)
 	}
