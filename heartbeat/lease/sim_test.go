@@ -484,15 +484,21 @@ func (h *simHost) observe(start time.Duration) {
 			}
 		}
 	}, func(issued, ret time.Duration, err error) {
-		var evs []liveness.Event
 		if err == nil {
-			evs = h.tr.Observe(h.tm(issued), h.tm(ret), got)
+			evs := h.tr.Observe(h.tm(issued), h.tm(ret), got)
+			h.logLiveness(evs)
+			h.refreshView(evs, got)
+			h.l.SetView(h.tm(ret), lease.Snapshot{Peers: h.view, Issued: h.tm(issued)})
 		} else {
-			evs = h.tr.Evaluate(h.tm(ret))
+			// As the daemon: a failed read re-judges liveness on the
+			// clock, but gives the lease no view (heartbeat.Config
+			// OnRead: after every successful read). A view stamped with
+			// a failed read's issue would pass for a recent read of
+			// slots it never saw (seed 96572: a host whose only read
+			// had timed out counted a live host's torn block empty, as
+			// a slot that never held a record).
+			h.logLiveness(h.tr.Evaluate(h.tm(ret)))
 		}
-		h.logLiveness(evs)
-		h.refreshView(evs, got)
-		h.l.SetView(h.tm(ret), lease.Snapshot{Peers: h.view, Issued: h.tm(issued)})
 		h.after()
 		h.kick()
 		next := start + s.p.Interval

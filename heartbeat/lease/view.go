@@ -49,7 +49,8 @@ type View interface {
 // after the ballot read returned shows it.
 type ReadView interface {
 	View
-	// ReadIssued is the issue time of the read of every slot that the
+	// ReadIssued is the issue time of the successful read of every slot
+	// (a failed read is none: it gives no view) that the
 	// view reflects; a slot the view does not report read unused at it
 	// and at every read before.
 	ReadIssued() time.Time
