@@ -268,7 +268,7 @@ func sameStorage(st Storage, m nfsbound.Mount, devs map[string]string) bool {
 }
 
 func trimSlash(s string) string {
-	host, export, _ := strings.Cut(s, ":")
+	host, export, _ := splitNFS(s)
 	if export != "/" {
 		export = strings.TrimRight(export, "/")
 	}

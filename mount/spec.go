@@ -75,8 +75,8 @@ func (s Storage) String() string { return string(s.Kind) + ":" + s.Source }
 func (s Storage) validSource() error {
 	switch s.Kind {
 	case NFS:
-		host, export, ok := strings.Cut(s.Source, ":")
-		if !ok || host == "" || strings.HasPrefix(host, "-") || !strings.HasPrefix(export, "/") {
+		host, _, ok := splitNFS(s.Source)
+		if !ok || host == "" || strings.HasPrefix(host, "-") {
 			return fmt.Errorf("NFS source %q is not server:/export (the server's name or address, a colon, the export's absolute path)", s.Source)
 		}
 		if strings.ContainsAny(s.Source, " \t\n,") {
@@ -90,6 +90,16 @@ func (s Storage) validSource() error {
 		return fmt.Errorf("unknown storage kind %q; use nfs, ocfs2, or (labs only) ext4 or xfs", s.Kind)
 	}
 	return nil
+}
+
+// splitNFS splits server:/export at the first ":/" (an IPv6 server is
+// written in brackets, [fe80::1]:/export).
+func splitNFS(s string) (host, export string, ok bool) {
+	i := strings.Index(s, ":/")
+	if i < 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
 }
 
 // NFSVersions are the values Storage.NFSVersion may take.
