@@ -189,6 +189,20 @@ func (m *Mounter) Ensure(ctx context.Context) (Status, error) {
 	m.ensure.Lock()
 	defer m.ensure.Unlock()
 	spec := m.Spec()
+	// mountinfo shows points with every link resolved: a base under a
+	// link (/var a link to /srv/var) would never be seen mounted, and be
+	// mounted again at every pass.
+	if b, err := resolveExisting(spec.Base); err != nil {
+		m.setPoint(spec.Point(spec.ClusterRoot.UUID), Error, err.Error(), 0)
+		return m.Status(), fmt.Errorf("the cluster root is not ready: %w", err)
+	} else if b != spec.Base {
+		m.opts.Log.Info().Str("base", spec.Base).Str("resolved", b).Msg("the mount base is under a symbolic link: its resolved path is used")
+		spec.Base = b
+		m.mu.Lock()
+		m.spec.Base = b
+		m.status = m.initial(m.spec)
+		m.mu.Unlock()
+	}
 	obs, err := Observe(spec, m.opts.Mountinfo)
 	if err != nil {
 		m.setPoint(spec.Point(spec.ClusterRoot.UUID), Error, err.Error(), 0)
@@ -368,6 +382,22 @@ func (m *Mounter) setLink(s State, msg string) {
 		m.status.Link.Changed = m.opts.Now()
 	}
 	m.status.Link.State, m.status.Link.Message = s, msg
+}
+
+// resolveExisting resolves the symbolic links of the longest part of path
+// that exists, and joins the rest to it.
+func resolveExisting(path string) (string, error) {
+	rest := ""
+	for p := path; ; p = filepath.Dir(p) {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || p == "/" {
+			return "", fmt.Errorf("resolving the mount base %s: %w", path, err)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
 }
 
 // linkAtomically makes path a symbolic link to target: a link made beside

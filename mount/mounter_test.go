@@ -275,6 +275,37 @@ func TestEnsureLink(t *testing.T) {
 	}
 }
 
+// A base under a symbolic link is used by its resolved path, which is
+// what mountinfo shows: the second pass finds the mounts.
+func TestEnsureBaseUnderALink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "var")); err != nil {
+		t.Fatal(err)
+	}
+	rec := NewRecorder()
+	m, err := New(Spec{ClusterRoot: Storage{Kind: NFS, Source: "filer:/pool", UUID: rootUUID},
+		Base: filepath.Join(dir, "var/ovs/mount"), Link: filepath.Join(dir, "OVS")},
+		Options{Runner: rec, Mountinfo: rec.Mountinfo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(dir, "real/ovs/mount", rootUUID)
+	for range 2 {
+		if st, err := m.Ensure(t.Context()); err != nil || st.Points[0].Point != real {
+			t.Fatalf("Ensure: %v %+v", err, st.Points)
+		}
+	}
+	if calls := rec.Calls(); len(calls) != 1 || calls[0][len(calls[0])-1] != real {
+		t.Errorf("calls %q, want one mount at %s", calls, real)
+	}
+	if got, _ := os.Readlink(filepath.Join(dir, "OVS")); got != real {
+		t.Errorf("link to %s", got)
+	}
+}
+
 // mount(8) that exits 0 without mounting (a stale mtab helper, a wrong
 // fstab entry) is an error, found in the mount table.
 func TestEnsureVerifiesTheMountTable(t *testing.T) {

@@ -173,13 +173,19 @@ func PlanFor(spec Spec, obs Observed, inUse func(point string) bool) Plan {
 		}
 		src := string(kindOf(m)) + ":" + m.Source
 		ps := PointStatus{Role: RoleRepository, UUID: filepath.Base(m.Point), Storage: src, Point: m.Point}
-		if inUse == nil || inUse(m.Point) {
-			if seen[m.Point] {
-				continue
-			}
+		linked := obs.Link.Kind == LinkSymlink && filepath.Clean(obs.Link.Target) == m.Point
+		switch {
+		case seen[m.Point] && !p.unmounts(m.Point):
+			continue
+		case linked:
+			// An earlier cluster root: the link (refused) still points
+			// at it, and a daemon may have its heartbeat there.
+			ps.State = InUse
+			ps.Message = fmt.Sprintf("not the pool's cluster root nor one of its repositories; kept mounted while %s links to it", spec.Link)
+		case inUse == nil || inUse(m.Point):
 			ps.State = InUse
 			ps.Message = fmt.Sprintf("no longer one of the pool's repositories; kept mounted while a guest of this host uses %s", m.Point)
-		} else {
+		default:
 			ps.State = Mounted
 			ps.Message = "no longer one of the pool's repositories: to be unmounted"
 			p.Actions = append(p.Actions, Action{Kind: ActUnmount, Path: m.Point, UUID: ps.UUID, Role: RoleRepository,
@@ -191,6 +197,16 @@ func PlanFor(spec Spec, obs Observed, inUse func(point string) bool) Plan {
 		seen[m.Point] = true
 	}
 	return p
+}
+
+// unmounts reports whether the plan unmounts point.
+func (p *Plan) unmounts(point string) bool {
+	for _, a := range p.Actions {
+		if a.Kind == ActUnmount && a.Path == point {
+			return true
+		}
+	}
+	return false
 }
 
 func planLink(spec Spec, obs Observed, root PointStatus, actions *[]Action) LinkStatus {
