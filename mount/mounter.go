@@ -428,3 +428,25 @@ func linkAtomically(target, path string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// Lines are the status one line a mount point, then the link's, for
+// hbfence status: "cluster-root nfs:filer:/pool at /var/ovs/mount/U:
+// mounted".
+func (s Status) Lines() []string {
+	var out []string
+	for _, p := range s.Points {
+		l := fmt.Sprintf("%s %s at %s: %s", p.Role, p.Storage, p.Point, p.State)
+		if p.Attempts > 1 {
+			l += fmt.Sprintf(" (after %d tries)", p.Attempts)
+		}
+		if p.Message != "" {
+			l += ": " + p.Message
+		}
+		out = append(out, l)
+	}
+	l := fmt.Sprintf("link %s -> %s: %s", s.Link.Path, s.Link.Target, s.Link.State)
+	if s.Link.Message != "" {
+		l += ": " + s.Link.Message
+	}
+	return append(out, l)
+}

@@ -128,6 +128,12 @@ func TestEnsureRetriesWithBackoff(t *testing.T) {
 	if st.Points[0].State != Mounted || st.Points[0].Attempts != 3 {
 		t.Errorf("cluster root %+v, want mounted at the third attempt", st.Points[0])
 	}
+	if got := st.Lines()[0]; got != "cluster-root nfs:filer:/pool at "+l.point(rootUUID)+": mounted (after 3 tries)" {
+		t.Errorf("status line %q", got)
+	}
+	if got := st.Lines()[3]; got != "link "+l.spec.Link+" -> "+l.point(rootUUID)+": linked" {
+		t.Errorf("link line %q", got)
+	}
 	if !strings.Contains(l.log.String(), `"error":"mount.nfs: Connection timed out","point":"`+l.point(rootUUID)) ||
 		!strings.Contains(l.log.String(), `"retry_in":4000`) {
 		t.Errorf("the failures are not logged with their retry:\n%s", l.log.String())
@@ -237,6 +243,9 @@ func TestEnsureRefusesADirectoryWithContent(t *testing.T) {
 	}
 	if l.states(st) != "mounted mounted mounted / refused" {
 		t.Errorf("status %s", l.states(st))
+	}
+	if got := st.Lines()[3]; !strings.HasPrefix(got, "link "+l.spec.Link+" -> "+l.point(rootUUID)+": refused: "+l.spec.Link+" is a directory holding 1 entries") {
+		t.Errorf("link line %q", got)
 	}
 	if fi, err := os.Lstat(l.spec.Link); err != nil || !fi.IsDir() {
 		t.Errorf("the directory was touched: %v", err)
