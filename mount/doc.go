@@ -25,7 +25,10 @@
 // its error; Recorder records the calls and keeps a mount table of its
 // own, for tests and for machines without an NFS client or the OCFS2
 // module). Ensure is idempotent: run it at every start of the agent and
-// whenever the pool's repository list changes (SetRepositories).
+// whenever the pool's repository list changes (SetRepositories). It never
+// looks into a mounted point (a stat on an NFS mount whose server is gone
+// hangs): the mount table says what is mounted, and every command is
+// bounded by the Runner's timeout.
 //
 // # Refusals
 //

@@ -44,12 +44,22 @@ func Observe(spec Spec, mountinfo func() ([]nfsbound.Mount, error)) (Observed, e
 	obs := Observed{Mounts: ms, Dirs: map[string]bool{}, Devs: map[string]string{}}
 	for _, st := range append([]Storage{spec.ClusterRoot}, spec.Repositories...) {
 		p := spec.Point(st.UUID)
-		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			obs.Dirs[p] = true
+		// A mounted point is not looked at: a stat on an NFS mount
+		// whose server is gone hangs (a hard mount) or waits out the
+		// retransmissions (a soft one).
+		if _, mounted := topMount(ms, p); !mounted {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				obs.Dirs[p] = true
+			}
 		}
 		if d := devNumber(st); d != "" {
 			obs.Devs[st.Source] = d
 		}
+	}
+	if _, mounted := topMount(ms, spec.Link); mounted {
+		// Refused whatever it holds; not read, for the same reason.
+		obs.Link = LinkObserved{Kind: LinkDir}
+		return obs, nil
 	}
 	obs.Link, err = observeLink(spec.Link)
 	return obs, err
