@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -449,4 +450,20 @@ func (s Status) Lines() []string {
 		l += ": " + s.Link.Message
 	}
 	return append(out, l)
+}
+
+// UsedBy is an Options.InUse for the paths this host's guests use (their
+// configuration files and disks): a mount point is in use when one of them
+// is the point or below it. The paths are taken as written, not resolved
+// (a path through /OVS names the cluster root, never a repository).
+func UsedBy(paths func() []string) func(point string) bool {
+	return func(point string) bool {
+		for _, p := range paths() {
+			p = filepath.Clean(p)
+			if p == point || strings.HasPrefix(p, point+"/") {
+				return true
+			}
+		}
+		return false
+	}
 }

@@ -385,3 +385,12 @@ func TestExecRunner(t *testing.T) {
 		t.Errorf("a command that hangs: %v after %v", err, time.Since(start))
 	}
 }
+
+func TestUsedBy(t *testing.T) {
+	used := UsedBy(func() []string {
+		return []string{"/var/ovs/mount/" + repoUUID + "/VirtualMachines/web01/vm.cfg", "/var/ovs/mount/" + repo2 + "x/disk.img"}
+	})
+	if !used("/var/ovs/mount/"+repoUUID) || used("/var/ovs/mount/"+repo2) || used("/var/ovs/mount/"+repoUUID+"/Virtual") {
+		t.Errorf("UsedBy: a path is in use below its point only")
+	}
+}
