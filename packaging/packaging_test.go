@@ -680,7 +680,7 @@ func TestConfigFileListsEveryKey(t *testing.T) {
 	if _, err := config.Parse(path, b); err != nil {
 		t.Fatalf("as shipped: %v", err)
 	}
-	setting := regexp.MustCompile(`^#([a-z_]+ = .*)$`)
+	setting := regexp.MustCompile(`^#([a-z][a-z0-9_]* = .*)$`)
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if m := setting.FindStringSubmatch(l); m != nil {

@@ -32,6 +32,7 @@ type Config struct {
 	Guests    Guests    `toml:"guests"`
 	Daemon    Daemon    `toml:"daemon"`
 	Metrics   Metrics   `toml:"metrics"`
+	Storage   Storage   `toml:"storage"`
 
 	// Path is the file the configuration was read from.
 	Path string `toml:"-"`
@@ -281,7 +282,7 @@ func parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj, metrics.textfile, storage.cluster_root, storage.cluster_root_uuid, storage.nfs_version, storage.ocfs2_heartbeat, storage.mount_base, storage.ovs_link, storage.mount_attempts, storage.mount_backoff)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -329,6 +330,7 @@ func (c *Config) defaults() error {
 	if c.Guests.OpTimeout.Duration == 0 {
 		c.Guests.OpTimeout.Duration = 2 * time.Minute
 	}
+	c.Storage.defaults()
 	if c.Guests.Root != "" && !filepath.IsAbs(c.Guests.Root) {
 		return fmt.Errorf("[guests] root %q is relative; name the cluster root's mount point by its absolute path", c.Guests.Root)
 	}
@@ -360,10 +362,14 @@ func (c *Config) explicitZeroes(md toml.MetaData) error {
 		{"watchdog", "timeout", c.Watchdog.Timeout},
 		{"fence", "kill_timeout", c.Fence.KillTimeout},
 		{"guests", "op_timeout", c.Guests.OpTimeout},
+		{"storage", "mount_backoff", c.Storage.MountBackoff},
 	} {
 		if md.IsDefined(k.table, k.key) && k.d.Duration == 0 {
 			return fmt.Errorf("[%s] %s is 0; leave the key out for the default, or give a positive duration", k.table, k.key)
 		}
+	}
+	if md.IsDefined("storage", "mount_attempts") && c.Storage.MountAttempts == 0 {
+		return errors.New("[storage] mount_attempts is 0; leave the key out for the default (4), or give 1 or more")
 	}
 	return nil
 }
@@ -440,6 +446,9 @@ func (c *Config) validate() error {
 	}
 	if c.Guests.OpTimeout.Duration < 0 {
 		return fmt.Errorf("[guests] op_timeout is %v; it must be positive", c.Guests.OpTimeout.Duration)
+	}
+	if err := c.validateStorage(); err != nil {
+		return err
 	}
 	if !contains(levels, c.Log.Level) {
 		return fmt.Errorf("[log] level is %q; use one of %s", c.Log.Level, strings.Join(levels, ", "))

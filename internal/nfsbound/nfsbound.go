@@ -16,6 +16,7 @@ type Mount struct {
 	Point  string // where it is mounted
 	FSType string // nfs, nfs4, ext4, …
 	Source string // server:/export, /dev/sdd6, …
+	Dev    string // the filesystem's device number, "major:minor"
 	// Options are the per-mount and the filesystem's options together
 	// (NFS puts soft, timeo and retrans in the latter); a flag has "".
 	Options map[string]string
@@ -43,7 +44,7 @@ func ParseMountinfo(r io.Reader) ([]Mount, error) {
 		if sep < 0 || len(f) < sep+4 {
 			return nil, fmt.Errorf("mountinfo line %d: not in the format of proc(5): %q", n, sc.Text())
 		}
-		m := Mount{Point: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2]), Options: map[string]string{}}
+		m := Mount{Point: unescape(f[4]), Dev: f[2], FSType: f[sep+1], Source: unescape(f[sep+2]), Options: map[string]string{}}
 		for _, opts := range []string{f[5], f[sep+3]} {
 			for _, o := range strings.Split(opts, ",") {
 				k, v, _ := strings.Cut(o, "=")
