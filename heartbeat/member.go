@@ -81,6 +81,7 @@ type Member struct {
 	firstRenewalBy time.Time
 	latencies      latencyRing
 	gaps           gapWindow // between the issues of two renewals
+	sinceClaim     bool      // the last renewal was the join's claim
 	lastErr        string
 
 	abort chan error // Abort's error, for Run
@@ -215,6 +216,7 @@ func (m *Member) Join(ctx context.Context) error {
 			// The proven claim was a successful write of this
 			// incarnation: the fencer's deadlines start from it.
 			m.lastRenewal = claimIssued
+			m.sinceClaim = true
 			m.mu.Unlock()
 			m.log.Info().Int("slot", a.Slot).Uint64("generation", rec.Generation).
 				Int("attempts", j.Attempts()).Dur("took_ms", time.Since(m.started)).Msg("joined the pool") // Go time: log
@@ -435,9 +437,12 @@ func (m *Member) Round() error {
 	}
 	m.mu.Lock()
 	if err == nil {
-		if !m.lastRenewal.IsZero() {
+		if !m.lastRenewal.IsZero() && !m.sinceClaim {
+			// Not the claim's wait for its read-back (JoinWait): the
+			// join bounds that one by its own rule (renewBy).
 			m.gaps.add(issued, issued.Sub(m.lastRenewal))
 		}
+		m.sinceClaim = false
 		m.lastRenewal = issued
 		m.latencies.add(done.Sub(issued))
 	} else {

@@ -112,8 +112,9 @@ func (m *Member) Status(now time.Time) Status {
 	lo, med, hi, n := m.latencies.summary()
 	st.RenewalLatency = LatencySummary{Samples: n, MinMS: ms(lo), MedianMS: ms(med), MaxMS: ms(hi)}
 	gap := m.gaps.max(now)
-	// The gap still open counts too: a renewal lapsing now is the worst.
-	if !m.lastRenewal.IsZero() {
+	// The gap still open counts too: a renewal lapsing now is the worst
+	// (after the join's claim, once its read-back's wait is over).
+	if !m.lastRenewal.IsZero() && (!m.sinceClaim || now.Sub(m.lastRenewal) > t.JoinWait()+t.Interval) {
 		gap = max(gap, now.Sub(m.lastRenewal))
 	}
 	st.RenewalGapMaxSeconds = gap.Seconds()

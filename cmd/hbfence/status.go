@@ -108,6 +108,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 	for _, a := range st.Alarms {
 		fmt.Fprintf(w, "ALARM    %s: %s\n", a.Code, shown(a.Message))
 	}
+	if m := st.Mounts; m != nil {
+		for _, l := range m.Lines() {
+			fmt.Fprintf(w, "mount    %s\n", shown(l))
+		}
+	}
 	fmt.Fprintf(w, "timing   profile %s: interval %gs, io_timeout %gs, renewal_fail %gs, watchdog %gs, host_dead %gs\n",
 		t.Profile, t.Interval, t.IOTimeout, t.RenewalFail, t.Watchdog, t.HostDead)
 	if st.LastRenewalAgeSeconds >= 0 {

@@ -30,6 +30,7 @@ import (
 	"github.com/hbfence/hbfence/internal/privdir"
 	"github.com/hbfence/hbfence/internal/runstate"
 	"github.com/hbfence/hbfence/internal/sysprio"
+	"github.com/hbfence/hbfence/mount"
 	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/agent"
 	"github.com/hbfence/hbfence/restart/driver"
@@ -68,6 +69,9 @@ type Status struct {
 	// Roles are each host's roles in the pool record as this host last
 	// read it (a host not listed has the vm role).
 	Roles map[string][]restart.Role `json:"roles,omitempty"`
+	// Mounts are the pool's storage on this host ([storage]), when the
+	// daemon mounts it.
+	Mounts *mount.Status `json:"mounts,omitempty"`
 	// Started is when this image of the daemon started; LastFence is
 	// this host's last fence as [daemon] state_dir records it (from
 	// before this start, or since), LastFenceError why it cannot be read.
@@ -175,6 +179,9 @@ type Daemon struct {
 	// replaced is set (under mu) once the heartbeat area was found
 	// replaced (areawatch.go): the daemon never joins it again.
 	replaced *area.ReplacedError
+	// mounts is the pool's storage on this host ([storage]); nil when
+	// the daemon mounts nothing.
+	mounts *mount.Mounter
 	// served: the forwarded commands this host carried out as master.
 	served    served
 	gstore    *store.Store
@@ -255,6 +262,12 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		return nil, err
 	}
 
+	if d.hv == nil {
+		// The cluster root first: the heartbeat area lives on it.
+		if d.mounts, err = mountStorage(c, d.log); err != nil {
+			return nil, err
+		}
+	}
 	if d.hv != nil {
 		d.a, err = area.FromFile(os.NewFile(uintptr(d.hv.AreaFD), c.Heartbeat.Path), c.Heartbeat.Path, c.Heartbeat.Offset)
 	} else {
@@ -286,6 +299,13 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 			return nil, err
 		}
 		d.adopted = d.hv.Watchdog != nil
+		// The area is open already (handed over): the mounts go on
+		// beside the daemon, whose watchdog must not wait for their
+		// retries.
+		if d.mounts, err = newMounter(c, d.log); err != nil {
+			return nil, err
+		}
+		d.ensureMountsLater()
 		if got := d.h.PoolUUID.String(); got != d.hv.Pool {
 			return nil, fmt.Errorf("%s: the area's header names pool %s, the previous image ran in pool %s: the area was replaced", c.Heartbeat.Path, got, d.hv.Pool)
 		}
@@ -546,6 +566,10 @@ func (d *Daemon) status() Status {
 		}
 	}
 	st.Alarms = append([]Alarm{}, d.alarms()...)
+	if d.mounts != nil {
+		ms := d.mounts.Status()
+		st.Mounts = &ms
+	}
 	return st
 }
 

@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hbfence/hbfence/internal/config"
+	"github.com/hbfence/hbfence/mount"
+	"github.com/rs/zerolog"
+)
+
+// mountStorage mounts the pool's cluster root ([storage], package mount)
+// before the daemon opens the heartbeat area: a host whose cluster root is
+// not mounted does not join (docs/pool.md). It returns nil and no error
+// when [storage] names no cluster root (the daemon mounts nothing).
+//
+// The error is not one of the configuration: the storage may come back,
+// and systemd's Restart= tries again.
+func mountStorage(c *config.Config, log zerolog.Logger) (*mount.Mounter, error) {
+	m, err := newMounter(c, log)
+	if m == nil || err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mountWithin)
+	defer cancel()
+	if _, err := m.Ensure(ctx); err != nil {
+		return m, fmt.Errorf("%s: [storage] cluster_root %s: not mounted, so this host does not join: %w", c.Path, c.Storage.ClusterRoot, err)
+	}
+	return m, nil
+}
+
+// newMounter is the Mounter of [storage], or nil when it names no cluster
+// root.
+func newMounter(c *config.Config, log zerolog.Logger) (*mount.Mounter, error) {
+	spec, ok := c.MountSpec()
+	if !ok {
+		return nil, nil
+	}
+	attempts, backoff := c.MountRetries()
+	m, err := mount.New(spec, mount.Options{Log: log, Attempts: attempts, Backoff: backoff})
+	if err != nil {
+		return nil, config.Invalid(fmt.Errorf("%s: [storage]: %w", c.Path, err))
+	}
+	return m, nil
+}
+
+// mountWithin bounds the mounts at start: the retries of every mount and
+// each command's own timeout.
+const mountWithin = 5 * time.Minute
+
+// ensureMountsLater runs the mounts again beside a running daemon (after
+// an upgrade's exec, whose image must feed the watchdog first): nothing
+// changes when everything is in place.
+func (d *Daemon) ensureMountsLater() {
+	if d.mounts == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), mountWithin)
+		defer cancel()
+		if _, err := d.mounts.Ensure(ctx); err != nil {
+			d.log.Error().Err(err).Msg("[storage]: the mounts are not all in place")
+		}
+	}()
+}
