@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -15,10 +16,12 @@ import (
 	"github.com/hbfence/hbfence/restart/agent"
 )
 
-// cmdHost: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all].
+// cmdHost: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all],
+// hbfence host maintenance enter|exit HOST.
 func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("host", "evacuate HOST", stderr)
+	fs := newFlags("host", "evacuate HOST|maintenance enter HOST|maintenance exit HOST", stderr)
 	sock := socketFlags(fs)
+	asJSON := fs.Bool("json", false, "maintenance: print the answer as JSON")
 	migrate := fs.String("migrate", "", "guests to live-migrate, comma-separated; the others are stopped and restarted on other hosts")
 	all := fs.Bool("migrate-all", false, "live-migrate every guest")
 	wait := fs.Duration("wait", 10*time.Minute, "how long to show the progress before giving up watching (the evacuation goes on)")
@@ -26,8 +29,18 @@ func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if len(pos) == 3 && pos[0] == "maintenance" && (pos[1] == "enter" || pos[1] == "exit") {
+		if *all || *migrate != "" {
+			return fmt.Errorf("%w: --migrate and --migrate-all are flags of host evacuate: maintenance live-migrates every guest where its driver can", errUsage)
+		}
+		socket, err := sock()
+		if err != nil {
+			return err
+		}
+		return hostMaintenance(ctx, socket, pos[1], pos[2], *asJSON, *wait, stdout)
+	}
 	if len(pos) != 2 || pos[0] != "evacuate" {
-		return fmt.Errorf("%w: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all]", errUsage)
+		return fmt.Errorf("%w: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all], or hbfence host maintenance enter|exit HOST", errUsage)
 	}
 	if *all && *migrate != "" {
 		return fmt.Errorf("%w: --migrate and --migrate-all exclude each other", errUsage)
@@ -57,6 +70,38 @@ func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "every guest is stopped and restarted on another host")
 	}
 	return watchEvacuation(ctx, socket, host, *wait, stdout)
+}
+
+// hostMaintenance: hbfence host maintenance enter|exit HOST. Entering
+// shows the host being emptied (as evacuate does) unless --json.
+func hostMaintenance(ctx context.Context, socket, op, host string, asJSON bool, wait time.Duration, stdout io.Writer) error {
+	cctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	var ans daemon.MaintenanceAnswer
+	err := control.Call(cctx, socket, "host.maintenance", daemon.MaintenanceRequest{Op: op, Host: host}, &ans)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(ans)
+	}
+	h := shown(host)
+	switch {
+	case op == "exit" && ans.Already:
+		fmt.Fprintf(stdout, "%s is not in maintenance: nothing to do\n", h)
+		return nil
+	case op == "exit":
+		fmt.Fprintf(stdout, "%s is out of maintenance: the master may place guests on it again\n", h)
+		return nil
+	case ans.Already:
+		fmt.Fprintf(stdout, "%s is already in maintenance (since %s)\n", h, ans.Maintenance.Since.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(stdout, "%s enters maintenance: every guest is live-migrated where its driver can, else stopped and restarted on another host; it is given none until hbfence host maintenance exit %s\n", h, h)
+	}
+	if ans.Master != "" {
+		fmt.Fprintln(stdout, shown(ans.Master))
+	}
+	return watchEvacuation(ctx, socket, host, wait, stdout)
 }
 
 // watchEvacuation prints each guest's progress off host as it happens,
