@@ -100,6 +100,9 @@ func TestMaintenance(t *testing.T) {
 	if !strings.Contains(out, "WARNING") || !strings.Contains(out, "host "+victim.Name+" in maintenance") {
 		t.Errorf("status --check with %s in maintenance: %v\n%s", victim.Name, err, out)
 	}
+	if out, err := p.Run(context.Background(), "status", "--socket", obs.Socket); err != nil || !strings.Contains(out, "WARNING: host "+victim.Name+" in maintenance since ") {
+		t.Errorf("status with %s in maintenance: %v\n%s", victim.Name, err, out)
+	}
 	poolShows := func(h *lab.Host) bool {
 		out, err := p.Run(context.Background(), "pool", "show", "--json", "--socket", h.Socket)
 		var v daemon.PoolView
