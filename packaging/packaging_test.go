@@ -872,7 +872,8 @@ func TestCompletionKnowsTheRealCommands(t *testing.T) {
 	}{
 		{[]string{"hbfence", "guest", "--json", "ha", ""}, []string{"disable", "enable"}},
 		{[]string{"hbfence", "pool", "repository", ""}, []string{"add"}},
-		{[]string{"hbfence", "host", "--socket", "/run/x.sock", ""}, []string{"evacuate"}},
+		{[]string{"hbfence", "host", "--socket", "/run/x.sock", ""}, []string{"evacuate", "maintenance"}},
+		{[]string{"hbfence", "host", "maintenance", ""}, []string{"enter", "exit"}},
 		{[]string{"hbfence", "init", "--profile", ""}, []string{"default", "fast", "slow"}},
 		{[]string{"hbfence", "fence", "--action", ""}, []string{"off", "reset"}},
 	} {

@@ -76,7 +76,8 @@
 //	    and a failed one is settled by asking both sides.
 //	M5. A free guest with HA on (pool and guest, and not the management
 //	    instance of this pool) is assigned to one available host: live,
-//	    caught up, with the vm role, not leaving, with a watchdog; auto
+//	    caught up, with the vm role, not leaving, with a watchdog, not
+//	    evacuated and not in maintenance; auto
 //	    placement takes the least loaded, manual only a preferred host. No
 //	    such host: pending. At most MaxAttempts attempts, each on a host
 //	    not yet tried while one is available (then on the tried ones
@@ -106,6 +107,22 @@
 // error, with an alarm: the migration may still land it there, on a host
 // the pool no longer watches. Every guest not to migrate is stopped on
 // the host and restarted elsewhere.
+//
+// Maintenance (hbfence host maintenance, Input.Maintenance): by host name,
+// whatever the incarnation. The host's current incarnation is emptied as
+// by an evacuation that migrates every guest (a driver that cannot
+// migrate fails, and the guest is stopped and restarted elsewhere), and the
+// host is never available (M5) until the operator ends it. Nothing else
+// changes: the rules above hold for its guests as for any.
+//
+// Moving a guest by hand (hbfence guest migrate, guest start --on: move.go)
+// is a one-shot request in the guest's definition (MoveSeq, StartOn with
+// StartSeq) that the plan acts on once. A live move is an evacuation's
+// migration to the one host asked for; a move by restart, or after a failed
+// live migration, is an evacuation's stop, after which the free guest is
+// placed on the host asked for (Assignment.On) if it is available. Only
+// the target differs from an evacuation: the never-twice argument below
+// is unchanged.
 //
 // A host stopped cleanly writes "left" only after a listing shows none of
 // the pool's guests; otherwise it fences.

@@ -31,13 +31,16 @@ type world struct {
 	// carried out there (M3).
 	unsettledOn map[string][]string
 	evac        map[HostID]Evacuation
+	// maint are the hosts in maintenance, by name: each current
+	// incarnation is also in evac, as an evacuation of every guest.
+	maint map[string]bool
 	// load counts, per host name, the guests the plan keeps there.
 	load map[string]int
 }
 
 func newWorld(in Input) *world {
 	w := &world{epoch: in.Epoch, hosts: make(map[string]Host, len(in.Hosts)), reportedBy: map[string][]Host{},
-		unsettledOn: map[string][]string{}, evac: map[HostID]Evacuation{}, load: map[string]int{}}
+		unsettledOn: map[string][]string{}, evac: map[HostID]Evacuation{}, maint: map[string]bool{}, load: map[string]int{}}
 	for _, h := range in.Hosts {
 		w.hosts[h.ID.Name] = h
 		if !h.gone() && !h.caughtUp(in.Epoch) {
@@ -59,6 +62,18 @@ func newWorld(in Input) *world {
 	sort.Strings(w.behind)
 	for _, e := range in.Evacuations {
 		w.evac[e.Host] = e
+	}
+	// A host in maintenance is emptied as by an evacuation of its
+	// current incarnation that migrates every guest (a driver that
+	// cannot migrate fails the migration, and the guest is stopped and
+	// restarted elsewhere), whatever its generation.
+	for _, name := range in.Maintenance {
+		w.maint[name] = true
+		if h, ok := w.hosts[name]; ok {
+			e := w.evac[h.ID]
+			e.Host, e.All = h.ID, true
+			w.evac[h.ID] = e
+		}
 	}
 	return w
 }
@@ -82,6 +97,9 @@ type verdict struct {
 	load   []string
 	reason freeReason // released
 	notes  []Note
+	// manual: a migration the operator asked for (hbfence guest
+	// migrate), to a.Target only; fresh: a new request, to order.
+	manual, fresh bool
 }
 
 func keep(a Assignment, load ...string) verdict { return verdict{kind: kept, a: a, load: load} }
@@ -138,12 +156,12 @@ func (w *world) reported(g Guest, prev Assignment, owners []Host) verdict {
 		}
 		msg := fmt.Sprintf("reported running on %d hosts at once: %v", len(owners), names)
 		// The attempt number is kept: IDs never go back (H2).
-		return keep(Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq}).
+		return keep(Assignment{State: Error, Message: msg, Attempt: prev.Attempt, StartSeq: prev.StartSeq, MoveSeq: prev.MoveSeq}).
 			with(Note{Guest: g.UUID, Text: msg, Alarm: true})
 	}
 	o := owners[0]
 	a := Assignment{Host: o.ID, State: Running, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried,
-		StartSeq: max(prev.StartSeq, g.StartSeq), ReportSeq: o.report().Seq}
+		StartSeq: max(prev.StartSeq, g.StartSeq), ReportSeq: o.report().Seq, MoveSeq: prev.MoveSeq}
 	if prev.State == Running && prev.Host == o.ID && o.report().Seq > prev.ReportSeq {
 		// Seen running in two reports: the placement succeeded; a later
 		// crash starts a fresh count of tries.
@@ -153,6 +171,8 @@ func (w *world) reported(g Guest, prev Assignment, owners []Host) verdict {
 		a.State = Stopping
 	}
 	if e, ok := w.evac[o.ID]; ok && !g.Stopped && a.State == Running {
+		// The evacuation overrides a move the operator asked for.
+		a.MoveSeq = max(a.MoveSeq, g.MoveSeq)
 		f, failed := o.report().Failed[g.UUID]
 		failed = failed && prev.State == Migrating && !f.Attempt.Before(prev.Attempt)
 		switch {
@@ -173,6 +193,10 @@ func (w *world) reported(g Guest, prev Assignment, owners []Host) verdict {
 				a.Target, a.Attempt = prev.Target, prev.Attempt
 				a.Message = fmt.Sprintf("evacuating %s: migration failed (%s); stopped there, restarted on another host", o.ID.Name, f.Message)
 			}
+		}
+	} else if !g.Stopped {
+		if v, decided := w.move(g, prev, o, a); decided {
+			return v
 		}
 	}
 	v := keep(a, o.ID.Name)
@@ -301,6 +325,9 @@ func (w *world) assigned(g Guest, prev Assignment) verdict {
 	case confirmed && prev.State == Stopping && prev.Restart:
 		reason = evacuated
 		prev.Message = fmt.Sprintf("stopped on %s for its evacuation", prev.Host.Name)
+		if prev.On != "" {
+			prev.Message = fmt.Sprintf("stopped on %s, to be started on %s", prev.Host.Name, prev.On)
+		}
 	case confirmed && prev.State == Stopping:
 		reason = stoppedByOperator
 		prev.Message = "stopped by the operator"

@@ -55,6 +55,17 @@ type Guest struct {
 	// StartSeq grows with every hbfence guest start: a guest without HA
 	// that stopped because its host failed runs again only when asked.
 	StartSeq uint64
+	// StartOn is the host the operator's latest start asked for (hbfence
+	// guest start --on HOST), "" for any: read only with a StartSeq this
+	// plan has not acted on yet.
+	StartOn string
+	// MoveSeq grows with every hbfence guest migrate: a request the plan
+	// has not acted on yet (Assignment.MoveSeq) moves the running guest
+	// to MoveTo, live, or (MoveRestart) by a stop there and a start on
+	// MoveTo.
+	MoveSeq     uint64
+	MoveTo      string
+	MoveRestart bool
 }
 
 // DefaultMaxAttempts bounds the start attempts of one placement when the
@@ -160,10 +171,13 @@ func (h Host) report() *Report {
 	return nil
 }
 
-func (h Host) available(epoch uint64, evac map[HostID]Evacuation) bool {
+// available: the host may be given a guest (M5): live, caught up, with
+// the vm role and a watchdog, not leaving, not evacuated, not in
+// maintenance.
+func (h Host) available(epoch uint64, evac map[HostID]Evacuation, maint map[string]bool) bool {
 	_, evacuated := evac[h.ID]
 	return h.State == liveness.Live && !h.Unsafe && !h.GuestsUnknown && h.caughtUp(epoch) && slices.Contains(h.Roles, RoleVM) &&
-		!h.Report.Leaving && !evacuated
+		!h.Report.Leaving && !evacuated && !maint[h.ID.Name]
 }
 
 // State is a guest's state in the plan.
@@ -175,7 +189,8 @@ const (
 	Pending  State = "pending"
 	Stopped  State = "stopped"
 	Stopping State = "stopping"
-	// Migrating: live-migrating from Host to Target (an evacuation).
+	// Migrating: live-migrating from Host to Target (an evacuation, a
+	// host in maintenance, or the operator's hbfence guest migrate).
 	Migrating State = "migrating"
 	Error     State = "error"
 )
@@ -209,6 +224,13 @@ type Assignment struct {
 	// target says whether it has it (Report.Absent) before the guest may
 	// be started anywhere else.
 	SourceDone bool `json:"source_done,omitempty"`
+	// On is the host the operator asked for: a free guest is placed
+	// there while it is available (hbfence guest start --on, or a move by
+	// hbfence guest migrate --restart, or after its live migration
+	// failed); cleared once placed.
+	On string `json:"on,omitempty"`
+	// MoveSeq is the guest's MoveSeq this entry has acted on.
+	MoveSeq uint64 `json:"move_seq,omitempty"`
 	// AbsentSeq is the sequence of the first report of its host's
 	// incarnation AbsentGen that did not show the guest: a second, later
 	// one is needed before the guest counts as gone from there (a guest
@@ -242,6 +264,11 @@ type Input struct {
 	Hosts       []Host
 	Prev        Plan // the latest plan on storage (any epoch); zero if none
 	Evacuations []Evacuation
+	// Maintenance are the hosts in maintenance, by name (any
+	// incarnation): each is emptied as by an evacuation of every guest
+	// (live-migrated where the driver can, else stopped and restarted
+	// elsewhere) and given none until it leaves maintenance.
+	Maintenance []string
 }
 
 // Evacuation is the operator's request to empty one host incarnation
@@ -291,14 +318,23 @@ func Reconcile(in Input) (Plan, []Note) {
 				w.load[n]++
 			}
 		case toMigrate:
-			migrations = append(migrations, migration{g, v.a})
+			migrations = append(migrations, migration{g, v.a, v.manual, v.fresh})
 		case released:
 			free = append(free, freed{g, v.a, v.reason})
 		}
 	}
-	pl := newPlacer(in, w.load, w.evac)
+	pl := newPlacer(in, w.load, w.evac, w.maint)
 	notes = append(notes, placeMigrations(p, pl, migrations, in.Epoch)...)
 	notes = append(notes, placeFree(p, pl, free, in, w.behind)...)
+	// A move asked for a guest that does not run (the daemon refuses
+	// one) is dropped, not kept for later: it was about where the guest
+	// ran then.
+	for _, g := range guests {
+		if a := p.Guests[g.UUID]; a.MoveSeq < g.MoveSeq && a.State != Running {
+			a.MoveSeq = g.MoveSeq
+			p.Guests[g.UUID] = a
+		}
+	}
 	// The sequence grows only when the plan changes: hosts run a round
 	// on every new sequence.
 	if in.Prev.Epoch == in.Epoch && samePlan(p.Guests, in.Prev.Guests) {
@@ -314,18 +350,33 @@ type freed struct {
 	reason freeReason
 }
 
-// migration is a guest an evacuation migrates from its host.
+// migration is a guest an evacuation (or the operator: manual) migrates
+// from its host; fresh: a new request of the operator's.
 type migration struct {
-	g Guest
-	a Assignment
+	g             Guest
+	a             Assignment
+	manual, fresh bool
 }
 
 // placeMigrations: an evacuation's migration keeps a target that is still
-// available, else gets one (a new order), else waits.
+// available, else gets one (a new order), else waits. The operator's goes
+// to its target only: a new one is ordered (move.go checked the target),
+// one under way keeps its order.
 func placeMigrations(p Plan, pl *placer, migrations []migration, epoch uint64) []Note {
 	var notes []Note
 	for _, m := range migrations {
 		a := m.a
+		if m.manual {
+			pl.take(a.Target)
+			a.State = Migrating
+			if m.fresh {
+				a.Attempt = AttemptID{Epoch: epoch, N: a.Attempt.N + 1}
+				a.Message = fmt.Sprintf("moving to %s, live, as the operator asked", a.Target.Name)
+				notes = append(notes, Note{Guest: m.g.UUID, Text: fmt.Sprintf("migrating from %s to %s (hbfence guest migrate)", a.Host, a.Target)})
+			}
+			p.Guests[m.g.UUID] = a
+			continue
+		}
 		if !a.Target.IsZero() && pl.take(a.Target) {
 			a.State = Migrating
 		} else if t, ok := pl.choose(m.g, nil); ok {
@@ -354,14 +405,14 @@ func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []No
 	for _, f := range free {
 		g, prev := f.g, f.prev
 		a := Assignment{State: Stopped, Attempt: prev.Attempt, Tries: prev.Tries, Tried: prev.Tried, Message: prev.Message,
-			StartSeq: prev.StartSeq, ByOperator: prev.ByOperator}
+			StartSeq: prev.StartSeq, ByOperator: prev.ByOperator, On: prev.On, MoveSeq: prev.MoveSeq}
 		var want bool
 		switch {
 		case g.Stopped:
-			a.ByOperator = false
+			a.ByOperator, a.On = false, ""
 		case g.StartSeq > prev.StartSeq:
 			want = true // hbfence guest start: fresh attempts
-			a.Tries, a.Tried, a.StartSeq, a.Message, a.ByOperator = 0, nil, g.StartSeq, "", true
+			a.Tries, a.Tried, a.StartSeq, a.Message, a.ByOperator, a.On = 0, nil, g.StartSeq, "", true, g.StartOn
 		case prev.State == Error:
 			a.State = Error // until the operator starts it again
 		case f.reason == attemptFailed, prev.State == Pending:
@@ -388,7 +439,7 @@ func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []No
 			}
 		}
 		if !want {
-			a.ByOperator = false
+			a.ByOperator, a.On = false, ""
 			p.Guests[g.UUID] = a
 			continue
 		}
@@ -401,7 +452,13 @@ func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []No
 			a.State = Pending
 			a.Message = fmt.Sprintf("waiting for %s to report on epoch %d", strings.Join(behind, ", "), in.Epoch)
 		default:
-			h, ok := pl.choose(g, a.Tried)
+			h, ok := pl.chooseOn(g, a.On)
+			if a.On != "" && !ok {
+				a.Message = fmt.Sprintf("%s, which the operator asked for, is not available (or not allowed by its placement): placed where HA would", a.On)
+			}
+			if !ok {
+				h, ok = pl.choose(g, a.Tried)
+			}
 			if !ok && len(a.Tried) > 0 {
 				// Every available host was tried: try them again, within
 				// the bound on attempts.
@@ -412,10 +469,10 @@ func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []No
 				a.Message = "no available host" + placementNote(g)
 				break
 			}
-			if prev.State == Pending {
+			if prev.State == Pending || a.On == h.ID.Name {
 				a.Message = "" // why it waited no longer holds
 			}
-			a.Host, a.State, a.Tries = h.ID, Starting, a.Tries+1
+			a.Host, a.State, a.Tries, a.On = h.ID, Starting, a.Tries+1, ""
 			a.Attempt = AttemptID{Epoch: in.Epoch, N: a.Attempt.N + 1}
 			notes = append(notes, Note{Guest: g.UUID, Text: fmt.Sprintf("placed on %s (try %d)", h.ID, a.Tries)})
 		}
@@ -499,10 +556,10 @@ type placer struct {
 	pos   []int          // index → position in heap
 }
 
-func newPlacer(in Input, load map[string]int, evac map[HostID]Evacuation) *placer {
+func newPlacer(in Input, load map[string]int, evac map[HostID]Evacuation, maint map[string]bool) *placer {
 	p := &placer{index: map[string]int{}}
 	for _, h := range in.Hosts {
-		if h.available(in.Epoch, evac) {
+		if h.available(in.Epoch, evac, maint) {
 			p.index[h.ID.Name] = len(p.hosts)
 			p.hosts = append(p.hosts, h)
 			p.load = append(p.load, load[h.ID.Name])
@@ -555,6 +612,18 @@ func (p *placer) take(id HostID) bool {
 	p.load[i]++
 	p.down(p.pos[i])
 	return true
+}
+
+// chooseOn takes host name for g if it is available and g's placement
+// allows it; false for "" (no host asked for).
+func (p *placer) chooseOn(g Guest, name string) (Host, bool) {
+	i, ok := p.index[name]
+	if name == "" || !ok || !allowedOn(g, name) {
+		return Host{}, false
+	}
+	p.load[i]++
+	p.down(p.pos[i])
+	return p.hosts[i], true
 }
 
 // choose picks a host for g, or reports none.

@@ -18,9 +18,9 @@ import (
 	"github.com/hbfence/hbfence/restart/store"
 )
 
-// cmdGuest: hbfence guest add|remove|list|show|ha|start|stop.
+// cmdGuest: hbfence guest add|remove|list|show|ha|start|stop|migrate.
 func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("guest", "add|remove|list|show|ha enable|ha disable|start|stop [GUEST]", stderr)
+	fs := newFlags("guest", "add|remove|list|show|ha enable|ha disable|start [--on HOST]|stop [GUEST] | migrate GUEST HOST [--restart]", stderr)
 	sock := socketFlagsNamed(fs, "daemon-config")
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "add: the guest's name (its domain name for xl)")
@@ -31,12 +31,14 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	placement := fs.String("placement", "auto", "add: auto (any available host) or manual (only its preferred hosts)")
 	preferred := fs.String("preferred", "", "add: preferred hosts, comma-separated")
 	mgmt := fs.Bool("management", false, "add: it is the management instance of this pool (never HA here)")
+	on := fs.String("on", "", "start: start the stopped guest on this host (refused when it is not available or its placement does not allow it)")
+	restartIt := fs.Bool("restart", false, "migrate: stop the guest on its host and start it on HOST (for a driver that cannot live-migrate)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return fmt.Errorf("%w: hbfence guest add|remove|list|show|ha|start|stop", errUsage)
+		return fmt.Errorf("%w: hbfence guest add|remove|list|show|ha|start|stop|migrate", errUsage)
 	}
 	socket, err := sock()
 	if err != nil {
@@ -77,6 +79,12 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("no guest %q in the pool (see hbfence guest list)", g)
 	}
 	req := daemon.GuestRequest{Op: op}
+	if *on != "" && op != "start" {
+		return fmt.Errorf("%w: --on is a flag of guest start (move a running guest with hbfence guest migrate GUEST HOST)", errUsage)
+	}
+	if *restartIt && op != "migrate" {
+		return fmt.Errorf("%w: --restart is a flag of guest migrate", errUsage)
+	}
 	switch op {
 	case "add":
 		if len(rest) != 0 {
@@ -99,11 +107,17 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if req.Guest, err = oneArg(rest, "GUEST (name or UUID)"); err != nil {
 			return err
 		}
+		req.On = *on
 	case "ha":
 		if len(rest) != 2 || (rest[0] != "enable" && rest[0] != "disable") {
 			return fmt.Errorf("%w: hbfence guest ha enable|disable GUEST", errUsage)
 		}
 		req.HA, req.Guest = rest[0] == "enable", rest[1]
+	case "migrate":
+		if len(rest) != 2 {
+			return fmt.Errorf("%w: hbfence guest migrate GUEST HOST [--restart]", errUsage)
+		}
+		req.Guest, req.On, req.Restart = rest[0], rest[1], *restartIt
 	default:
 		return fmt.Errorf("%w: unknown guest command %q", errUsage, op)
 	}
@@ -128,7 +142,17 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "start of guest %s accepted, not carried out now: %s (hbfence guest show %s)\n", g.Name, shown(ans.Deferred), g.Name)
 			break
 		}
+		if req.On != "" {
+			fmt.Fprintf(stdout, "starting guest %s on %s: the master places it there within an interval (hbfence guest show %s)\n", g.Name, shown(req.On), g.Name)
+			break
+		}
 		fmt.Fprintf(stdout, "starting guest %s: the master places it within an interval (hbfence guest show %s)\n", g.Name, g.Name)
+	case "migrate":
+		how := "live"
+		if req.Restart {
+			how = "by a stop on its host and a start there"
+		}
+		fmt.Fprintf(stdout, "moving guest %s to %s, %s: the master orders it within an interval (hbfence guest show %s)\n", g.Name, shown(req.On), how, g.Name)
 	case "stop":
 		fmt.Fprintf(stdout, "stopping guest %s (hbfence guest show %s)\n", g.Name, g.Name)
 	}
@@ -297,7 +321,7 @@ func printPool(w io.Writer, v daemon.PoolView) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tROLES\tSTATE\tEVACUATING")
+	fmt.Fprintln(tw, "HOST\tROLES\tSTATE\tEVACUATING\tMAINTENANCE")
 	for _, h := range v.Hosts {
 		roles := make([]string, len(h.Roles))
 		for i, r := range h.Roles {
@@ -311,7 +335,11 @@ func printPool(w io.Writer, v daemon.PoolView) {
 		if e, ok := v.Evacuations[h.Name]; ok {
 			evac = fmt.Sprintf("yes (generation %d)", e.Generation)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", shown(h.Name), strings.Join(roles, ","), state, evac)
+		maint := "no"
+		if m, ok := v.Maintenance[h.Name]; ok {
+			maint = "since " + m.Since.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shown(h.Name), strings.Join(roles, ","), state, evac, maint)
 	}
 	tw.Flush()
 }

@@ -17,21 +17,31 @@ import (
 )
 
 // cmdHost: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all]
-// [--cancel].
+// [--cancel], hbfence host maintenance enter|exit HOST.
 func cmdHost(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("host", "evacuate HOST", stderr)
+	fs := newFlags("host", "evacuate HOST|maintenance enter HOST|maintenance exit HOST", stderr)
 	sock := socketFlags(fs)
 	migrate := fs.String("migrate", "", "guests to live-migrate, comma-separated; the others are stopped and restarted on other hosts")
 	all := fs.Bool("migrate-all", false, "live-migrate every guest")
 	cancelEvac := fs.Bool("cancel", false, "cancel the evacuation of HOST: the guests not moved yet stay there")
 	wait := fs.Duration("wait", 10*time.Minute, "how long to show the progress before giving up watching (the evacuation goes on)")
-	asJSON := fs.Bool("json", false, "print the outcome as JSON")
+	asJSON := fs.Bool("json", false, "print the outcome (evacuate) or the answer (maintenance) as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	if len(pos) == 3 && pos[0] == "maintenance" && (pos[1] == "enter" || pos[1] == "exit") {
+		if *all || *migrate != "" {
+			return fmt.Errorf("%w: --migrate and --migrate-all are flags of host evacuate: maintenance live-migrates every guest where its driver can", errUsage)
+		}
+		socket, err := sock()
+		if err != nil {
+			return err
+		}
+		return hostMaintenance(ctx, socket, pos[1], pos[2], *asJSON, *wait, stdout)
+	}
 	if len(pos) != 2 || pos[0] != "evacuate" {
-		return fmt.Errorf("%w: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all] [--cancel]", errUsage)
+		return fmt.Errorf("%w: hbfence host evacuate HOST [--migrate GUEST,...|--migrate-all] [--cancel], or hbfence host maintenance enter|exit HOST", errUsage)
 	}
 	if *all && *migrate != "" {
 		return fmt.Errorf("%w: --migrate and --migrate-all exclude each other", errUsage)
@@ -123,6 +133,45 @@ func settled(g agent.GuestStatus, host string) bool {
 		return g.Host != host
 	}
 	return true // stopped, pending, error
+}
+
+// hostMaintenance: hbfence host maintenance enter|exit HOST. Entering
+// shows the host being emptied (as evacuate does) unless --json.
+func hostMaintenance(ctx context.Context, socket, op, host string, asJSON bool, wait time.Duration, stdout io.Writer) error {
+	cctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	var ans daemon.MaintenanceAnswer
+	err := control.Call(cctx, socket, "host.maintenance", daemon.MaintenanceRequest{Op: op, Host: host}, &ans)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(ans)
+	}
+	h := shown(host)
+	switch {
+	case op == "exit" && ans.Already:
+		fmt.Fprintf(stdout, "%s is not in maintenance: nothing to do\n", h)
+		return nil
+	case op == "exit":
+		fmt.Fprintf(stdout, "%s is out of maintenance: the master may place guests on it again\n", h)
+		return nil
+	case ans.Already:
+		fmt.Fprintf(stdout, "%s is already in maintenance (since %s)\n", h, ans.Maintenance.Since.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(stdout, "%s enters maintenance: every guest is live-migrated where its driver can, else stopped and restarted on another host; it is given none until hbfence host maintenance exit %s\n", h, h)
+	}
+	if ans.Master != "" {
+		fmt.Fprintln(stdout, shown(ans.Master))
+	}
+	out, err := watchEvacuation(ctx, socket, host, wait, stdout)
+	if out.Host != "" {
+		printOutcome(stdout, out)
+	}
+	if err == nil && out.NotMoved > 0 {
+		err = fmt.Errorf("%s could not be moved off %s (see above); it stays in maintenance until hbfence host maintenance exit %s", plural(out.NotMoved, "guest"), host, host)
+	}
+	return err
 }
 
 // watchEvacuation prints each guest's progress off host as it happens,

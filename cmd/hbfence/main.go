@@ -38,9 +38,9 @@ func init() {
 		"status":  {"show the pool as the local daemon sees it", cmdStatus},
 		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
 		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
-		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start, stop", cmdGuest},
+		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start [--on HOST], stop, migrate GUEST HOST", cmdGuest},
 		"pool":    {"pool settings: show, ha enable|disable, role HOST ROLES, repository add DIR, repair", cmdPool},
-		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown", cmdHost},
+		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown; host maintenance enter|exit HOST", cmdHost},
 		"probe":   {"measure the storage's latency and advise the fastest timing it can afford", cmdProbe},
 		"version": {"print the version", cmdVersion},
 	}

@@ -32,7 +32,8 @@ func (l CheckLevel) String() string {
 // Critical: this host is not in the pool, is fencing or unsafe, there is
 // no master, or an alarm is raised. Warning: a peer is suspect or unsafe,
 // a renewal took more than half of io_timeout or the last one is older
-// than half of renewal_fail, a guest is pending or in error.
+// than half of renewal_fail, a host is in maintenance, a guest is pending
+// or in error.
 func Check(st Status) (CheckLevel, string) {
 	level := CheckOK
 	var why []string
@@ -79,6 +80,11 @@ func Check(st Status) (CheckLevel, string) {
 		}
 		if h.State == liveness.Live {
 			live++
+		}
+	}
+	for _, w := range st.Warnings {
+		if h, ok := inMaintenance(w); ok {
+			raise(CheckWarning, "host %s in maintenance", printable(h))
 		}
 	}
 	running := 0

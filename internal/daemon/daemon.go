@@ -498,6 +498,9 @@ func (d *Daemon) handlers() map[string]control.Handler {
 		"host.evacuate": func(_ context.Context, args json.RawMessage) (any, error) {
 			return evacuate(d.currentAgent(), d.currentMaster(), d.currentFencing(), args)
 		},
+		"host.maintenance": func(ctx context.Context, args json.RawMessage) (any, error) {
+			return maintenanceCommand(ctx, d.currentAgent(), d.currentMaster(), d.currentFencing(), d.t, args)
+		},
 		"status": func(context.Context, json.RawMessage) (any, error) { return d.status(), nil },
 	}
 }

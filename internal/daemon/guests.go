@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -165,7 +166,7 @@ func openGuestStore(c *config.Config, t timing.Params) (*store.Store, string, er
 
 // GuestRequest is the argument of the guest commands.
 type GuestRequest struct {
-	Op string `json:"op"` // add, remove, ha, start, stop
+	Op string `json:"op"` // add, remove, ha, start, stop, migrate
 	// Guest is a name or UUID (all but add).
 	Guest string `json:"guest,omitempty"`
 	// For add.
@@ -178,6 +179,10 @@ type GuestRequest struct {
 	// HA for add and ha.
 	HA         bool `json:"ha"`
 	Management bool `json:"management,omitempty"`
+	// On is the host of start --on and of migrate; Restart: migrate by
+	// a stop and a start (--restart).
+	On      string `json:"on,omitempty"`
+	Restart bool   `json:"restart,omitempty"`
 }
 
 func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) error {
@@ -209,7 +214,10 @@ type PoolView struct {
 	Guests       int                         `json:"guests"`
 	HAGuests     int                         `json:"ha_guests"`
 	Evacuations  map[string]store.Evacuation `json:"evacuations,omitempty"`
-	Alarms       []Alarm                     `json:"alarms"`
+	// Maintenance are the hosts in maintenance (hbfence host
+	// maintenance), by name.
+	Maintenance map[string]store.Maintenance `json:"maintenance,omitempty"`
+	Alarms      []Alarm                      `json:"alarms"`
 }
 
 // PoolHost is one host of PoolView: its roles, and its state in the
@@ -218,6 +226,9 @@ type PoolHost struct {
 	Name  string         `json:"name"`
 	Roles []restart.Role `json:"roles"`
 	State string         `json:"state"`
+	// Maintenance: the host is in maintenance (since when: the pool
+	// view's Maintenance).
+	Maintenance bool `json:"maintenance,omitempty"`
 }
 
 // poolView builds hbfence pool show's answer; it works on any host.
@@ -227,7 +238,7 @@ func poolView(ag *agent.Agent, st Status) (PoolView, error) {
 	}
 	c, h := ag.Pool(), ag.PoolHeader()
 	v := PoolView{PoolUUID: st.PoolUUID.String(), HA: c.HA, MaxAttempts: c.MaxAttempts, Repositories: append([]string{}, c.Repositories...),
-		Guests: len(c.Guests), Evacuations: c.Evacuations, Alarms: st.Alarms}
+		Guests: len(c.Guests), Evacuations: c.Evacuations, Maintenance: c.Maintenance, Alarms: st.Alarms}
 	v.Record.Epoch, v.Record.Seq, v.Record.Written = h.Epoch, h.Seq, h.Written
 	if v.MaxAttempts == 0 {
 		v.MaxAttempts = restart.DefaultMaxAttempts
@@ -247,8 +258,17 @@ func poolView(ag *agent.Agent, st Status) (PoolView, error) {
 	}
 	for name := range c.Roles {
 		if !seen[name] {
+			seen[name] = true
 			v.Hosts = append(v.Hosts, PoolHost{Name: name, Roles: c.RolesOf(name)})
 		}
+	}
+	for name := range c.Maintenance {
+		if !seen[name] {
+			v.Hosts = append(v.Hosts, PoolHost{Name: name, Roles: c.RolesOf(name)})
+		}
+	}
+	for i := range v.Hosts {
+		_, v.Hosts[i].Maintenance = c.Maintenance[v.Hosts[i].Name]
 	}
 	slices.SortFunc(v.Hosts, func(a, b PoolHost) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
@@ -343,13 +363,35 @@ func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.Host
 			}
 			g.HA = req.HA
 		case "start":
+			var cur agent.GuestStatus
 			for _, gs := range ag.Guests() {
 				if gs.UUID == g.UUID {
+					cur = gs
 					deferred = startDeferred(gs, hosts())
+				}
+			}
+			if req.On != "" {
+				switch cur.State {
+				case restart.Running, restart.Starting, restart.Migrating, restart.Stopping:
+					return fmt.Errorf("guest %s is %s on %s: start --on is for a stopped guest; move a running one with hbfence guest migrate %s %s", g.Name, cur.State, cur.Host, g.Name, req.On)
+				}
+				if why := unavailableFor(*c, *g, req.On, hosts()); why != "" {
+					return fmt.Errorf("guest %s is not started on %s: %s", g.Name, req.On, why)
 				}
 			}
 			g.Stopped = false
 			g.StartSeq++
+			g.StartOn = req.On
+		case "migrate":
+			var cur agent.GuestStatus
+			for _, gs := range ag.Guests() {
+				if gs.UUID == g.UUID {
+					cur = gs
+				}
+			}
+			if err := moveGuest(g, *c, cur, req.On, req.Restart, hosts()); err != nil {
+				return err
+			}
 		case "stop":
 			g.Stopped = true
 		default:
@@ -580,6 +622,9 @@ func poolWarnings(c store.PoolConfig, st heartbeat.Status) []string {
 		// Only where the role is used: a pool that gives it to nobody
 		// does not use it.
 		w = append(w, "the pool has 1 host with the utility role: the utility role never fails over with the master, so a pool that needs it after a failure must give it to at least two hosts (hbfence pool role HOST vm,utility)")
+	}
+	for _, h := range slices.Sorted(maps.Keys(c.Maintenance)) {
+		w = append(w, maintenanceWarning(h, c.Maintenance[h]))
 	}
 	return w
 }

@@ -558,6 +558,7 @@ func (a *Agent) masterRound(m lease.Mastership) {
 	for host, e := range pool.Evacuations {
 		in.Evacuations = append(in.Evacuations, restart.Evacuation{Host: restart.HostID{Name: host, Generation: e.Generation}, All: e.All, Migrate: e.Migrate})
 	}
+	in.Maintenance = slices.Sorted(maps.Keys(pool.Maintenance))
 	for _, g := range pool.Guests {
 		in.Guests = append(in.Guests, g.Guest())
 	}
@@ -927,6 +928,7 @@ func clonePool(c store.PoolConfig) store.PoolConfig {
 			out.Evacuations[k] = v
 		}
 	}
+	out.Maintenance = maps.Clone(c.Maintenance)
 	if c.Roles != nil {
 		out.Roles = map[string][]restart.Role{}
 		for k, v := range c.Roles {

@@ -33,6 +33,18 @@ type PoolConfig struct {
 	// Evacuations are the hosts being emptied before a planned
 	// shutdown, by name (hbfence host evacuate).
 	Evacuations map[string]Evacuation `json:"evacuations,omitempty"`
+	// Maintenance are the hosts in maintenance, by name (hbfence host
+	// maintenance enter): emptied as by an evacuation of every guest and
+	// given none, whatever their incarnation, until hbfence host
+	// maintenance exit.
+	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
+}
+
+// Maintenance is one host's maintenance: since when, and who asked (the
+// host whose hbfence command entered it).
+type Maintenance struct {
+	Since time.Time `json:"since"`
+	By    string    `json:"by,omitempty"`
 }
 
 // Evacuation empties one incarnation of a host: the guests in Migrate (or
@@ -59,12 +71,21 @@ type GuestDef struct {
 	Management bool              `json:"management,omitempty"`
 	Stopped    bool              `json:"stopped,omitempty"`
 	StartSeq   uint64            `json:"start_seq,omitempty"`
+	// StartOn is the host the latest hbfence guest start --on asked for
+	// ("" for any); read with a StartSeq the plan has not acted on.
+	StartOn string `json:"start_on,omitempty"`
+	// MoveSeq grows with every hbfence guest migrate; MoveTo is the host
+	// asked for, MoveRestart a move by a stop and a start (--restart).
+	MoveSeq     uint64 `json:"move_seq,omitempty"`
+	MoveTo      string `json:"move_to,omitempty"`
+	MoveRestart bool   `json:"move_restart,omitempty"`
 }
 
 // Guest is the definition as placement needs it.
 func (g GuestDef) Guest() restart.Guest {
 	return restart.Guest{UUID: g.UUID, Name: g.Name, HA: g.HA, Placement: g.Placement, Preferred: g.Preferred,
-		Management: g.Management, Stopped: g.Stopped, StartSeq: g.StartSeq}
+		Management: g.Management, Stopped: g.Stopped, StartSeq: g.StartSeq, StartOn: g.StartOn,
+		MoveSeq: g.MoveSeq, MoveTo: g.MoveTo, MoveRestart: g.MoveRestart}
 }
 
 // RolesOf is a host's roles (vm when not listed).
