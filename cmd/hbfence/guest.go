@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/internal/control"
 	"github.com/hbfence/hbfence/internal/daemon"
 	"github.com/hbfence/hbfence/restart"
@@ -21,12 +22,27 @@ import (
 // cmdGuest: hbfence guest add|remove|list|show|ha|start|stop|migrate.
 func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("guest", "add|remove|list|show|ha enable|ha disable|start [--on HOST]|stop [GUEST] | migrate GUEST HOST [--restart]", stderr)
-	sock := socketFlagsNamed(fs, "daemon-config")
+	// --config is the daemon's configuration, as in every command
+	// (issue 11: it was the guest's file here); --daemon-config stays as
+	// its older name, and the guest's file is --guest-config.
+	daemonCfg := fs.String("config", config.DefaultPath, "configuration file naming the control socket")
+	fs.StringVar(daemonCfg, "daemon-config", config.DefaultPath, "the same as --config (its older name)")
+	socketFlag := fs.String("socket", "", "control socket (overrides --config)")
+	sock := func() (string, error) {
+		if *socketFlag != "" {
+			return *socketFlag, nil
+		}
+		c, err := config.Load(*daemonCfg)
+		if err != nil {
+			return "", fmt.Errorf("%w (the guest's own configuration file is --guest-config)", err)
+		}
+		return c.Control.Socket, nil
+	}
 	asJSON := fs.Bool("json", false, "print JSON")
 	name := fs.String("name", "", "add: the guest's name (its domain name for xl)")
 	uuid := fs.String("uuid", "", "add: the guest's UUID (default: the one its xl or virsh configuration names, else a new one)")
 	drv := fs.String("driver", "", "add: process, xl, virsh or exec")
-	cfg := fs.String("config", "", "add: the path of its configuration on the shared storage, inside a repository of the pool")
+	cfg := fs.String("guest-config", "", "add: the path of the guest's configuration on the shared storage, inside a repository of the pool")
 	ha := fs.Bool("ha", false, "add: protect it with HA (the pool's HA must be on too)")
 	placement := fs.String("placement", "auto", "add: auto (any available host) or manual (only its preferred hosts)")
 	preferred := fs.String("preferred", "", "add: preferred hosts, comma-separated")
@@ -88,7 +104,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch op {
 	case "add":
 		if len(rest) != 0 {
-			return fmt.Errorf("%w: guest add takes flags only (--name, --driver, --config, ...)", errUsage)
+			return fmt.Errorf("%w: guest add takes flags only (--name, --driver, --guest-config, ...)", errUsage)
 		}
 		req.Name, req.UUID, req.Driver, req.Config, req.HA, req.Placement, req.Management = *name, *uuid, *drv, *cfg, *ha, *placement, *mgmt
 		if req.Config != "" && !filepath.IsAbs(req.Config) {
@@ -96,7 +112,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			// every other command takes one (issue 11: it was refused).
 			abs, err := filepath.Abs(req.Config)
 			if err != nil {
-				return fmt.Errorf("--config %s: %w", req.Config, err)
+				return fmt.Errorf("--guest-config %s: %w", req.Config, err)
 			}
 			req.Config = abs
 		}

@@ -132,7 +132,7 @@ func (p *Pool) AddGuests(ctx context.Context, master *Host, program string, gues
 		if err := os.WriteFile(cfg, argv, 0o644); err != nil {
 			return err
 		}
-		args := []string{"guest", "add", "--name", g.Name, "--driver", "process", "--config", cfg}
+		args := []string{"guest", "add", "--name", g.Name, "--driver", "process", "--guest-config", cfg}
 		if g.HA {
 			args = append(args, "--ha")
 		}
