@@ -164,6 +164,30 @@ type serviceHost struct {
 	notify, journal *sink
 }
 
+// serviceAndPlainHost starts host nameA as a systemd service (its notify
+// and journal sockets recorded) and nameB as a plain daemon, and waits
+// until both have joined and armed their watchdogs.
+func serviceAndPlainHost(t *testing.T, p *lab.Pool, nameA, nameB string) (a, b *lab.Host, sa *serviceHost) {
+	t.Helper()
+	a, err := p.AddHost(nameA, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = p.AddHost(nameB, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa = startServiceHost(t, p, a, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitJoined(context.Background(), 60*time.Second, a, b); err != nil {
+		t.Fatal(err)
+	}
+	waitAllArmed(t, a, b)
+	return a, b, sa
+}
+
 func startServiceHost(t *testing.T, p *lab.Pool, h *lab.Host, sinks *serviceHost) *serviceHost {
 	t.Helper()
 	if sinks == nil {
@@ -385,22 +409,7 @@ func merge(a, b map[string]string) map[string]string {
 func TestServiceNotifyAcrossUpgrade(t *testing.T) {
 	installed := installBinaries(t)
 	p := newPool(t, lab.Options{Watchdog: true, Guests: true, Binary: installed})
-	a, err := p.AddHost("v1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.AddHost("v2", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := startServiceHost(t, p, a, nil)
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitJoined(context.Background(), 60*time.Second, a, b); err != nil {
-		t.Fatal(err)
-	}
-	waitAllArmed(t, a, b)
+	a, _, sa := serviceAndPlainHost(t, p, "v1", "v2")
 	_, n0 := sa.notify.waitNote("READY=1", 0, func(s string) bool { return strings.HasPrefix(s, "READY=1\n") })
 	pid := a.DaemonPID()
 	before, err := a.Status(context.Background())
@@ -449,22 +458,8 @@ func TestServiceJournalStorageSlowThenFence(t *testing.T) {
 		t.Fatal(faultfsErr)
 	}
 	p := newPool(t, lab.Options{Watchdog: true, FaultFS: true})
-	a, err := p.AddHost("w1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.AddHost("w2", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := startServiceHost(t, p, a, nil)
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.WaitJoined(context.Background(), 60*time.Second, a, b); err != nil {
-		t.Fatal(err)
-	}
-	waitAllArmed(t, a, b)
+	a, _, sa := serviceAndPlainHost(t, p, "w1", "w2")
+	var err error
 	_, n0 := sa.notify.waitNote("READY=1", 0, func(s string) bool { return strings.HasPrefix(s, "READY=1\n") })
 
 	// 600 ms on every I/O: above half of io_timeout (1 s), within it.
