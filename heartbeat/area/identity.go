@@ -8,7 +8,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hbfence/hbfence/heartbeat/directio"
 	"github.com/hbfence/hbfence/heartbeat/ondisk"
+	"golang.org/x/sys/unix"
 )
 
 // ErrReplaced: the area's path names another file or device than the one
@@ -31,6 +33,23 @@ func (e *ReplacedError) Error() string {
 }
 
 func (e *ReplacedError) Unwrap() error { return ErrReplaced }
+
+// Watcher returns a second Area on the same open file (a duplicated
+// descriptor with a direct-I/O worker of its own), for Verify beside the
+// heartbeat: a device runs one I/O at a time and refuses a second one
+// (directio.ErrBusy), so a check on the heartbeat's own Area could fail a
+// renewal. Close it when done.
+func (a *Area) Watcher() (*Area, error) {
+	fd, err := unix.FcntlInt(a.dev.File().Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: duplicating the area's descriptor: %w", a.dev.Path(), err)
+	}
+	dev, err := directio.FromFile(os.NewFile(uintptr(fd), a.dev.Path()), a.dev.Path(), a.dev.Offset())
+	if err != nil {
+		return nil, err
+	}
+	return &Area{dev: dev, header: a.header, sector: make([]byte, a.header.SectorSize)}, nil
+}
 
 // Verify checks that the area is still the one this Area opened: its path
 // still names the same file or device (device, inode and, for a device,

@@ -54,12 +54,17 @@ func TestVerifyNoticesAReplacedArea(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), ".server_pool_hb")
 			format(t, path, 0, opts(t, ondisk.NewUUID(), slots))
-			a := openArea(t, path, 0, directio.ReadWrite)
+			h := openArea(t, path, 0, directio.ReadWrite)
+			a, err := h.Watcher()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { a.Close() })
 			if err := a.Verify(); err != nil {
 				t.Fatalf("the area as opened: %v", err)
 			}
 			tc.replace(t, path)
-			err := a.Verify()
+			err = a.Verify()
 			var re *area.ReplacedError
 			if !errors.As(err, &re) || !errors.Is(err, area.ErrReplaced) {
 				t.Fatalf("after the replacement Verify = %v, want a *ReplacedError", err)
@@ -88,5 +93,41 @@ func TestVerifyAcceptsTheAreaItsHostsWrite(t *testing.T) {
 	}
 	if err := a.Verify(); err != nil {
 		t.Fatalf("after slot writes: %v", err)
+	}
+}
+
+// The watch runs beside the heartbeat's I/O: on its own duplicate of the
+// descriptor, a check never makes a slot write fail as busy (a device runs
+// one I/O at a time and refuses a second one).
+func TestWatcherNeverBlocksTheHeartbeat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".server_pool_hb")
+	format(t, path, 0, opts(t, ondisk.NewUUID(), slots))
+	a := openArea(t, path, 0, directio.ReadWrite)
+	w, err := a.Watcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 2000 {
+			if err := w.Verify(); err != nil {
+				t.Errorf("Verify beside the heartbeat: %v", err)
+				return
+			}
+		}
+	}()
+	rec := make([]byte, ondisk.RecordSize)
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		rec[0] = byte(i)
+		if err := a.WriteSlot(i%slots, rec); err != nil {
+			t.Fatalf("a slot write beside the watch: %v", err)
+		}
 	}
 }

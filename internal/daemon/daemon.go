@@ -179,6 +179,10 @@ type Daemon struct {
 	// replaced is set (under mu) once the heartbeat area was found
 	// replaced (areawatch.go): the daemon never joins it again.
 	replaced *area.ReplacedError
+	// aw is the area watch's own open of the area (a duplicate of a's
+	// descriptor: a device runs one I/O at a time, and the watch must
+	// never make a renewal fail as busy).
+	aw *area.Area
 	// mounts is the pool's storage on this host ([storage]); nil when
 	// the daemon mounts nothing.
 	mounts *mount.Mounter
@@ -424,6 +428,9 @@ func (d *Daemon) close() {
 	}
 	if d.la != nil {
 		d.la.Close()
+	}
+	if d.aw != nil {
+		d.aw.Close()
 	}
 	if d.a != nil {
 		d.a.Close()

@@ -179,7 +179,10 @@
 // file becomes a second master of epoch 1 on the same guest records. Every
 // interval the daemon checks that the path still names the device and
 // inode it opened and that the header, read again with O_DIRECT, is the
-// one it joined (area.Verify). Once either changed, the alarm
+// one it joined (area.Verify), through a duplicate of the heartbeat's
+// descriptor with a direct-I/O worker of its own (area.Watcher): a device
+// runs one I/O at a time, and the check must never make a renewal fail as
+// busy. Once either changed, the alarm
 // area-replaced is raised (log and status), the master role is given up
 // at once without a write, the daemon never joins that area again and
 // refuses an upgrade (the new image would resume on it), and:

@@ -298,7 +298,16 @@ func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop co
 	}
 	dutiesCtx, dutiesStop := context.WithCancel(context.Background())
 	go in.ms.duties(dutiesCtx, r)
-	go d.watchArea(dutiesCtx, in, d.a, d.t.Interval)
+	if d.aw == nil {
+		aw, werr := d.a.Watcher()
+		if werr != nil {
+			d.log.Error().Err(werr).Msg("the heartbeat area cannot be watched for a replacement (area-replaced will not be noticed)")
+		}
+		d.aw = aw
+	}
+	if d.aw != nil {
+		go d.watchArea(dutiesCtx, in, d.aw, d.t.Interval)
+	}
 	return dutiesStop, nil
 }
 
