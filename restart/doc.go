@@ -74,8 +74,9 @@
 //	    migration of a running guest: a migration makes no second copy
 //	    (the source keeps the guest until the hypervisor hands it over),
 //	    and a failed one is settled by asking both sides.
-//	M5. A free guest with HA on (pool and guest, and not the management
-//	    instance of this pool) is assigned to one available host: live,
+//	M5. A free guest with HA on (pool and guest, and neither the
+//	    management instance of this pool nor the guest the pool record
+//	    names as its manager, Pool.ManagedBy) is assigned to one available host: live,
 //	    caught up, with the vm role, not leaving, with a watchdog, not
 //	    evacuated and not in maintenance; auto
 //	    placement takes the least loaded, manual only a preferred host. No

@@ -77,6 +77,10 @@ type Pool struct {
 	HA bool
 	// MaxAttempts bounds the start attempts of one placement (default 3).
 	MaxAttempts int
+	// ManagedBy is the UUID of the guest that manages this pool (hbfence
+	// pool managed-by), "" for none: HA never protects that guest here,
+	// whatever its record says (M5).
+	ManagedBy string
 }
 
 // AttemptID names one start order: the epoch of the plan that gave it and
@@ -523,7 +527,7 @@ func appendOnce(list []string, s string) []string {
 	return append(slices.Clone(list), s)
 }
 
-func haEffective(p Pool, g Guest) bool { return p.HA && g.HA && !g.Management }
+func haEffective(p Pool, g Guest) bool { return p.HA && g.HA && !g.Management && !p.IsManager(g.UUID) }
 
 func haOff(p Pool, g Guest) string {
 	switch {
@@ -533,6 +537,8 @@ func haOff(p Pool, g Guest) string {
 		return "HA is disabled on the guest"
 	case g.Management:
 		return "it is the management instance of this pool"
+	case p.IsManager(g.UUID):
+		return "it manages this pool (hbfence pool managed-by): it is an HA guest of another pool, never of this one"
 	}
 	return ""
 }

@@ -47,6 +47,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	placement := fs.String("placement", "auto", "add: auto (any available host) or manual (only its preferred hosts)")
 	preferred := fs.String("preferred", "", "add: preferred hosts, comma-separated")
 	mgmt := fs.Bool("management", false, "add: it is the management instance of this pool (never HA here)")
+	manages := fs.String("manages", "", "add: the UUID of the other pool this guest manages (never this pool's own)")
 	on := fs.String("on", "", "start: start the stopped guest on this host (refused when it is not available or its placement does not allow it)")
 	restartIt := fs.Bool("restart", false, "migrate: stop the guest on its host and start it on HOST (for a driver that cannot live-migrate)")
 	pos, err := parse(fs, args)
@@ -101,6 +102,9 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *restartIt && op != "migrate" {
 		return fmt.Errorf("%w: --restart is a flag of guest migrate", errUsage)
 	}
+	if *manages != "" && op != "add" {
+		return fmt.Errorf("%w: --manages is a flag of guest add (the pool a guest manages is recorded when it is added)", errUsage)
+	}
 	switch op {
 	case "add":
 		if len(rest) != 0 {
@@ -119,6 +123,7 @@ func cmdGuest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *preferred != "" {
 			req.Preferred = strings.Split(*preferred, ",")
 		}
+		req.Manages = *manages
 	case "remove", "start", "stop":
 		if req.Guest, err = oneArg(rest, "GUEST (name or UUID)"); err != nil {
 			return err
@@ -213,10 +218,15 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 		ha = "off: HA is disabled on the pool (hbfence pool ha enable)"
 	case !g.HAGuest:
 		ha = "off: HA is disabled on the guest (hbfence guest ha enable " + g.Name + ")"
+	case !g.HA && g.ManagesThisPool:
+		ha = "off: it manages this pool (hbfence pool managed-by), and is an HA guest of another pool only"
 	case !g.HA:
 		ha = "off: it is the management instance of this pool"
 	}
 	fmt.Fprintf(w, "ha        %s\n", ha)
+	if l := managerLine(g); l != "" {
+		fmt.Fprintf(w, "manager   %s\n", l)
+	}
 	pl := string(g.Placement)
 	if len(g.Preferred) > 0 {
 		pl += " (preferred: " + strings.Join(g.Preferred, ", ") + ")"
@@ -239,9 +249,11 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 // cmdPool: hbfence pool ha enable|disable, pool role HOST ROLES, pool
 // repository add DIR.
 func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pool", "show [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair", stderr)
+	fs := newFlags("pool", "show [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair|managed-by (--manager-uuid UUID or --clear)", stderr)
 	sock := socketFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON (pool show)")
+	managerUUID := fs.String("manager-uuid", "", "managed-by: the UUID of the guest that manages this pool (HA for it is refused here)")
+	clearManager := fs.Bool("clear", false, "managed-by: remove the relation")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -268,6 +280,12 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printPool(stdout, v)
 		return nil
 	}
+	if len(pos) == 1 && pos[0] == "managed-by" {
+		return poolManagedBy(ctx, socket, daemon.ManagedByRequest{ManagerUUID: *managerUUID, Clear: *clearManager}, *asJSON, stdout)
+	}
+	if *managerUUID != "" || *clearManager {
+		return fmt.Errorf("%w: --manager-uuid and --clear are flags of pool managed-by", errUsage)
+	}
 	if len(pos) == 1 && pos[0] == "repair" {
 		ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 		defer cancel()
@@ -288,7 +306,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(pos) == 3 && pos[0] == "repository" && pos[1] == "add":
 		req["repository"] = pos[2]
 	default:
-		return fmt.Errorf("%w: hbfence pool show [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
+		return fmt.Errorf("%w: hbfence pool show [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair, pool managed-by --manager-uuid UUID|--clear", errUsage)
 	}
 	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()
@@ -326,6 +344,7 @@ func printPool(w io.Writer, v daemon.PoolView) {
 	}
 	fmt.Fprintf(w, "HA       %s; at most %d start attempts per placement\n", onOff[v.HA], v.MaxAttempts)
 	fmt.Fprintf(w, "guests   %s defined, %s with HA\n", plural(v.Guests, "guest"), plural(v.HAGuests, "guest"))
+	printPoolManager(w, v)
 	if len(v.Repositories) == 0 {
 		fmt.Fprintf(w, "repos    none: guest configurations must resolve inside the cluster root\n")
 	}

@@ -39,7 +39,7 @@ func init() {
 		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
 		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
 		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start [--on HOST], stop, migrate GUEST HOST", cmdGuest},
-		"pool":    {"pool settings: show, ha enable|disable, role HOST ROLES, repository add DIR, repair", cmdPool},
+		"pool":    {"pool settings: show, ha enable|disable, role HOST ROLES, repository add DIR, repair, managed-by --manager-uuid UUID (or --clear)", cmdPool},
 		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown; host maintenance enter|exit HOST", cmdHost},
 		"probe":   {"measure the storage's latency and advise the fastest timing it can afford", cmdProbe},
 		"version": {"print the version", cmdVersion},

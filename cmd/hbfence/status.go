@@ -233,6 +233,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintln(w)
 		printGuests(w, st.Guests)
 	}
+	printManagers(w, st)
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "\nWARNING: %s\n", warn)
 	}

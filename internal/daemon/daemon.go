@@ -69,6 +69,9 @@ type Status struct {
 	// Roles are each host's roles in the pool record as this host last
 	// read it (a host not listed has the vm role).
 	Roles map[string][]restart.Role `json:"roles,omitempty"`
+	// ManagedBy is the UUID of the guest that manages this pool (hbfence
+	// pool managed-by), "" for none.
+	ManagedBy string `json:"managed_by,omitempty"`
 	// Mounts are the pool's storage on this host ([storage]), when the
 	// daemon mounts it.
 	Mounts *mount.Status `json:"mounts,omitempty"`
@@ -508,6 +511,9 @@ func (d *Daemon) handlers() map[string]control.Handler {
 		"host.maintenance": func(ctx context.Context, args json.RawMessage) (any, error) {
 			return maintenanceCommand(ctx, d.currentAgent(), d.currentMaster(), d.currentFencing(), d.t, args)
 		},
+		"pool.managed-by": func(_ context.Context, args json.RawMessage) (any, error) {
+			return managedBy(d.currentAgent(), d.currentMaster(), args)
+		},
 		"status": func(context.Context, json.RawMessage) (any, error) { return d.status(), nil },
 	}
 }
@@ -568,6 +574,7 @@ func (d *Daemon) status() Status {
 		st.Guests = ag.Guests()
 		pool := ag.Pool()
 		st.Warnings = poolWarnings(pool, st.Status)
+		st.ManagedBy = pool.ManagedBy
 		st.Roles = map[string][]restart.Role{}
 		for _, h := range st.Hosts {
 			if h.Name != "" {

@@ -179,6 +179,9 @@ type GuestRequest struct {
 	// HA for add and ha.
 	HA         bool `json:"ha"`
 	Management bool `json:"management,omitempty"`
+	// Manages is the pool UUID the guest manages (add --manages: never
+	// this pool's own).
+	Manages string `json:"manages,omitempty"`
 	// On is the host of start --on and of migrate; Restart: migrate by
 	// a stop and a start (--restart).
 	On      string `json:"on,omitempty"`
@@ -200,6 +203,11 @@ func update(ag *agent.Agent, ms *masterSide, f func(*store.PoolConfig) error) er
 // it, with every host's roles beside its state in the heartbeat area.
 type PoolView struct {
 	PoolUUID string `json:"pool_uuid"`
+	// ManagedBy is the UUID of the guest that manages this pool (pool
+	// managed-by), "" for none; Manager its name when it is a guest of
+	// this pool too (never HA here).
+	ManagedBy string `json:"managed_by,omitempty"`
+	Manager   string `json:"manager,omitempty"`
 	// Record is the pool record's epoch, sequence and time of writing
 	// (zero: this host has read none).
 	Record struct {
@@ -240,6 +248,7 @@ func poolView(ag *agent.Agent, st Status) (PoolView, error) {
 	v := PoolView{PoolUUID: st.PoolUUID.String(), HA: c.HA, MaxAttempts: c.MaxAttempts, Repositories: append([]string{}, c.Repositories...),
 		Guests: len(c.Guests), Evacuations: c.Evacuations, Maintenance: c.Maintenance, Alarms: st.Alarms}
 	v.Record.Epoch, v.Record.Seq, v.Record.Written = h.Epoch, h.Seq, h.Written
+	v.ManagedBy, v.Manager = managerView(c)
 	if v.MaxAttempts == 0 {
 		v.MaxAttempts = restart.DefaultMaxAttempts
 	}
@@ -337,6 +346,9 @@ func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.Host
 			if err != nil {
 				return err
 			}
+			if g, err = withManages(req, g, *c, ag.PoolUUID()); err != nil {
+				return err
+			}
 			c.Guests = append(c.Guests, g)
 			result = g
 			return nil
@@ -360,6 +372,9 @@ func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.Host
 		case "ha":
 			if req.HA && g.Management {
 				return fmt.Errorf("guest %s is the management instance of this pool: HA for it on the pool it manages is refused (run it as an HA guest of another pool)", g.Name)
+			}
+			if req.HA && c.IsManager(g.UUID) {
+				return managerHARefused(*c, *g)
 			}
 			g.HA = req.HA
 		case "start":

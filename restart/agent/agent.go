@@ -554,7 +554,7 @@ func (a *Agent) masterRound(m lease.Mastership) {
 			prev = p
 		}
 	}
-	in := restart.Input{Epoch: m.Epoch, Pool: restart.Pool{HA: pool.HA, MaxAttempts: pool.MaxAttempts}, Prev: prev}
+	in := restart.Input{Epoch: m.Epoch, Pool: restart.Pool{HA: pool.HA, MaxAttempts: pool.MaxAttempts, ManagedBy: pool.ManagedBy}, Prev: prev}
 	for host, e := range pool.Evacuations {
 		in.Evacuations = append(in.Evacuations, restart.Evacuation{Host: restart.HostID{Name: host, Generation: e.Generation}, All: e.All, Migrate: e.Migrate})
 	}
@@ -759,6 +759,11 @@ type GuestStatus struct {
 	Target  string `json:"target,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Manages is the pool this guest manages (guest add --manages);
+	// ManagesThisPool: the pool record names it as this pool's manager
+	// (pool managed-by), so HA never protects it here.
+	Manages         string `json:"manages,omitempty"`
+	ManagesThisPool bool   `json:"manages_this_pool,omitempty"`
 }
 
 // Guests reports every guest of the pool as the last plan read here shows
@@ -772,8 +777,9 @@ func (a *Agent) Guests() []GuestStatus {
 	}
 	out := make([]GuestStatus, 0, len(a.pool.Guests))
 	for _, g := range a.pool.Guests {
-		s := GuestStatus{Name: g.Name, UUID: g.UUID, HAGuest: g.HA, HAPool: a.pool.HA, HA: a.pool.HA && g.HA && !g.Management,
-			Driver: g.Driver, Config: g.Config, Placement: g.Placement, Preferred: g.Preferred, State: restart.Stopped}
+		s := GuestStatus{Name: g.Name, UUID: g.UUID, HAGuest: g.HA, HAPool: a.pool.HA, HA: a.pool.HA && g.HA && !g.Management && !a.pool.IsManager(g.UUID),
+			Driver: g.Driver, Config: g.Config, Placement: g.Placement, Preferred: g.Preferred, State: restart.Stopped,
+			Manages: g.Manages, ManagesThisPool: a.pool.IsManager(g.UUID)}
 		if e, ok := plan.Guests[g.UUID]; ok {
 			s.State, s.Attempt, s.Message = e.State, e.Tries, e.Message
 			if e.State == restart.Running || e.State == restart.Starting || e.State == restart.Stopping || e.State == restart.Migrating {

@@ -22,6 +22,11 @@ type PoolConfig struct {
 	// HA is the pool's HA switch: a guest is protected only when both
 	// the pool and the guest have HA on.
 	HA bool `json:"ha"`
+	// ManagedBy is the UUID of the guest that manages this pool (hbfence
+	// pool managed-by), "" for none: HA for that guest is refused in
+	// this pool, and placement never restarts it here (restart.Pool).
+	// Added after version 1's first records: absent reads as none.
+	ManagedBy string `json:"managed_by,omitempty"`
 	// MaxAttempts bounds the start attempts of one placement (default 3).
 	MaxAttempts int `json:"max_attempts,omitempty"`
 	// Roles gives hosts their roles; a host not listed has the vm role.
@@ -79,6 +84,10 @@ type GuestDef struct {
 	MoveSeq     uint64 `json:"move_seq,omitempty"`
 	MoveTo      string `json:"move_to,omitempty"`
 	MoveRestart bool   `json:"move_restart,omitempty"`
+	// Manages is the UUID of the pool this guest manages (hbfence guest
+	// add --manages), "" for none; never this pool's own. Absent in
+	// older records: reads as none.
+	Manages string `json:"manages,omitempty"`
 }
 
 // Guest is the definition as placement needs it.
