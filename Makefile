@@ -102,7 +102,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
 
 # The demonstration pool: three hosts as real processes on one heartbeat
-# file in a temporary directory, with the fast timing profile.
+# file in a temporary directory, with the fast timing profile; last, two pools
+# of three hosts each running each other's manager (alone: bin/hbfence-lab -two-pools).
 demo: build
 	./$(BIN)/hbfence-lab
 

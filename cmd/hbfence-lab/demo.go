@@ -26,8 +26,10 @@ type demo struct {
 	profile string
 	start   time.Time
 
-	pool   *lab.Pool
-	hosts  map[string]*lab.Host
+	pool  *lab.Pool
+	hosts map[string]*lab.Host
+	// extra are the pools of the two-pool scene.
+	extra  []*lab.Pool
 	timing timingSeconds
 
 	figures map[string]any
@@ -72,15 +74,22 @@ func (d *demo) play(ctx context.Context, scenes []scene) bool {
 }
 
 func (d *demo) allHosts() []*lab.Host {
-	if d.pool == nil {
-		return nil
+	var out []*lab.Host
+	if d.pool != nil {
+		out = d.pool.Hosts()
 	}
-	return d.pool.Hosts()
+	for _, p := range d.extra {
+		out = append(out, p.Hosts()...)
+	}
+	return out
 }
 
 func (d *demo) close() {
 	if d.pool != nil {
 		d.pool.Close()
+	}
+	for _, p := range d.extra {
+		p.Close()
 	}
 }
 

@@ -37,7 +37,8 @@ func TestDemoStory(t *testing.T) {
 		t.Fatalf("hbfence-lab exited %d:\n%s", code, out.String())
 	}
 	for _, want := range []string{"node2 DEAD", "node3 left", "generation 1 → 2", "in use by a live host", "watchdog reset the machine",
-		"ran again on other hosts", "was not restarted", "placed again", "runs on node3 again", "runs none of the pool's guests", "never two writers at once", "VERDICT: OK"} {
+		"ran again on other hosts", "was not restarted", "placed again", "runs on node3 again", "runs none of the pool's guests", "never two writers at once",
+		"pool A refuses HA for its own manager", "pool B's manager ran again in pool A", "pool B's app-b1 kept its one copy", "VERDICT: OK"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the story does not say %q:\n%s", want, out.String())
 		}

@@ -36,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	guestDisk := fs.String("guest-disk", "", "run as a demonstration guest writing to this disk image (used by the story's guests)")
 	guestRuns := fs.Int("bench-guests", 0, "instead of the story, measure guest failover over this many runs (kill → the guests of the killed host writing again elsewhere, as a ratio to host_dead)")
 	loadFor := fs.Duration("bench-load", 0, "instead of the story, measure node2's renewals for this long in each of three phases: calm, its control socket flooded, and the flood with both cores busy and most memory taken")
+	twoPools := fs.Bool("two-pools", false, "instead of the whole story, only its two-pool scene: two pools of three hosts, each running the other's manager as an HA guest")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -71,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	d := newDemo(stdout, binary, workDir, *profile)
 	defer d.close()
 	story := scenes
+	if *twoPools {
+		story = []scene{{twoPoolsTitle, sceneTwoPools}}
+	}
 	if *detectRuns > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: kill -9 detection over %d runs", *detectRuns), func(ctx context.Context, d *demo) error {
 			return benchDetect(ctx, d, *detectRuns)

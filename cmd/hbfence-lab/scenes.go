@@ -29,6 +29,7 @@ var scenes = []scene{
 	{"Storage cut: node2's path to the heartbeat file fails", sceneStorageCut},
 	{"The heartbeat area, read without a daemon", sceneDump},
 	{"Verdict: every guest's disk image, read for two writers at once", sceneVerdict},
+	{twoPoolsTitle, sceneTwoPools},
 }
 
 func sceneStart(ctx context.Context, d *demo) error {

@@ -105,6 +105,10 @@ type GuestSpec struct {
 	HA        bool
 	Placement string // auto (default) or manual
 	Preferred []string
+	// UUID is the guest's UUID ("" for a new one); Manages the pool
+	// UUID it manages (guest add --manages), "" for none.
+	UUID    string
+	Manages string
 }
 
 // AddGuests registers the pool's repository, turns the pool's HA on, and
@@ -141,6 +145,12 @@ func (p *Pool) AddGuests(ctx context.Context, master *Host, program string, gues
 		}
 		if len(g.Preferred) > 0 {
 			args = append(args, "--preferred", strings.Join(g.Preferred, ","))
+		}
+		if g.UUID != "" {
+			args = append(args, "--uuid", g.UUID)
+		}
+		if g.Manages != "" {
+			args = append(args, "--manages", g.Manages)
 		}
 		if err := run(args...); err != nil {
 			return err
@@ -203,4 +213,46 @@ func (h *Host) WaitGuests(ctx context.Context, timeout time.Duration, what strin
 		return gs, fmt.Errorf("%w; guests as %s sees them: %+v", err, h.Name, gs)
 	}
 	return gs, nil
+}
+
+// Window is what a guest's disk image shows between two instants: the
+// copies (host/pid) that wrote then, the records, and the longest time
+// without a record (from the window's start to its end, the first and last
+// records included: a guest that stopped writing shows it as a gap).
+type Window struct {
+	Writers []string // "host/pid", in order of their first record in the window
+	Records int
+	MaxGap  time.Duration
+}
+
+// ReadDiskWindow reads a guest's disk image for the records between from
+// and to (CLOCK_MONOTONIC ns, MonoNow).
+func ReadDiskWindow(path string, from, to int64) (Window, error) {
+	var w Window
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return w, err
+	}
+	seen := map[string]bool{}
+	last := from
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) != 3 {
+			continue
+		}
+		t, err := strconv.ParseInt(fs[2], 10, 64)
+		if err != nil || t < from || t > to {
+			continue
+		}
+		id := fs[0] + "/" + fs[1]
+		if !seen[id] {
+			seen[id] = true
+			w.Writers = append(w.Writers, id)
+		}
+		w.Records++
+		w.MaxGap = max(w.MaxGap, time.Duration(t-last))
+		last = t
+	}
+	w.MaxGap = max(w.MaxGap, time.Duration(to-last))
+	return w, nil
 }
