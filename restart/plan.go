@@ -531,14 +531,16 @@ func haEffective(p Pool, g Guest) bool { return p.HA && g.HA && !g.Management &&
 
 func haOff(p Pool, g Guest) string {
 	switch {
+	case p.IsManager(g.UUID):
+		// First: the relation also turned the guest's own HA off, and
+		// "enable it" is what the operator must not be told.
+		return "it manages this pool (hbfence pool managed-by): it is an HA guest of another pool, never of this one"
 	case !p.HA:
 		return "HA is disabled on the pool"
 	case !g.HA:
 		return "HA is disabled on the guest"
 	case g.Management:
 		return "it is the management instance of this pool"
-	case p.IsManager(g.UUID):
-		return "it manages this pool (hbfence pool managed-by): it is an HA guest of another pool, never of this one"
 	}
 	return ""
 }

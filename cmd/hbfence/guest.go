@@ -198,6 +198,8 @@ func haWord(g agent.GuestStatus) string {
 	switch {
 	case g.HA:
 		return "on"
+	case g.ManagesThisPool:
+		return "off (manages this pool)"
 	case !g.HAPool && g.HAGuest:
 		return "off (pool)"
 	case !g.HAGuest && g.HAPool:
@@ -212,14 +214,14 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 	fmt.Fprintf(w, "driver    %s, configuration %s\n", g.Driver, g.Config)
 	ha := "on: restarted on another host if its host fails"
 	switch {
+	case g.ManagesThisPool:
+		ha = "off: it manages this pool (hbfence pool managed-by), and is an HA guest of another pool only"
 	case !g.HAPool && !g.HAGuest:
 		ha = "off: HA is disabled on the pool (hbfence pool ha enable) and on the guest (hbfence guest ha enable " + g.Name + ")"
 	case !g.HAPool:
 		ha = "off: HA is disabled on the pool (hbfence pool ha enable)"
 	case !g.HAGuest:
 		ha = "off: HA is disabled on the guest (hbfence guest ha enable " + g.Name + ")"
-	case !g.HA && g.ManagesThisPool:
-		ha = "off: it manages this pool (hbfence pool managed-by), and is an HA guest of another pool only"
 	case !g.HA:
 		ha = "off: it is the management instance of this pool"
 	}

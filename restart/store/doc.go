@@ -55,6 +55,17 @@
 // unreadable file as pool.unreadable-TIME: nothing is lost, and the
 // operator is told which epoch and sequence came back.
 //
+// # Fields added within a version
+//
+// A record's payload is JSON: fields are added within format version 1
+// (with omitempty, so that a record without them reads as their zero
+// value), never renamed or removed. The manager relation (PoolConfig
+// ManagedBy, GuestDef Manages) was added so; testdata holds a pool record
+// written by the build before it, which the tests read. An older build
+// ignores a field it does not know, and drops it when it writes the
+// record again as master: a relation recorded in a pool with such a host
+// is lost at that host's first change of the pool record.
+//
 // # Timing assumptions
 //
 // Every I/O is bounded by the pool's io_timeout (heartbeat/directio). A
