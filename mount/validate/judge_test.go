@@ -57,7 +57,9 @@ func TestJudgeEachCheckBrokenOnOneHost(t *testing.T) {
 			s.ClusterRoot.Point, s.ClusterRoot.UUID, s.ClusterRoot.Records = "/mnt/pool", "", "/mnt/pool"
 			s.ClusterRoot.Linked, s.ClusterRoot.LinkTarget = true, "/mnt/pool" // only the mount is wrong
 		},
-		CheckLink: func(s *Seen, _ *HostInArea) { s.ClusterRoot.Linked, s.ClusterRoot.LinkTarget = false, "/var/ovs/mount/other" },
+		CheckLink: func(s *Seen, _ *HostInArea) {
+			s.ClusterRoot.Linked, s.ClusterRoot.LinkTarget = false, "/var/ovs/mount/other"
+		},
 		CheckLocalDevice: func(s *Seen, _ *HostInArea) {
 			s.ClusterRoot.Storage = Identity{FSType: "ocfs2", Source: "/dev/sda3", Dev: "8:3", FSUUID: "same"}
 			s.ClusterRoot.Transport = "local"
