@@ -239,9 +239,9 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 // cmdPool: hbfence pool ha enable|disable, pool role HOST ROLES, pool
 // repository add DIR.
 func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pool", "show [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair", stderr)
+	fs := newFlags("pool", "show [--json]|validate [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair", stderr)
 	sock := socketFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON (pool show)")
+	asJSON := fs.Bool("json", false, "print JSON (pool show, pool validate)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -268,6 +268,9 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printPool(stdout, v)
 		return nil
 	}
+	if len(pos) == 1 && pos[0] == "validate" {
+		return poolValidate(ctx, socket, *asJSON, stdout)
+	}
 	if len(pos) == 1 && pos[0] == "repair" {
 		ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 		defer cancel()
@@ -288,7 +291,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(pos) == 3 && pos[0] == "repository" && pos[1] == "add":
 		req["repository"] = pos[2]
 	default:
-		return fmt.Errorf("%w: hbfence pool show [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
+		return fmt.Errorf("%w: hbfence pool show [--json], pool validate [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair", errUsage)
 	}
 	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()

@@ -39,6 +39,9 @@ type HostInArea struct {
 	// state's name, for the message.
 	Live  bool
 	State string
+	// Left: stopped cleanly (a host shut down for a while): a warning,
+	// not an error, since it holds no guest and joins again validated.
+	Left bool
 }
 
 // Input is what the master judges.
@@ -92,6 +95,10 @@ func Judge(in Input) Result {
 	sort.Slice(hosts, func(a, b int) bool { return hosts[a].Name < hosts[b].Name })
 	for _, h := range hosts {
 		j.res.Hosts = append(j.res.Hosts, h.Name)
+		if h.Left {
+			j.warn(h.Name, CheckNotLive, "has left the pool (its daemon stopped cleanly): not validated; validate again once it runs")
+			continue
+		}
 		if !h.Live {
 			j.fail(h.Name, CheckNotLive, "is %s in the heartbeat area (slot %d): every host of the pool must be live; start its daemon, or remove it from the pool", h.State, h.Slot)
 			continue

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,19 @@ type PoolConfig struct {
 	// given none, whatever their incarnation, until hbfence host
 	// maintenance exit.
 	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
+}
+
+// RepositoryDirs are the directories a guest's configuration may resolve
+// inside: Repositories, and each repository of Storage at base/UUID (base:
+// [storage] mount_base; empty leaves Storage out).
+func (c PoolConfig) RepositoryDirs(base string) []string {
+	dirs := append([]string(nil), c.Repositories...)
+	if base != "" {
+		for _, r := range c.Storage {
+			dirs = append(dirs, filepath.Join(base, strings.ToLower(r.UUID)))
+		}
+	}
+	return dirs
 }
 
 // RepositoryDef is one repository on shared storage that every host of the
