@@ -788,7 +788,7 @@ func commandsAndFlags(t *testing.T, bin string) map[string][]string {
 		}
 		help, _ := exec.Command(bin, f[0], "-h").CombinedOutput()
 		flags := []string{}
-		for _, m := range regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`).FindAllStringSubmatch(string(help), -1) {
+		for _, m := range regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(help), -1) {
 			flags = append(flags, "--"+m[1])
 		}
 		sort.Strings(flags)

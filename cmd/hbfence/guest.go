@@ -251,9 +251,9 @@ func printGuest(w io.Writer, g agent.GuestStatus) {
 // cmdPool: hbfence pool ha enable|disable, pool role HOST ROLES, pool
 // repository add DIR.
 func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pool", "show [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair|managed-by (--manager-uuid UUID or --clear)", stderr)
+	fs := newFlags("pool", "show [--json]|validate [--json]|ha enable|ha disable|role HOST vm[,utility]|repository add DIR|repair|managed-by (--manager-uuid UUID or --clear)", stderr)
 	sock := socketFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON (pool show)")
+	asJSON := fs.Bool("json", false, "print JSON (pool show, pool validate)")
 	managerUUID := fs.String("manager-uuid", "", "managed-by: the UUID of the guest that manages this pool (HA for it is refused here)")
 	clearManager := fs.Bool("clear", false, "managed-by: remove the relation")
 	pos, err := parse(fs, args)
@@ -282,6 +282,9 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printPool(stdout, v)
 		return nil
 	}
+	if len(pos) == 1 && pos[0] == "validate" {
+		return poolValidate(ctx, socket, *asJSON, stdout)
+	}
 	if len(pos) == 1 && pos[0] == "managed-by" {
 		return poolManagedBy(ctx, socket, daemon.ManagedByRequest{ManagerUUID: *managerUUID, Clear: *clearManager}, *asJSON, stdout)
 	}
@@ -308,7 +311,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case len(pos) == 3 && pos[0] == "repository" && pos[1] == "add":
 		req["repository"] = pos[2]
 	default:
-		return fmt.Errorf("%w: hbfence pool show [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair, pool managed-by --manager-uuid UUID|--clear", errUsage)
+		return fmt.Errorf("%w: hbfence pool show [--json], pool validate [--json], pool ha enable|disable, pool role HOST vm[,utility], pool repository add DIR, pool repair, pool managed-by --manager-uuid UUID|--clear", errUsage)
 	}
 	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
 	defer cancel()

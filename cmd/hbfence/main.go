@@ -32,17 +32,18 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"init":    {"format a heartbeat area (file or block device)", cmdInit},
-		"dump":    {"show the header and every used slot, without a daemon", cmdDump},
-		"daemon":  {"run the heartbeat daemon", cmdDaemon},
-		"status":  {"show the pool as the local daemon sees it", cmdStatus},
-		"fence":   {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
-		"master":  {"show the pool master, or move it: master move HOST", cmdMaster},
-		"guest":   {"manage guests: add, remove, list, show, ha enable|disable, start [--on HOST], stop, migrate GUEST HOST", cmdGuest},
-		"pool":    {"pool settings: show, ha enable|disable, role HOST ROLES, repository add DIR, repair, managed-by --manager-uuid UUID (or --clear)", cmdPool},
-		"host":    {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown; host maintenance enter|exit HOST", cmdHost},
-		"probe":   {"measure the storage's latency and advise the fastest timing it can afford", cmdProbe},
-		"version": {"print the version", cmdVersion},
+		"init":       {"format a heartbeat area (file or block device)", cmdInit},
+		"dump":       {"show the header and every used slot, without a daemon", cmdDump},
+		"daemon":     {"run the heartbeat daemon", cmdDaemon},
+		"status":     {"show the pool as the local daemon sees it", cmdStatus},
+		"fence":      {"order a host to fence itself (a poison pill through the shared storage)", cmdFence},
+		"master":     {"show the pool master, or move it: master move HOST", cmdMaster},
+		"guest":      {"manage guests: add, remove, list, show, ha enable|disable, start [--on HOST], stop, migrate GUEST HOST", cmdGuest},
+		"pool":       {"pool settings: show, validate, ha enable|disable, role HOST ROLES, repository add DIR, repair, managed-by --manager-uuid UUID (or --clear)", cmdPool},
+		"repository": {"the pool's repositories on shared storage, mounted on every host: add KIND:SOURCE --uuid UUID, remove UUID, list", cmdRepository},
+		"host":       {"host evacuate HOST [--migrate GUEST,...|--migrate-all]: empty a host before a planned shutdown; host maintenance enter|exit HOST", cmdHost},
+		"probe":      {"measure the storage's latency and advise the fastest timing it can afford", cmdProbe},
+		"version":    {"print the version", cmdVersion},
 	}
 }
 

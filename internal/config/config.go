@@ -282,7 +282,7 @@ func parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj, metrics.textfile, storage.cluster_root, storage.cluster_root_uuid, storage.nfs_version, storage.ocfs2_heartbeat, storage.mount_base, storage.ovs_link, storage.mount_attempts, storage.mount_backoff)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj, metrics.textfile, storage.cluster_root, storage.cluster_root_uuid, storage.nfs_version, storage.ocfs2_heartbeat, storage.mount_base, storage.ovs_link, storage.mount_attempts, storage.mount_backoff, storage.lab_pool)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -444,6 +444,9 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if err := c.validateDriverPaths(); err != nil {
+		return err
+	}
 	if c.Guests.OpTimeout.Duration < 0 {
 		return fmt.Errorf("[guests] op_timeout is %v; it must be positive", c.Guests.OpTimeout.Duration)
 	}
@@ -485,4 +488,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// validateDriverPaths checks [guests] xl_path, virsh_path (absolute
+// executable files when set), virsh_uri (a libvirt URI with a scheme) and
+// virsh_migrate_uri (a URI with one %s for the destination host).
+func (c *Config) validateDriverPaths() error {
+	g := c.Guests
+	for _, p := range []struct{ key, path string }{{"[guests] xl_path", g.XlPath}, {"[guests] virsh_path", g.VirshPath}} {
+		if p.path == "" {
+			continue
+		}
+		if !filepath.IsAbs(p.path) {
+			return fmt.Errorf("%s %q is not an absolute path; name the program's path (such as /usr/sbin/xl), or remove the key to find it on PATH", p.key, p.path)
+		}
+		if err := executable(p.key, p.path); err != nil {
+			return err
+		}
+	}
+	if g.VirshURI != "" && !strings.Contains(g.VirshURI, ":/") {
+		return fmt.Errorf("[guests] virsh_uri %q is not a libvirt URI (such as qemu:///system); remove the key for the default", g.VirshURI)
+	}
+	if u := g.VirshMigrateURI; u != "" && (strings.Count(u, "%s") != 1 || strings.Count(u, "%") != 1 || !strings.Contains(u, "://")) {
+		return fmt.Errorf("[guests] virsh_migrate_uri %q must be a URI with one %%s for the destination host (such as qemu+ssh://%%s/system), and no other %%", u)
+	}
+	return nil
 }

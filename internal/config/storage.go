@@ -38,6 +38,11 @@ type Storage struct {
 	// up to 30s).
 	MountAttempts int      `toml:"mount_attempts"`
 	MountBackoff  Duration `toml:"mount_backoff"`
+	// LabPool says this is a lab pool (loop devices, files in a
+	// temporary directory): hbfence pool validate does not check the
+	// cluster root's mount point, its link or its device's transport,
+	// and says so in a warning. Never on a production pool.
+	LabPool bool `toml:"lab_pool"`
 }
 
 // defaults fills [storage]'s defaults in.

@@ -189,6 +189,8 @@ type Daemon struct {
 	// mounts is the pool's storage on this host ([storage]); nil when
 	// the daemon mounts nothing.
 	mounts *mount.Mounter
+	// storageKick asks the storage loop for a round now (poolstorage.go).
+	storageKick chan struct{}
 	// served: the forwarded commands this host carried out as master.
 	served    served
 	gstore    *store.Store
@@ -241,7 +243,7 @@ type incarnation struct {
 // pool's rules again: if they no longer hold it fences (refuse) and fails.
 func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 	log := logs.Logger()
-	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1), started: time.Now()}
+	d = &Daemon{c: c, version: version, logs: logs, memberLog: log, upgrade: make(chan struct{}, 1), storageKick: make(chan struct{}, 1), started: time.Now()}
 	opened := d // the returns below set d to nil on an error
 	defer func() {
 		if err != nil {
@@ -271,7 +273,7 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 
 	if d.hv == nil {
 		// The cluster root first: the heartbeat area lives on it.
-		if d.mounts, err = mountStorage(c, d.log); err != nil {
+		if d.mounts, err = mountStorage(c, d.log, d.repositoryInUse); err != nil {
 			return nil, err
 		}
 	}
@@ -309,7 +311,7 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		// The area is open already (handed over): the mounts go on
 		// beside the daemon, whose watchdog must not wait for their
 		// retries.
-		if d.mounts, err = newMounter(c, d.log); err != nil {
+		if d.mounts, err = newMounter(c, d.log, d.repositoryInUse); err != nil {
 			return nil, err
 		}
 		d.ensureMountsLater()
@@ -496,9 +498,10 @@ func (d *Daemon) handlers() map[string]control.Handler {
 		"guest": func(_ context.Context, args json.RawMessage) (any, error) {
 			return guestCommand(d.currentAgent(), d.currentMaster(), func() []heartbeat.HostStatus { return d.status().Hosts }, args)
 		},
-		"pool": func(_ context.Context, args json.RawMessage) (any, error) {
-			return poolCommand(d.currentAgent(), d.currentMaster(), func() []heartbeat.HostStatus { return d.status().Hosts }, args)
-		},
+		"pool":            d.poolWithValidation,
+		"pool.validate":   func(ctx context.Context, _ json.RawMessage) (any, error) { return d.validatePool(ctx) },
+		"repository":      d.repositoryCommand,
+		"repository.list": d.repositoryList,
 		"pool.show": func(context.Context, json.RawMessage) (any, error) {
 			return poolView(d.currentAgent(), d.status())
 		},

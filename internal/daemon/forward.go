@@ -43,7 +43,7 @@ import (
 
 // forwardable are the control methods forwarded to the master when this
 // host is not the master.
-var forwardable = map[string]bool{"guest": true, "pool": true, "pool.repair": true, "host.evacuate": true, "host.maintenance": true, "fence": true, "master.move": true}
+var forwardable = map[string]bool{"guest": true, "pool": true, "pool.validate": true, "repository": true, "pool.repair": true, "host.evacuate": true, "host.maintenance": true, "fence": true, "master.move": true}
 
 // errNotMaster marks a command refused because this host is not the
 // master: the one a forward answers (errors.Is).

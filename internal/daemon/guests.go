@@ -342,7 +342,7 @@ func guestCommand(ag *agent.Agent, ms *masterSide, hosts func() []heartbeat.Host
 	deferred := ""
 	err := update(ag, ms, func(c *store.PoolConfig) error {
 		if req.Op == "add" {
-			g, err := newGuest(req, *c)
+			g, err := newGuest(req, *c, ag.MountBase())
 			if err != nil {
 				return err
 			}
@@ -459,7 +459,9 @@ func guestState(ag *agent.Agent, uuid string) restart.State {
 	return ""
 }
 
-func newGuest(req GuestRequest, c store.PoolConfig) (store.GuestDef, error) {
+// mountBase is where the pool's repositories are mounted ([storage]
+// mount_base).
+func newGuest(req GuestRequest, c store.PoolConfig, mountBase string) (store.GuestDef, error) {
 	g := store.GuestDef{UUID: strings.ToLower(req.UUID), Name: req.Name, Driver: req.Driver, Config: req.Config, HA: req.HA,
 		Placement: restart.Placement(req.Placement), Preferred: req.Preferred, Management: req.Management, Stopped: true}
 	// For xl and virsh the configuration names the UUID: take it, or
@@ -511,9 +513,9 @@ func newGuest(req GuestRequest, c store.PoolConfig) (store.GuestDef, error) {
 	if g.HA && g.Management {
 		return g, errors.New("a guest that is the management instance of this pool cannot have HA here: run it as an HA guest of another pool")
 	}
-	repos := c.Repositories
+	repos := c.RepositoryDirs(mountBase)
 	if len(repos) == 0 {
-		return g, errors.New("the pool has no repository: guest configurations must lie inside one (hbfence pool repository add DIR)")
+		return g, errors.New("the pool has no repository: guest configurations must lie inside one (hbfence repository add KIND:SOURCE --uuid UUID, or hbfence pool repository add DIR)")
 	}
 	if err := agent.InsideRepository(g.Config, repos); err != nil {
 		return g, fmt.Errorf("--config: %w", err)

@@ -68,7 +68,7 @@ func TestDriverKillerSeesALateCreate(t *testing.T) {
 func TestGuestAddNameRule(t *testing.T) {
 	add := func(name string, preferred ...string) error {
 		_, err := newGuest(GuestRequest{Op: "add", Name: name, UUID: landing, Driver: "process", Config: "/OVS/g.json",
-			Placement: "manual", Preferred: preferred}, store.PoolConfig{})
+			Placement: "manual", Preferred: preferred}, store.PoolConfig{}, "")
 		return err
 	}
 	for _, c := range []struct{ name, flag string }{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/mount"
+	"github.com/hbfence/hbfence/restart"
 	"github.com/rs/zerolog"
 )
 
@@ -17,8 +18,8 @@ import (
 //
 // The error is not one of the configuration: the storage may come back,
 // and systemd's Restart= tries again.
-func mountStorage(c *config.Config, log zerolog.Logger) (*mount.Mounter, error) {
-	m, err := newMounter(c, log)
+func mountStorage(c *config.Config, log zerolog.Logger, inUse func(string) bool) (*mount.Mounter, error) {
+	m, err := newMounter(c, log, inUse)
 	if m == nil || err != nil {
 		return nil, err
 	}
@@ -31,14 +32,15 @@ func mountStorage(c *config.Config, log zerolog.Logger) (*mount.Mounter, error) 
 }
 
 // newMounter is the Mounter of [storage], or nil when it names no cluster
-// root.
-func newMounter(c *config.Config, log zerolog.Logger) (*mount.Mounter, error) {
+// root. inUse says whether a guest of this host uses a path: a repository
+// the pool no longer names is unmounted only when none does.
+func newMounter(c *config.Config, log zerolog.Logger, inUse func(string) bool) (*mount.Mounter, error) {
 	spec, ok := c.MountSpec()
 	if !ok {
 		return nil, nil
 	}
 	attempts, backoff := c.MountRetries()
-	m, err := mount.New(spec, mount.Options{Log: log, Attempts: attempts, Backoff: backoff})
+	m, err := mount.New(spec, mount.Options{Log: log, Attempts: attempts, Backoff: backoff, InUse: inUse})
 	if err != nil {
 		return nil, config.Invalid(fmt.Errorf("%s: [storage]: %w", c.Path, err))
 	}
@@ -63,4 +65,22 @@ func (d *Daemon) ensureMountsLater() {
 			d.log.Error().Err(err).Msg("[storage]: the mounts are not all in place")
 		}
 	}()
+}
+
+// repositoryInUse says whether a guest that runs on this host, or is
+// starting or stopping here, has its configuration under point: a removed
+// repository is unmounted only when none has. Unknown (no guest side yet)
+// is in use.
+func (d *Daemon) repositoryInUse(point string) bool {
+	ag := d.currentAgent()
+	if ag == nil {
+		return true
+	}
+	var paths []string
+	for _, g := range ag.Guests() {
+		if g.Host == d.c.Host.Name || g.Host == "" && g.State != restart.Stopped {
+			paths = append(paths, g.Config)
+		}
+	}
+	return mount.UsedBy(func() []string { return paths })(point)
 }

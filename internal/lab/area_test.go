@@ -41,8 +41,14 @@ func TestReplacedAreaIsNoticed(t *testing.T) {
 	if out, err := p.Run(ctx, "status", "--check", "--socket", hosts[0].Socket); err != nil || !strings.HasPrefix(out, "HBFENCE OK - ") {
 		t.Fatalf("status --check of a healthy pool: %v: %s", err, out)
 	}
-	if b, err := os.ReadFile(hosts[0].Metrics); err != nil || !strings.Contains(string(b), "hbfence_check_level 0\n") || !strings.Contains(string(b), "hbfence_joined 1\n") {
-		t.Fatalf("%s's [metrics] textfile of a healthy pool: %v\n%s", hosts[0].Name, err, b)
+	// The textfile is rewritten every interval: it says the same once it
+	// has caught up with what status --check said.
+	var metrics []byte
+	if err := lab.WaitUntil(ctx, 10*interval, 20*time.Millisecond, "the [metrics] textfile of a healthy pool", func() (bool, error) {
+		metrics, _ = os.ReadFile(hosts[0].Metrics)
+		return strings.Contains(string(metrics), "hbfence_check_level 0\n") && strings.Contains(string(metrics), "hbfence_joined 1\n"), nil
+	}); err != nil {
+		t.Fatalf("%s: %v\n%s", hosts[0].Name, err, metrics)
 	}
 
 	replaced := time.Now()

@@ -249,6 +249,9 @@ kill_guests = [%q]
 	cfg += fmt.Sprintf("\n[metrics]\ntextfile = %q\n", h.Metrics)
 	if p.Guests {
 		cfg += fmt.Sprintf("\n[guests]\ndrivers = [\"process\"]\nstate_dir = %q\n", filepath.Join(dir, "guests"))
+		// A lab pool: its cluster root is a temporary directory, not
+		// mount_base/UUID on shared storage (hbfence pool validate).
+		cfg += "\n[storage]\nlab_pool = true\n"
 	}
 	if err := os.WriteFile(h.Config, []byte(cfg), 0o600); err != nil {
 		h.unmountStorage()

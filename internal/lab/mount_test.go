@@ -25,6 +25,51 @@ import (
 // the link and joins; hbfence status shows the mount. Given a cluster root
 // it cannot mount, it does not join and says why.
 func TestDaemonMountsItsClusterRoot(t *testing.T) {
+	mp := newMountedPool(t)
+	m1 := mp.start("m1", "ext4:"+mp.dev, "")
+	st := m1.waitJoined()
+	if st.Mounts == nil || len(st.Mounts.Points) == 0 || st.Mounts.Points[0].State != mount.Mounted {
+		t.Fatalf("status shows the mounts %+v; want the cluster root mounted", st.Mounts)
+	}
+	if want := filepath.Join(mp.dir, "m1", "mnt", mp.uuid); st.Mounts.Points[0].Point != want {
+		t.Errorf("the cluster root is mounted at %s, want %s", st.Mounts.Points[0].Point, want)
+	}
+	out, err := exec.Command(binary, "status", "--socket", m1.sock).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mount    ") {
+		t.Errorf("hbfence status: %v\n%s", err, out)
+	}
+	t.Logf("hbfence status:\n%s", out)
+	// Not in this namespace: the daemon's mount is its own.
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), filepath.Join(mp.dir, "m1", "mnt")) {
+		t.Error("the daemon's mount leaked into the test's mount namespace")
+	}
+
+	// A cluster root that cannot be mounted: no join, and the reason.
+	m2 := mp.start("m2", "ext4:/dev/nonexistent-hbfence-test", "")
+	done := make(chan error, 1)
+	go func() { done <- m2.cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errorsAs(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(m2.log.String(), "not mounted, so this host does not join") {
+			t.Errorf("a cluster root that cannot be mounted: %v\n%s", err, m2.log.String())
+		}
+	case <-time.After(60 * time.Second):
+		syscall.Kill(-m2.cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatalf("the daemon with a cluster root it cannot mount did not stop\n%s", m2.log.String())
+	}
+}
+
+// mountedPool is a pool whose cluster root is an ext4 loop device (dev,
+// with the heartbeat area on it) that each daemon mounts itself, in a
+// private mount namespace of its own, at its own mount_base/uuid.
+type mountedPool struct {
+	t         *testing.T
+	dev, uuid string
+	dir       string
+}
+
+func newMountedPool(t *testing.T) *mountedPool {
 	dev := loopDevice(t, 512, 64<<20)
 	for _, tool := range []string{"mkfs.ext4", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -42,12 +87,26 @@ func TestDaemonMountsItsClusterRoot(t *testing.T) {
 	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).CombinedOutput(); err != nil {
 		t.Fatalf("formatting the area on the device: %v: %s", err, out)
 	}
-	uuid := ondisk.NewUUID().String()
-	write := func(name, root string) (cfg, sock string) {
-		hd := filepath.Join(dir, name)
-		os.MkdirAll(hd, 0o700)
-		cfg, sock = filepath.Join(hd, "hbfence.toml"), filepath.Join(hd, "hbfence.sock")
-		text := fmt.Sprintf(`[host]
+	return &mountedPool{t: t, dev: dev, uuid: ondisk.NewUUID().String(), dir: dir}
+}
+
+// mountedHost is one daemon of a mountedPool.
+type mountedHost struct {
+	t         *testing.T
+	cfg, sock string
+	cmd       *exec.Cmd
+	log       *strings.Builder
+}
+
+// start writes host name's configuration (cluster root root, then extra
+// lines of [storage]) and starts its daemon in a mount namespace of its
+// own; it is stopped at the test's end.
+func (mp *mountedPool) start(name, root, extra string) *mountedHost {
+	t := mp.t
+	hd := filepath.Join(mp.dir, name)
+	os.MkdirAll(hd, 0o700)
+	h := &mountedHost{t: t, cfg: filepath.Join(hd, "hbfence.toml"), sock: filepath.Join(hd, "hbfence.sock"), log: &strings.Builder{}}
+	text := fmt.Sprintf(`[host]
 name = %q
 [heartbeat]
 path = %q
@@ -65,73 +124,39 @@ mount_base = %q
 ovs_link = %q
 mount_attempts = 2
 mount_backoff = "100ms"
-`, name, filepath.Join(hd, "OVS", ".server_pool_hb"), sock, filepath.Join(hd, "run"), filepath.Join(hd, "state"),
-			root, uuid, filepath.Join(hd, "mnt"), filepath.Join(hd, "OVS"))
-		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return cfg, sock
+%s`, name, filepath.Join(hd, "OVS", ".server_pool_hb"), h.sock, filepath.Join(hd, "run"), filepath.Join(hd, "state"),
+		root, mp.uuid, filepath.Join(hd, "mnt"), filepath.Join(hd, "OVS"), extra)
+	if err := os.WriteFile(h.cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	start := func(cfg string) (*exec.Cmd, *strings.Builder) {
-		var log strings.Builder
-		cmd := exec.Command("unshare", "-m", "--propagation", "private", binary, "daemon", "--config", cfg)
-		cmd.Stdout, cmd.Stderr = &log, &log
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &log
+	h.cmd = exec.Command("unshare", "-m", "--propagation", "private", binary, "daemon", "--config", h.cfg)
+	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-
-	cfg, sock := write("m1", "ext4:"+dev)
-	cmd, log := start(cfg)
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		h.cmd.Process.Signal(syscall.SIGTERM)
+		h.cmd.Wait()
 	})
+	return h
+}
+
+// waitJoined waits until the daemon has joined, and returns its status.
+func (h *mountedHost) waitJoined() daemon.Status {
 	var st daemon.Status
 	err := lab.WaitUntil(context.Background(), 30*time.Second, 50*time.Millisecond, "the daemon joined on its mounted cluster root", func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if err := control.Call(ctx, sock, "status", nil, &st); err != nil {
+		if err := control.Call(ctx, h.sock, "status", nil, &st); err != nil {
 			return false, nil
 		}
 		return st.Joined, nil
 	})
 	if err != nil {
-		t.Fatalf("%v\nlog:\n%s", err, log.String())
+		h.t.Fatalf("%v\nlog:\n%s", err, h.log.String())
 	}
-	if st.Mounts == nil || len(st.Mounts.Points) == 0 || st.Mounts.Points[0].State != mount.Mounted {
-		t.Fatalf("status shows the mounts %+v; want the cluster root mounted", st.Mounts)
-	}
-	if want := filepath.Join(dir, "m1", "mnt", uuid); st.Mounts.Points[0].Point != want {
-		t.Errorf("the cluster root is mounted at %s, want %s", st.Mounts.Points[0].Point, want)
-	}
-	out, err := exec.Command(binary, "status", "--socket", sock).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "mount    ") {
-		t.Errorf("hbfence status: %v\n%s", err, out)
-	}
-	t.Logf("hbfence status:\n%s", out)
-	// Not in this namespace: the daemon's mount is its own.
-	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), filepath.Join(dir, "m1", "mnt")) {
-		t.Error("the daemon's mount leaked into the test's mount namespace")
-	}
-
-	// A cluster root that cannot be mounted: no join, and the reason.
-	cfg2, _ := write("m2", "ext4:/dev/nonexistent-hbfence-test")
-	cmd2, log2 := start(cfg2)
-	done := make(chan error, 1)
-	go func() { done <- cmd2.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if !errorsAs(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(log2.String(), "not mounted, so this host does not join") {
-			t.Errorf("a cluster root that cannot be mounted: %v\n%s", err, log2.String())
-		}
-	case <-time.After(60 * time.Second):
-		syscall.Kill(-cmd2.Process.Pid, syscall.SIGKILL)
-		t.Fatalf("the daemon with a cluster root it cannot mount did not stop\n%s", log2.String())
-	}
+	return st
 }
 
 func errorsAs(err error, target **exec.ExitError) bool {
@@ -140,4 +165,20 @@ func errorsAs(err error, target **exec.ExitError) bool {
 		*target = e
 	}
 	return ok
+}
+
+// waitMaster waits until the daemon acts as the pool's master.
+func (h *mountedHost) waitMaster() {
+	err := lab.WaitUntil(context.Background(), 30*time.Second, 50*time.Millisecond, "the daemon acts as master", func() (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var st daemon.Status
+		if err := control.Call(ctx, h.sock, "status", nil, &st); err != nil {
+			return false, nil
+		}
+		return st.Master != nil && st.Master.Self.Acting, nil
+	})
+	if err != nil {
+		h.t.Fatalf("%v\nlog:\n%s", err, h.log.String())
+	}
 }

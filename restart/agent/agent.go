@@ -70,6 +70,9 @@ type Config struct {
 	RunState *runstate.File
 	// Now is the clock of the settle times (default time.Now).
 	Now func() time.Time
+	// MountBase is where the pool's repositories are mounted ([storage]
+	// mount_base): a guest's configuration may lie in one of them.
+	MountBase string
 }
 
 // Agent is one incarnation's guest side.
@@ -471,7 +474,7 @@ func (a *Agent) destroy(ctx context.Context, d driver.Driver, g driver.Spec) err
 // resolves inside a repository of the pool (links are followed).
 func (a *Agent) checkConfig(g store.GuestDef) error {
 	a.mu.Lock()
-	repos := a.pool.Repositories
+	repos := a.pool.RepositoryDirs(a.cfg.MountBase)
 	a.mu.Unlock()
 	if len(repos) == 0 {
 		repos = []string{a.cfg.Store.Root()}
@@ -943,6 +946,9 @@ func clonePool(c store.PoolConfig) store.PoolConfig {
 	}
 	return out
 }
+
+// MountBase is where the pool's repositories are mounted (Config).
+func (a *Agent) MountBase() string { return a.cfg.MountBase }
 
 // Pool is the newest pool record read here.
 func (a *Agent) Pool() store.PoolConfig {

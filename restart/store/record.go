@@ -26,6 +26,9 @@ const (
 	// KindAnswer: the master's answer to a forwarded command
 	// (answers/NAME, written by the master of its epoch).
 	KindAnswer Kind = 5
+	// KindSeen: what one host sees of the pool's storage (sees/HOST),
+	// which the master judges for hbfence pool validate (mount/validate)
+	KindSeen Kind = 6
 )
 
 func (k Kind) String() string {
@@ -40,6 +43,8 @@ func (k Kind) String() string {
 		return "request"
 	case KindAnswer:
 		return "answer"
+	case KindSeen:
+		return "seen"
 	}
 	return fmt.Sprintf("kind(%d)", uint16(k))
 }

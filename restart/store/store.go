@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,8 +34,13 @@ type PoolConfig struct {
 	Roles map[string][]restart.Role `json:"roles,omitempty"`
 	// Repositories are the directories (on the shared storage) a guest's
 	// configuration must resolve inside; empty: the cluster root.
-	Repositories []string   `json:"repositories,omitempty"`
-	Guests       []GuestDef `json:"guests"`
+	Repositories []string `json:"repositories,omitempty"`
+	// Storage are the repositories every host of the pool mounts
+	// (hbfence repository add): NFS exports or OCFS2 devices, each at
+	// [storage] mount_base/UUID. A guest's configuration may resolve
+	// inside any of them as well as inside Repositories.
+	Storage []RepositoryDef `json:"repository_storage,omitempty"`
+	Guests  []GuestDef      `json:"guests"`
 	// Evacuations are the hosts being emptied before a planned
 	// shutdown, by name (hbfence host evacuate).
 	Evacuations map[string]Evacuation `json:"evacuations,omitempty"`
@@ -43,6 +49,33 @@ type PoolConfig struct {
 	// given none, whatever their incarnation, until hbfence host
 	// maintenance exit.
 	Maintenance map[string]Maintenance `json:"maintenance,omitempty"`
+}
+
+// RepositoryDirs are the directories a guest's configuration may resolve
+// inside: Repositories, and each repository of Storage at base/UUID (base:
+// [storage] mount_base; empty leaves Storage out).
+func (c PoolConfig) RepositoryDirs(base string) []string {
+	dirs := append([]string(nil), c.Repositories...)
+	if base != "" {
+		for _, r := range c.Storage {
+			dirs = append(dirs, filepath.Join(base, strings.ToLower(r.UUID)))
+		}
+	}
+	return dirs
+}
+
+// RepositoryDef is one repository on shared storage that every host of the
+// pool mounts at [storage] mount_base/UUID (package mount).
+type RepositoryDef struct {
+	// UUID names the repository and its mount point.
+	UUID string `json:"uuid"`
+	// Source is KIND:SOURCE (mount.ParseSource): nfs:server:/export,
+	// ocfs2:/dev/mapper/repo, or, for labs, ext4: or xfs: a device.
+	Source string `json:"source"`
+	// NFSVersion and OCFS2Heartbeat as in mount.Storage.
+	NFSVersion     string    `json:"nfs_version,omitempty"`
+	OCFS2Heartbeat string    `json:"ocfs2_heartbeat,omitempty"`
+	Added          time.Time `json:"added"`
 }
 
 // Maintenance is one host's maintenance: since when, and who asked (the
@@ -154,7 +187,7 @@ func (s *Store) Pool() ondisk.UUID {
 func Open(root string, create bool, ioTimeout time.Duration) (*Store, error) {
 	dir := filepath.Join(root, Dir)
 	if create {
-		for _, sub := range []string{"hosts", "requests", "answers"} {
+		for _, sub := range []string{"hosts", "requests", "answers", "sees"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 				return nil, fmt.Errorf("guest records under the cluster root %s: %w", root, err)
 			}
@@ -208,7 +241,7 @@ func (s *Store) file(rel string, write bool) (*File, error) {
 }
 
 func (f *File) readAny() (Header, []byte, error) {
-	for _, k := range []Kind{KindPool, KindPlan, KindReport, KindRequest, KindAnswer} {
+	for _, k := range []Kind{KindPool, KindPlan, KindReport, KindRequest, KindAnswer, KindSeen} {
 		h, p, err := f.Read(k)
 		if err == nil || !errors.Is(err, ErrCorrupt) {
 			return h, p, err
@@ -447,4 +480,44 @@ func (s *Store) ReadAnswer(host string) (Answer, error) {
 	}
 	_, err := s.read(filepath.Join("answers", host), KindAnswer, &a)
 	return a, err
+}
+
+// WriteSeen writes what host sees of the pool's storage (sees/HOST, one
+// writer: the host). The record is opaque here: package mount/validate
+// gives it its shape.
+func (s *Store) WriteSeen(host string, v any) error {
+	if err := validName(host); err != nil {
+		return err
+	}
+	_, err := s.write(filepath.Join("sees", host), Header{Kind: KindSeen}, v)
+	return err
+}
+
+// ReadSeen reads what host sees of the pool's storage into v; the header
+// tells when it was written. ErrEmpty or a *os.PathError (fs.ErrNotExist)
+// when the host never wrote it.
+func (s *Store) ReadSeen(host string, v any) (Header, error) {
+	if err := validName(host); err != nil {
+		return Header{}, err
+	}
+	return s.read(filepath.Join("sees", host), KindSeen, v)
+}
+
+// SeenHosts lists the hosts that wrote what they see.
+func (s *Store) SeenHosts() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "sees"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && validName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
