@@ -1,7 +1,10 @@
 # hbfence — build, test, benchmark and demonstrate.
 GO      ?= go
 BIN     ?= bin
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+# A development build is the spec's version with the commit as build
+# metadata (0.1.0+4959d3d-dirty): pool validate reads the version's
+# numbers, and a bare commit hash read as older than every release.
+VERSION ?= $(shell sed -n 's/^Version:[[:space:]]*//p' packaging/hbfence.spec)+$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION) $(EXTRA_LDFLAGS)
 # The tests: unit, scenario (fake time), fuzz seeds and the integration
 # tests with real daemon processes, files and loop devices (as root).

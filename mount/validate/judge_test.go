@@ -191,7 +191,8 @@ func TestOlderVersion(t *testing.T) {
 	for _, c := range []struct {
 		v, min string
 		older  bool
-	}{{"0.1.0", "0.1.0", false}, {"0.1.0-dev", "0.1.0", false}, {"0.0.9", "0.1.0", true}, {"0.10.0", "0.9.1", false}, {"1", "0.9", false}, {"", "0.1.0", true}} {
+	}{{"0.1.0", "0.1.0", false}, {"0.1.0-dev", "0.1.0", false}, {"0.0.9", "0.1.0", true}, {"0.10.0", "0.9.1", false}, {"1", "0.9", false}, {"", "0.1.0", true},
+		{"0.1.0+4959d3d-dirty", "0.1.0", false}, {"4959d3d-dirty", "0.1.0", true}} {
 		if got := olderVersion(c.v, c.min); got != c.older {
 			t.Errorf("olderVersion(%q, %q) = %v", c.v, c.min, got)
 		}

@@ -108,7 +108,10 @@ func Observe(ctx context.Context, h Host, sys System) Seen {
 	switch {
 	case r.Storage.FSType == "nfs" || r.Storage.FSType == "nfs4":
 		r.Transport = "nfs"
-	case r.Storage.Dev != "":
+	case r.Storage.Dev != "" && !strings.HasPrefix(r.Storage.Dev, "0:"):
+		// Major 0 is an anonymous device (FUSE, tmpfs, overlay): no block
+		// device in sysfs, its transport unknown (below), which only a
+		// lab pool accepts.
 		b, err := readBlock(sys.Sys, r.Storage.Dev, 0)
 		if err != nil {
 			r.Transport = "unknown"
