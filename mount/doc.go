@@ -140,8 +140,9 @@
 //   - A guest killed on a host that lost its NFS repository leaves its
 //     writes in that host's client, retransmitted for ever on the hard
 //     mount: they may land after the guest started elsewhere unless the
-//     host is reset. The fence path must take that into account; this
-//     package does not.
+//     host is reset. The daemon's fence takes that into account (a host
+//     with an NFS repository mounted is reset, never disarmed:
+//     internal/daemon hardRepositoryGuard); this package does not.
 //   - It knows nothing of /etc/fstab or systemd's mount units: whatever
 //     mounted a point first is judged by the same rules.
 package mount

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -162,5 +163,65 @@ func TestCallNoDaemon(t *testing.T) {
 	err := Call(context.Background(), filepath.Join(t.TempDir(), "none.sock"), "status", nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "no hbfence daemon at") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestAtMostMaxConnsServedAtOnce: MaxConns clients whose requests block
+// in the handler; one more request, to a handler that answers at once, is
+// not answered while they block (it waits in the backlog), and is once they
+// end. A server without the bound answers it at once, so the test fails
+// on it whatever the machine's speed; on the bounded server the wait can
+// only time out.
+func TestAtMostMaxConnsServedAtOnce(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	var cur, most atomic.Int32
+	entered, release := make(chan struct{}, MaxConns), make(chan struct{})
+	srv, err := Listen(sock, map[string]Handler{
+		"hold": func(ctx context.Context, _ json.RawMessage) (any, error) {
+			n := cur.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			entered <- struct{}{}
+			<-release
+			cur.Add(-1)
+			return "ok", nil
+		},
+		"quick": func(context.Context, json.RawMessage) (any, error) { return "ok", nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx)
+	defer srv.Close()
+	answered := make(chan error, MaxConns)
+	for i := 0; i < MaxConns; i++ {
+		go func() {
+			var out string
+			answered <- Call(ctx, sock, "hold", nil, &out)
+		}()
+	}
+	for i := 0; i < MaxConns; i++ {
+		<-entered
+	}
+	var out string
+	qctx, qcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = Call(qctx, sock, "quick", nil, &out)
+	qcancel()
+	if err == nil {
+		t.Fatalf("a request was answered while %d others were being served; the bound is %d", MaxConns, MaxConns)
+	}
+	close(release)
+	for i := 0; i < MaxConns; i++ {
+		if err := <-answered; err != nil {
+			t.Errorf("held client %d: %v", i, err)
+		}
+	}
+	if err := Call(ctx, sock, "quick", nil, &out); err != nil {
+		t.Fatalf("after the held requests ended: %v", err)
+	}
+	if m := most.Load(); m != MaxConns {
+		t.Fatalf("%d handlers ran at once, want %d", m, MaxConns)
 	}
 }

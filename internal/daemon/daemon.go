@@ -394,6 +394,9 @@ func open(c *config.Config, version string, logs *Logs) (d *Daemon, err error) {
 		return nil, fmt.Errorf("%s: %w", c.Path, err)
 	}
 	d.killer = guestKiller(c, d.t.Watchdog, d.drv, d.runState, d.log)
+	if d.mounts != nil {
+		d.killer = hardRepositoryGuard{inner: d.killer, mounted: d.mounts.Status}
+	}
 	if len(d.drv) == 0 {
 		// Nothing lists this host's guests: its reports and its "left"
 		// prove no guest absent (the slot says so), and unless the hook

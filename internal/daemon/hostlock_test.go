@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,4 +50,26 @@ func TestHostLockRefusesSecondAndNamesPID(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 	l4.Close()
+}
+
+// TestInstanceLockRefusesASymlink: a symbolic link planted at the lock's
+// path is refused (O_NOFOLLOW), and what it points at is not created.
+func TestInstanceLockRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "victim")
+	lock := filepath.Join(dir, "hbfence.sock.lock")
+	if err := os.Symlink(target, lock); err != nil {
+		t.Fatal(err)
+	}
+	f, err := lockInstance(lock)
+	if err == nil {
+		f.Close()
+		t.Fatal("a symbolic link at the lock's path was followed")
+	}
+	if !strings.Contains(err.Error(), "symbolic link is refused") {
+		t.Errorf("error %q does not say a link is refused", err)
+	}
+	if _, err := os.Lstat(target); !os.IsNotExist(err) {
+		t.Errorf("the link's target was created: %v", err)
+	}
 }

@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/hbfence/hbfence/fence"
 	"github.com/hbfence/hbfence/internal/config"
 	"github.com/hbfence/hbfence/mount"
 	"github.com/hbfence/hbfence/restart"
@@ -84,3 +87,35 @@ func (d *Daemon) repositoryInUse(point string) bool {
 	}
 	return mount.UsedBy(func() []string { return paths })(point)
 }
+
+// hardRepositoryGuard is the fence's killer on a host that mounts NFS
+// repositories. They are mounted hard (package mount: a soft timeout would
+// fail a guest's disk write on a server fail-over), so the client
+// retransmits a killed guest's O_DIRECT writes for as long as the server
+// does not answer, and they may land after the guest started on another
+// host. A kill is then never a confirmation: the guests are killed, and
+// the watchdog's reset, which ends the client's retransmissions with the
+// machine, is what makes them gone (with no watchdog the daemon marks its
+// slot unsafe, as for any fence it cannot confirm).
+type hardRepositoryGuard struct {
+	inner   fence.GuestKiller
+	mounted func() mount.Status
+}
+
+func (g hardRepositoryGuard) KillHAGuests(ctx context.Context, reason string) error {
+	err := g.inner.KillHAGuests(ctx, reason)
+	var hard []string
+	for _, p := range g.mounted().Points {
+		if p.Role == mount.RoleRepository && (p.State == mount.Mounted || p.State == mount.InUse) && strings.HasPrefix(p.Storage, string(mount.NFS)+":") {
+			hard = append(hard, p.Storage)
+		}
+	}
+	if len(hard) == 0 {
+		return err
+	}
+	return errors.Join(err, fmt.Errorf("%w: the guests' disks may be on the NFS repositories %s, mounted hard, whose client retransmits a killed guest's writes until the server answers; only the machine's reset stops them", errHardRepository, strings.Join(hard, ", ")))
+}
+
+// errHardRepository: a fence with NFS repositories mounted is confirmed
+// by the reset only.
+var errHardRepository = errors.New("the guests cannot be confirmed gone without a reset")
