@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -36,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	guestDisk := fs.String("guest-disk", "", "run as a demonstration guest writing to this disk image (used by the story's guests)")
 	guestRuns := fs.Int("bench-guests", 0, "instead of the story, measure guest failover over this many runs (kill → the guests of the killed host writing again elsewhere, as a ratio to host_dead)")
 	loadFor := fs.Duration("bench-load", 0, "instead of the story, measure node2's renewals for this long in each of three phases: calm, its control socket flooded, and the flood with both cores busy and most memory taken")
+	poolHosts := fs.Int("bench-pool", 0, "instead of the story, run this many hosts (e.g. 32) for -bench-for with the default profile (unless -profile is given), both cores busy for its middle third: false suspect/dead and fences, I/O, CPU and RSS per daemon, then one host's failover")
+	poolFor := fs.Duration("bench-for", 10*time.Minute, "how long -bench-pool runs before its kill")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -89,6 +92,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *loadFor > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: renewals under a control-socket flood and machine pressure, %v per phase", *loadFor), func(ctx context.Context, d *demo) error {
 			return benchLoad(ctx, d, *loadFor)
+		}}}
+	}
+	if *poolHosts > 0 {
+		profileSet := false
+		fs.Visit(func(f *flag.Flag) { profileSet = profileSet || f.Name == "profile" })
+		if !profileSet {
+			d.profile = "default"
+		}
+		story = []scene{{fmt.Sprintf("Benchmark: %d hosts for %v", *poolHosts, *poolFor), func(ctx context.Context, d *demo) error {
+			return benchPool(ctx, d, *poolHosts, *poolFor)
 		}}}
 	}
 	if *guestRuns > 0 {
