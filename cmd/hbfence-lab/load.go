@@ -177,19 +177,7 @@ func flood(ctx context.Context, wg *sync.WaitGroup, socket string, c *floodCount
 // about 70 % of MemAvailable, every page touched, holding it until ctx
 // ends; held counts the bytes taken so far.
 func pressure(ctx context.Context, wg *sync.WaitGroup, held *atomic.Int64) {
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			x := 0
-			for ctx.Err() == nil {
-				for i := range 1 << 20 {
-					x += i
-				}
-			}
-			_ = x
-		}()
-	}
+	spin(ctx, wg)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -34,9 +35,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	detectRuns := fs.Int("bench-detect", 0, "instead of the story, measure kill -9 detection over this many runs")
 	fenceRuns := fs.Int("bench-fence", 0, "instead of the story, measure the fencing margins (watchdog reset → first \"dead\") over this many runs of a frozen host and, as root with /dev/fuse, of a host cut off from its storage; and the largest storage stall survived")
 	guestDisk := fs.String("guest-disk", "", "run as a demonstration guest writing to this disk image (used by the story's guests)")
+	guestPeriod := fs.Duration("guest-period", 50*time.Millisecond, "with -guest-disk: how often the guest writes a record")
 	guestRuns := fs.Int("bench-guests", 0, "instead of the story, measure guest failover over this many runs (kill → the guests of the killed host writing again elsewhere, as a ratio to host_dead)")
 	loadFor := fs.Duration("bench-load", 0, "instead of the story, measure node2's renewals for this long in each of three phases: calm, its control socket flooded, and the flood with both cores busy and most memory taken")
 	twoPools := fs.Bool("two-pools", false, "instead of the whole story, only its two-pool scene: two pools of three hosts, each running the other's manager as an HA guest")
+	poolHosts := fs.Int("bench-pool", 0, "instead of the story, run this many hosts (e.g. 32) for -bench-for with the default profile (unless -profile is given), both cores busy for its middle third: false suspect/dead and fences, I/O, CPU and RSS per daemon, then one host's failover")
+	poolFor := fs.Duration("bench-for", 10*time.Minute, "how long -bench-pool runs before its kill")
+	massGuests := fs.Int("bench-mass", 0, "instead of the story, measure mass failover: one host running this many HA process guests (e.g. 100) is killed; the last guest running elsewhere as a ratio to host_dead, for each of -bench-mass-bounds, -bench-mass-runs times (default profile unless -profile is given)")
+	massRuns := fs.Int("bench-mass-runs", 3, "runs of -bench-mass for each bound")
+	massBounds := fs.String("bench-mass-bounds", "1,8", "the [guests] max_concurrent_starts values -bench-mass compares, comma-separated")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -49,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *guestDisk != "" {
-		return lab.RunGuestDisk(*guestDisk)
+		return lab.RunGuestDiskEvery(*guestDisk, *guestPeriod)
 	}
 	binary, err := findBinary(*bin)
 	if err != nil {
@@ -95,6 +102,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return benchLoad(ctx, d, *loadFor)
 		}}}
 	}
+	if *poolHosts > 0 {
+		if !profileSet(fs) {
+			d.profile = "default"
+		}
+		story = []scene{{fmt.Sprintf("Benchmark: %d hosts for %v", *poolHosts, *poolFor), func(ctx context.Context, d *demo) error {
+			return benchPool(ctx, d, *poolHosts, *poolFor)
+		}}}
+	}
+	if *massGuests > 0 {
+		bounds, err := parseBounds(*massBounds)
+		if err != nil {
+			fmt.Fprintln(stderr, "hbfence-lab:", err)
+			return 2
+		}
+		if !profileSet(fs) {
+			d.profile = "default"
+		}
+		story = []scene{{fmt.Sprintf("Benchmark: mass failover of %d guests, max_concurrent_starts %v, %d runs each", *massGuests, bounds, *massRuns), func(ctx context.Context, d *demo) error {
+			return benchMass(ctx, d, *massGuests, *massRuns, bounds)
+		}}}
+	}
 	if *guestRuns > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: guest failover over %d runs", *guestRuns), func(ctx context.Context, d *demo) error {
 			return benchGuests(ctx, d, *guestRuns)
@@ -115,6 +143,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// profileSet says whether -profile was given: the benchmarks at a real
+// pool's size use the default profile otherwise.
+func profileSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "profile" })
+	return set
 }
 
 func findBinary(flagValue string) (string, error) {

@@ -178,7 +178,15 @@ type Guests struct {
 	VirshMigrateURI string `toml:"virsh_migrate_uri"`
 	// OpTimeout bounds one start or stop; default 2m.
 	OpTimeout Duration `toml:"op_timeout"`
+	// MaxConcurrentStarts bounds the guest starts under way on this host
+	// at once (a failed host's guests placed here wait their turn);
+	// default DefaultMaxConcurrentStarts.
+	MaxConcurrentStarts int `toml:"max_concurrent_starts"`
 }
+
+// DefaultMaxConcurrentStarts is [guests] max_concurrent_starts when the key
+// is left out.
+const DefaultMaxConcurrentStarts = 8
 
 // DriverNames are the drivers [guests] drivers may name.
 var DriverNames = []string{"process", "xl", "virsh", "exec"}
@@ -282,7 +290,7 @@ func parse(path string, data []byte) (*Config, error) {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj, metrics.textfile, storage.cluster_root, storage.cluster_root_uuid, storage.nfs_version, storage.ocfs2_heartbeat, storage.mount_base, storage.ovs_link, storage.mount_attempts, storage.mount_backoff, storage.lab_pool)",
+		return nil, fmt.Errorf("%s: unknown key %s (known keys: host.name, host.machine_id, heartbeat.path, heartbeat.offset, control.socket, log.level, log.format, log.target, watchdog.device, watchdog.timeout, watchdog.allow_no_watchdog, watchdog.test_mode, fence.kill_guests, fence.kill_timeout, guests.root, guests.drivers, guests.state_dir, guests.exec, guests.xl_path, guests.virsh_path, guests.virsh_uri, guests.virsh_migrate_uri, guests.op_timeout, guests.max_concurrent_starts, daemon.run_dir, daemon.state_dir, daemon.lock_memory, daemon.realtime_priority, daemon.oom_score_adj, metrics.textfile, storage.cluster_root, storage.cluster_root_uuid, storage.nfs_version, storage.ocfs2_heartbeat, storage.mount_base, storage.ovs_link, storage.mount_attempts, storage.mount_backoff, storage.lab_pool)",
 			path, strings.Join(keys, ", "))
 	}
 	c.Path = path
@@ -330,6 +338,9 @@ func (c *Config) defaults() error {
 	if c.Guests.OpTimeout.Duration == 0 {
 		c.Guests.OpTimeout.Duration = 2 * time.Minute
 	}
+	if c.Guests.MaxConcurrentStarts == 0 {
+		c.Guests.MaxConcurrentStarts = DefaultMaxConcurrentStarts
+	}
 	c.Storage.defaults()
 	if c.Guests.Root != "" && !filepath.IsAbs(c.Guests.Root) {
 		return fmt.Errorf("[guests] root %q is relative; name the cluster root's mount point by its absolute path", c.Guests.Root)
@@ -367,6 +378,9 @@ func (c *Config) explicitZeroes(md toml.MetaData) error {
 		if md.IsDefined(k.table, k.key) && k.d.Duration == 0 {
 			return fmt.Errorf("[%s] %s is 0; leave the key out for the default, or give a positive duration", k.table, k.key)
 		}
+	}
+	if md.IsDefined("guests", "max_concurrent_starts") && c.Guests.MaxConcurrentStarts == 0 {
+		return errors.New("[guests] max_concurrent_starts is 0; leave the key out for the default (8), or give 1 or more (1: one start at a time)")
 	}
 	if md.IsDefined("storage", "mount_attempts") && c.Storage.MountAttempts == 0 {
 		return errors.New("[storage] mount_attempts is 0; leave the key out for the default (4), or give 1 or more")
@@ -449,6 +463,9 @@ func (c *Config) validate() error {
 	}
 	if c.Guests.OpTimeout.Duration < 0 {
 		return fmt.Errorf("[guests] op_timeout is %v; it must be positive", c.Guests.OpTimeout.Duration)
+	}
+	if n := c.Guests.MaxConcurrentStarts; n < 1 {
+		return fmt.Errorf("[guests] max_concurrent_starts is %d; it must be 1 or more (1: one start at a time)", n)
 	}
 	if err := c.validateStorage(); err != nil {
 		return err

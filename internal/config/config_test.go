@@ -19,7 +19,8 @@ path = "/OVS/.server_pool_hb"
 		t.Fatal(err)
 	}
 	if c.Host.Name != "ovs1" || c.Heartbeat.Offset != 0 || c.Control.Socket != DefaultSocket ||
-		c.Log.Level != "info" || c.Log.Format != "json" || c.Log.Target != "auto" || c.Daemon.StateDir != DefaultStateDir {
+		c.Log.Level != "info" || c.Log.Format != "json" || c.Log.Target != "auto" || c.Daemon.StateDir != DefaultStateDir ||
+		c.Guests.MaxConcurrentStarts != DefaultMaxConcurrentStarts {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = Parse("/srv/lab/h1.toml", []byte("[heartbeat]\npath = \"hb\"\n[control]\nsocket = \"run/s.sock\"\n"))
@@ -46,6 +47,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad format", "[heartbeat]\npath = \"x\"\n[log]\nformat = \"xml\"\n", `[log] format is "xml"`},
 		{"bad machine id", "[heartbeat]\npath = \"x\"\n[host]\nmachine_id = \"abc\"\n", "[host] machine_id"},
 		{"syntax", "[heartbeat\npath = \"x\"\n", "line "},
+		{"zero concurrent starts", "[heartbeat]\npath = \"x\"\n[guests]\nmax_concurrent_starts = 0\n", "[guests] max_concurrent_starts is 0"},
+		{"negative concurrent starts", "[heartbeat]\npath = \"x\"\n[guests]\nmax_concurrent_starts = -2\n", "[guests] max_concurrent_starts is -2; it must be 1 or more"},
+		{"concurrent starts not a number", "[heartbeat]\npath = \"x\"\n[guests]\nmax_concurrent_starts = \"8\"\n", "max_concurrent_starts"},
 		{"bad log target", "[heartbeat]\npath = \"x\"\n[log]\ntarget = \"syslog\"\n", `[log] target is "syslog"; use one of auto, journal, stderr`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

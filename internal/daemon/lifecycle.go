@@ -288,7 +288,8 @@ func (d *Daemon) start(in *incarnation, firstRenewalBy time.Time) (dutiesStop co
 	in.ms.r.Store(r)
 	if d.gstore != nil {
 		ar := startAgent(agent.New(agent.Config{Cluster: cluster{m: m, r: r, t: d.t, fc: fc}, Store: d.gstore, Drivers: d.drv,
-			Timing: d.t, Log: d.log, OpTimeout: d.c.Guests.OpTimeout.Duration, RunState: d.runState, MountBase: d.c.Storage.MountBase}))
+			Timing: d.t, Log: d.log, OpTimeout: d.c.Guests.OpTimeout.Duration,
+			MaxConcurrentStarts: d.c.Guests.MaxConcurrentStarts, RunState: d.runState, MountBase: d.c.Storage.MountBase}))
 		in.kick.Store(ar.ag)
 		// Fencing stops the agent before the guests are killed.
 		fc.killer = haltingKiller{ar: ar, inner: d.killer}

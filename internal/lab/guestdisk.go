@@ -22,7 +22,11 @@ import (
 // shared storage every 50 ms, synchronously, until it is killed. Two
 // copies of one guest would interleave their records: the verdict at the
 // end of the story reads every disk and looks for that.
-func RunGuestDisk(path string) int {
+func RunGuestDisk(path string) int { return RunGuestDiskEvery(path, 50*time.Millisecond) }
+
+// RunGuestDiskEvery is RunGuestDisk writing a record every period (the
+// first at once).
+func RunGuestDiskEvery(path string, period time.Duration) int {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_DSYNC, 0o644)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "guest:", err)
@@ -35,7 +39,7 @@ func RunGuestDisk(path string) int {
 			fmt.Fprintln(os.Stderr, "guest:", err)
 			return 1
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(period)
 	}
 }
 
@@ -109,6 +113,9 @@ type GuestSpec struct {
 	// UUID it manages (guest add --manages), "" for none.
 	UUID    string
 	Manages string
+	// Period is how often the guest writes a record (0: every 50 ms);
+	// the program then gets "-guest-period PERIOD" first.
+	Period time.Duration
 }
 
 // AddGuests registers the pool's repository, turns the pool's HA on, and
@@ -132,7 +139,11 @@ func (p *Pool) AddGuests(ctx context.Context, master *Host, program string, gues
 	}
 	for _, g := range guests {
 		cfg := filepath.Join(p.Repo(), g.Name+".json")
-		argv, _ := json.Marshal(map[string][]string{"argv": {program, "-guest-disk", p.Disk(g.Name)}})
+		guestArgv := []string{program, "-guest-disk", p.Disk(g.Name)}
+		if g.Period != 0 {
+			guestArgv = []string{program, "-guest-period", g.Period.String(), "-guest-disk", p.Disk(g.Name)}
+		}
+		argv, _ := json.Marshal(map[string][]string{"argv": guestArgv})
 		if err := os.WriteFile(cfg, argv, 0o644); err != nil {
 			return err
 		}

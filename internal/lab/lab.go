@@ -50,6 +50,9 @@ type Pool struct {
 	LogLevel string
 	// Guests gives every host the process driver ([guests] drivers).
 	Guests bool
+	// MaxConcurrentStarts, when not 0, is every host's [guests]
+	// max_concurrent_starts.
+	MaxConcurrentStarts int
 
 	mu    sync.Mutex
 	hosts map[string]*Host
@@ -83,6 +86,9 @@ type Options struct {
 	// Guests gives every host the process driver, with its pid files in
 	// the host's directory; the guest records live next to Area.
 	Guests bool
+	// MaxConcurrentStarts, when not 0, is every host's [guests]
+	// max_concurrent_starts (with Guests).
+	MaxConcurrentStarts int
 	// FaultFS gives each host its own hbfence-faultfs mount (found next
 	// to Binary) of the directory holding Area, so that its storage can
 	// be cut, hung or slowed alone (storage.go). Root and /dev/fuse
@@ -96,7 +102,7 @@ func NewPool(ctx context.Context, o Options) (*Pool, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, LogLevel: o.LogLevel, Guests: o.Guests, hosts: map[string]*Host{}}
+	p := &Pool{Dir: o.Dir, Binary: o.Binary, Area: o.Area, Offset: o.Offset, Watchdog: o.Watchdog, FaultFS: o.FaultFS, LogLevel: o.LogLevel, Guests: o.Guests, MaxConcurrentStarts: o.MaxConcurrentStarts, hosts: map[string]*Host{}}
 	if p.LogLevel == "" {
 		p.LogLevel = "info"
 	}
@@ -249,6 +255,9 @@ kill_guests = [%q]
 	cfg += fmt.Sprintf("\n[metrics]\ntextfile = %q\n", h.Metrics)
 	if p.Guests {
 		cfg += fmt.Sprintf("\n[guests]\ndrivers = [\"process\"]\nstate_dir = %q\n", filepath.Join(dir, "guests"))
+		if p.MaxConcurrentStarts != 0 {
+			cfg += fmt.Sprintf("max_concurrent_starts = %d\n", p.MaxConcurrentStarts)
+		}
 		// A lab pool: its cluster root is a temporary directory, not
 		// mount_base/UUID on shared storage (hbfence pool validate).
 		cfg += "\n[storage]\nlab_pool = true\n"

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/lease"
@@ -65,6 +66,11 @@ type Config struct {
 	Log     zerolog.Logger
 	// OpTimeout bounds one start or stop (default 2 minutes).
 	OpTimeout time.Duration
+	// MaxConcurrentStarts bounds the guest starts under way on this host
+	// at once ([guests] max_concurrent_starts; default
+	// DefaultMaxConcurrentStarts): a hypervisor is not asked to boot a
+	// failed host's hundred domains at once (doc.go, "Concurrent starts").
+	MaxConcurrentStarts int
 	// RunState is where hypervisor orders are recorded before they are
 	// issued (doc.go). Nil only in tests: orders are then not recorded.
 	RunState *runstate.File
@@ -80,10 +86,13 @@ type Agent struct {
 	cfg Config
 	log zerolog.Logger
 
-	// opMu is held while a driver starts or stops a guest; halted, set
-	// under it, forbids every later start (Halt).
-	opMu   sync.Mutex
-	halted bool
+	// opMu is held (shared) while a driver starts or stops a guest;
+	// halted, set under it held exclusively, forbids every later start
+	// (Halt). halting is set first, so that starts still waiting for
+	// their turn refuse at once and Halt gets the lock.
+	opMu    sync.RWMutex
+	halted  bool
+	halting atomic.Bool
 
 	mu          sync.Mutex // guards what Status and the commands read
 	plan        restart.Plan
@@ -120,10 +129,17 @@ type Agent struct {
 	fastTill time.Time // full rounds every quarter interval until then
 }
 
+// DefaultMaxConcurrentStarts is how many guest starts a host runs at once
+// unless Config.MaxConcurrentStarts says otherwise.
+const DefaultMaxConcurrentStarts = 8
+
 // New returns an agent; Run starts it.
 func New(cfg Config) *Agent {
 	if cfg.OpTimeout == 0 {
 		cfg.OpTimeout = 2 * time.Minute
+	}
+	if cfg.MaxConcurrentStarts <= 0 {
+		cfg.MaxConcurrentStarts = DefaultMaxConcurrentStarts
 	}
 	return &Agent{cfg: cfg, log: cfg.Log.With().Str("component", "guests").Logger(),
 		attempted: map[string]restart.AttemptID{}, done: map[string]restart.AttemptID{}, cleanup: map[string]restart.Failure{}, cleanupIDs: map[string]uint64{}, failed: map[string]restart.Failure{}, kick: make(chan struct{}, 1),
@@ -236,9 +252,7 @@ func (a *Agent) hostRound(ctx context.Context, leader lease.Holder) {
 	a.mu.Unlock()
 	if !leaving {
 		a.retryCleanups(ctx)
-		for _, act := range restart.Decide(in) {
-			a.do(ctx, act)
-		}
+		a.act(ctx, restart.Decide(in))
 		if running, err = a.listRunning(ctx); err != nil {
 			a.note("listing the guests that run here: %v", err)
 			return
@@ -279,11 +293,43 @@ func (a *Agent) guest(uuid string) (store.GuestDef, bool) {
 	return a.pool.Guests[i], true
 }
 
-// Halt forbids every start from now on and waits (at most ctx) for a
+// act carries out a round's actions in their order, the starts up to
+// MaxConcurrentStarts at once (doc.go, "Concurrent starts"). A start
+// beyond the bound waits here for one under way to return; until then it
+// is neither recorded nor issued. It returns once every action it issued
+// has returned, so the round's listing and report (restart doc.go, H4)
+// come after every start of the round. When ctx ends (the agent stops or
+// halts), the starts still waiting are not issued.
+func (a *Agent) act(ctx context.Context, acts []restart.Action) {
+	turns := make(chan struct{}, a.cfg.MaxConcurrentStarts)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, act := range acts {
+		if act.Kind != restart.Start {
+			a.do(ctx, act)
+			continue
+		}
+		select {
+		case turns <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-turns }()
+			a.do(ctx, act)
+		}()
+	}
+}
+
+// Halt forbids every start from now on and waits (at most ctx) for every
 // start or stop under way to return: once it returns nil, nothing this
 // agent does can bring a guest up. The fencing path halts the agent before
-// it kills the guests. It does not wait for storage I/O.
+// it kills the guests. It does not wait for storage I/O. Starts are
+// forbidden from its call on, even when it returns an error.
 func (a *Agent) Halt(ctx context.Context) error {
+	a.halting.Store(true)
 	for !a.opMu.TryLock() {
 		select {
 		case <-ctx.Done():
@@ -299,9 +345,9 @@ func (a *Agent) Halt(ctx context.Context) error {
 // do performs one action. A failed start is cleaned up and confirmed
 // absent before the failure is reported (restart doc.go, H3).
 func (a *Agent) do(ctx context.Context, act restart.Action) {
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if act.Kind != restart.Stop && (a.halted || !a.cfg.Cluster.Fresh(a.cfg.Cluster.Now())) {
+	a.opMu.RLock()
+	defer a.opMu.RUnlock()
+	if act.Kind != restart.Stop && (a.halted || a.halting.Load() || !a.cfg.Cluster.Fresh(a.cfg.Cluster.Now())) {
 		// Fencing, or a stalled daemon that woke past its renewals (it
 		// may be judged dead already): start and migrate nothing. The
 		// order is not carried out; it stays for a later round.

@@ -48,6 +48,25 @@
 //	    run here is reported unsettled, and no order is issued (O1 cannot
 //	    write its record). The log says why, once.
 //
+// # Concurrent starts
+//
+// A round's starts run at once, up to Config.MaxConcurrentStarts ([guests]
+// max_concurrent_starts, default 8), so that a hypervisor is not asked to
+// boot a failed host's hundred domains at the same moment; stops and
+// migrations run in the round's order beside them. A start beyond the bound
+// waits for one under way to return. Until its turn it is neither recorded
+// (O1) nor issued: nothing of it can land, and its guest stays held by the
+// plan, which assigns it here, Starting, until this host reports the
+// start done or failed (restart doc.go, M3). Each start, once its turn
+// comes, is the same start as ever: recorded first, confirmed by a
+// listing or held unsettled (O2), its failure cleaned up and confirmed
+// gone. The bound changes when a start begins, never what counts as
+// started or as gone. The round waits for every start it issued before
+// its listing and its report (restart doc.go, H4), and a halt (Halt, the
+// fence path; the agent's context ending) issues none of the starts still
+// waiting: Halt forbids them from its call on and returns once the starts
+// under way have returned.
+//
 // # Why a successor's reports are then safe
 //
 // The master frees a guest only from reports that do not list it as
