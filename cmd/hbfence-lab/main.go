@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -36,6 +38,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	guestDisk := fs.String("guest-disk", "", "run as a demonstration guest writing to this disk image (used by the story's guests)")
 	guestRuns := fs.Int("bench-guests", 0, "instead of the story, measure guest failover over this many runs (kill → the guests of the killed host writing again elsewhere, as a ratio to host_dead)")
 	loadFor := fs.Duration("bench-load", 0, "instead of the story, measure node2's renewals for this long in each of three phases: calm, its control socket flooded, and the flood with both cores busy and most memory taken")
+	compare := fs.Bool("bench-compare", false, "instead of the story, measure side by side on this storage, for the same kill -9: sanlock's lease takeover (when sanlock is installed) at each -sanlock-io, and hbfence's guest failover at its default profile and at the profile of equal stall tolerance to each sanlock setting; -runs times each")
+	runs := fs.Int("runs", 3, "runs of each measurement of -bench-compare")
+	sanlockIO := fs.String("sanlock-io", "10,2", "sanlock io_timeouts (seconds) of -bench-compare: its default 10 and its fastest practical 2")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -45,6 +50,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	ios, err := parseSeconds(*sanlockIO)
+	if err != nil || (*compare && *runs < 1) {
+		fmt.Fprintf(stderr, "hbfence-lab: -sanlock-io %q, -runs %d: give whole seconds separated by commas, and at least one run (%v)\n", *sanlockIO, *runs, err)
 		return 2
 	}
 	if *guestDisk != "" {
@@ -96,6 +106,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return benchGuests(ctx, d, *guestRuns)
 		}}}
 	}
+	if *compare {
+		story = []scene{{fmt.Sprintf("Benchmark: side by side with sanlock, %d runs each", *runs), func(ctx context.Context, d *demo) error {
+			return benchCompare(ctx, d, *runs, ios)
+		}}}
+	}
 	ok := d.play(ctx, story)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(d.figures, "", "  ")
@@ -128,4 +143,17 @@ func findBinary(flagValue string) (string, error) {
 		return "", fmt.Errorf("no hbfence binary next to hbfence-lab or on PATH; build it (make build) or give --hbfence")
 	}
 	return filepath.Abs(p)
+}
+
+// parseSeconds parses "10,2" into whole seconds, each at least 1.
+func parseSeconds(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a whole number of seconds of at least 1", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
