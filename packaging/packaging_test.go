@@ -874,7 +874,7 @@ func TestCompletionKnowsTheRealCommands(t *testing.T) {
 		{[]string{"hbfence", "pool", "repository", ""}, []string{"add"}},
 		{[]string{"hbfence", "host", "--socket", "/run/x.sock", ""}, []string{"evacuate", "maintenance"}},
 		{[]string{"hbfence", "host", "maintenance", ""}, []string{"enter", "exit"}},
-		{[]string{"hbfence", "init", "--profile", ""}, []string{"default", "fast", "slow"}},
+		{[]string{"hbfence", "init", "--profile", ""}, []string{"advised", "default", "fast", "slow"}},
 		{[]string{"hbfence", "fence", "--action", ""}, []string{"off", "reset"}},
 	} {
 		if got := complete(t, bash, c.words...); !reflect.DeepEqual(got, c.want) {

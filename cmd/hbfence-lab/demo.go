@@ -24,7 +24,10 @@ type demo struct {
 	binary  string
 	dir     string
 	profile string
-	start   time.Time
+	// initArgs, when set, are the timing flags of hbfence init instead
+	// of --profile profile (the comparison's profiles).
+	initArgs []string
+	start    time.Time
 
 	pool  *lab.Pool
 	hosts map[string]*lab.Host

@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -44,6 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	massGuests := fs.Int("bench-mass", 0, "instead of the story, measure mass failover: one host running this many HA process guests (e.g. 100) is killed; the last guest running elsewhere as a ratio to host_dead, for each of -bench-mass-bounds, -bench-mass-runs times (default profile unless -profile is given)")
 	massRuns := fs.Int("bench-mass-runs", 3, "runs of -bench-mass for each bound")
 	massBounds := fs.String("bench-mass-bounds", "1,8", "the [guests] max_concurrent_starts values -bench-mass compares, comma-separated")
+	compare := fs.Bool("bench-compare", false, "instead of the story, measure side by side on this storage, for the same kill -9: sanlock's lease takeover (when sanlock is installed) at each -sanlock-io, and hbfence's guest failover at its default profile and at the profile of equal stall tolerance to each sanlock setting; -runs times each")
+	runs := fs.Int("runs", 3, "runs of each measurement of -bench-compare")
+	sanlockIO := fs.String("sanlock-io", "10,2", "sanlock io_timeouts (seconds) of -bench-compare: its default 10 and its fastest practical 2")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -53,6 +58,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	ios, err := parseSeconds(*sanlockIO)
+	if err != nil || (*compare && *runs < 1) {
+		fmt.Fprintf(stderr, "hbfence-lab: -sanlock-io %q, -runs %d: give whole seconds separated by commas, and at least one run (%v)\n", *sanlockIO, *runs, err)
 		return 2
 	}
 	if *guestDisk != "" {
@@ -128,6 +138,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return benchGuests(ctx, d, *guestRuns)
 		}}}
 	}
+	if *compare {
+		story = []scene{{fmt.Sprintf("Benchmark: side by side with sanlock, %d runs each", *runs), func(ctx context.Context, d *demo) error {
+			return benchCompare(ctx, d, *runs, ios)
+		}}}
+	}
 	ok := d.play(ctx, story)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(d.figures, "", "  ")
@@ -168,4 +183,17 @@ func findBinary(flagValue string) (string, error) {
 		return "", fmt.Errorf("no hbfence binary next to hbfence-lab or on PATH; build it (make build) or give --hbfence")
 	}
 	return filepath.Abs(p)
+}
+
+// parseSeconds parses "10,2" into whole seconds, each at least 1.
+func parseSeconds(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a whole number of seconds of at least 1", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

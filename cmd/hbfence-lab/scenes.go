@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,14 +34,19 @@ var scenes = []scene{
 }
 
 func sceneStart(ctx context.Context, d *demo) error {
+	began := time.Now()
 	d.faultErr = lab.FaultFSAvailable()
 	if d.faultErr == nil {
 		if _, err := os.Stat(lab.FaultFSBinary(d.binary)); err != nil {
 			d.faultErr = fmt.Errorf("%w: %v (make build puts it next to hbfence)", lab.ErrNoFaultFS, err)
 		}
 	}
+	timingArgs := d.initArgs
+	if timingArgs == nil {
+		timingArgs = []string{"--profile", d.profile}
+	}
 	p, err := lab.NewPool(ctx, lab.Options{Binary: d.binary, Dir: d.dir, Watchdog: true, FaultFS: d.faultErr == nil, Guests: true,
-		InitArgs: []string{"--profile", d.profile, "--slots", "8"}})
+		InitArgs: append(slices.Clone(timingArgs), "--slots", "8")})
 	if err != nil {
 		return err
 	}
@@ -49,7 +55,7 @@ func sceneStart(ctx context.Context, d *demo) error {
 	if err != nil {
 		return fmt.Errorf("dump: %v: %s", err, out)
 	}
-	d.say("hbfence init --profile %s --slots 8 %s", d.profile, p.Area)
+	d.say("hbfence init %s --slots 8 %s", strings.Join(timingArgs, " "), p.Area)
 	for _, name := range []string{"node1", "node2", "node3"} {
 		h, err := p.AddHost(name, "")
 		if err != nil {
@@ -72,7 +78,7 @@ func sceneStart(ctx context.Context, d *demo) error {
 	d.timing = timingSeconds{Interval: st.Timing.Interval, RenewalFail: st.Timing.RenewalFail, HostDead: st.Timing.HostDead, Watchdog: st.Timing.Watchdog}
 	d.say("each host runs under hbfence-wdsim, a watchdog stand-in that kills the host's whole process group when the daemon stops feeding its FIFO for %gs", st.Timing.Watchdog)
 	d.figure("timing", st.Timing)
-	d.say("all three joined and see each other live (join took %s with JoinWait = 2 × io_timeout)", since(d.start))
+	d.say("all three joined and see each other live (join took %s with JoinWait = 2 × io_timeout)", since(began))
 	out, err = d.statusOf(ctx, d.hosts["node1"])
 	if err != nil {
 		return fmt.Errorf("status: %v: %s", err, out)

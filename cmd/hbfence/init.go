@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/hbfence/hbfence/heartbeat/area"
@@ -16,7 +17,8 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("init", "PATH", stderr)
 	slots := fs.Int("slots", 64, fmt.Sprintf("number of host slots (%d..%d)", ondisk.MinSlots, ondisk.MaxSlots))
 	uuid := fs.String("uuid", "", "pool UUID (default: a new random one)")
-	profile := fs.String("profile", "default", "timing profile: "+fmt.Sprint(timing.ProfileNames()))
+	profile := fs.String("profile", "default", "timing profile: "+fmt.Sprint(timing.ProfileNames())+", or "+advisedProfile+" with --from")
+	from := fs.String("from", "", "with --profile "+advisedProfile+": the output of hbfence probe --json whose advice gives the timing")
 	interval := fs.Duration("interval", 0, "override the profile's interval")
 	ioTimeout := fs.Duration("io-timeout", 0, "override the profile's io_timeout")
 	renewal := fs.Duration("renewal-fail", 0, "override the profile's renewal_fail")
@@ -34,9 +36,20 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	p, err := timing.Profile(*profile)
-	if err != nil {
-		return fmt.Errorf("%w: --profile: %v", errUsage, err)
+	var p timing.Params
+	switch {
+	case *profile == advisedProfile && *from == "":
+		return fmt.Errorf("%w: --profile %s needs --from PROBE.json, the output of hbfence probe --json", errUsage, advisedProfile)
+	case *profile == advisedProfile:
+		if p, err = adviceFrom(*from); err != nil {
+			return fmt.Errorf("%w; nothing was written", err)
+		}
+	case *from != "":
+		return fmt.Errorf("%w: --from is for --profile %s (the timing of --profile %s comes from the profile)", errUsage, advisedProfile, *profile)
+	default:
+		if p, err = timing.Profile(*profile); err != nil {
+			return fmt.Errorf("%w: --profile: %v", errUsage, err)
+		}
 	}
 	for _, o := range []struct {
 		v *time.Duration
@@ -81,4 +94,59 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "formatted %s at offset %d: pool %s, %d slots of %d bytes (%d bytes in all), profile %s: %s\n",
 		path, *offset, h.PoolUUID, h.SlotCount, h.SectorSize, h.AreaSize, h.Profile, h.Timing)
 	return nil
+}
+
+// advisedProfile is the profile name of a pool formatted from a probe's
+// advice (hbfence init --profile advised --from PROBE.json).
+const advisedProfile = "advised"
+
+// adviceFrom reads the advice of hbfence probe --json from path: the
+// five figures of its "advice" object, as Go durations. Every error
+// names the file and the field.
+func adviceFrom(path string) (timing.Params, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return timing.Params{}, fmt.Errorf("--from: %w", err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return timing.Params{}, fmt.Errorf("%s: not the output of hbfence probe --json: %v", path, err)
+	}
+	raw, ok := top["advice"]
+	if !ok {
+		return timing.Params{}, fmt.Errorf("%s: no field advice: not the output of hbfence probe --json", path)
+	}
+	if string(raw) == "null" {
+		var why string
+		json.Unmarshal(top["advice_error"], &why)
+		if why == "" {
+			why = "advice_error is empty"
+		}
+		return timing.Params{}, fmt.Errorf("%s: field advice is null: the probe gave no advice (%s)", path, why)
+	}
+	var adv map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &adv); err != nil {
+		return timing.Params{}, fmt.Errorf("%s: field advice: %v", path, err)
+	}
+	var p timing.Params
+	for _, f := range []struct {
+		name string
+		d    *time.Duration
+	}{{"interval", &p.Interval}, {"io_timeout", &p.IOTimeout}, {"renewal_fail", &p.RenewalFail}, {"watchdog", &p.Watchdog}, {"host_dead", &p.HostDead}} {
+		v, ok := adv[f.name]
+		if !ok {
+			return timing.Params{}, fmt.Errorf("%s: field advice.%s is missing", path, f.name)
+		}
+		var text string
+		if err := json.Unmarshal(v, &text); err != nil {
+			return timing.Params{}, fmt.Errorf("%s: field advice.%s is %s: want a duration in quotes, such as \"2s\"", path, f.name, v)
+		}
+		if *f.d, err = time.ParseDuration(text); err != nil {
+			return timing.Params{}, fmt.Errorf("%s: field advice.%s: %q is not a duration such as \"2s\"", path, f.name, text)
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return timing.Params{}, fmt.Errorf("%s: field advice: %w", path, err)
+	}
+	return p, nil
 }

@@ -133,7 +133,7 @@ func Advise(obs Observed, factor float64, watchdog time.Duration) (Advice, error
 		for _, io := range ios {
 			rf := roundUp(max(3*io, stallNeed+StallIntervals*iv))
 			p := timing.Params{Interval: iv, IOTimeout: io, RenewalFail: rf, Watchdog: watchdog}
-			hd, ok := leastHostDead(p)
+			hd, ok := LeastHostDead(p)
 			if !ok {
 				continue
 			}
@@ -161,9 +161,9 @@ func better(p, q timing.Params) bool {
 	return p.Interval > q.Interval
 }
 
-// leastHostDead is the least host_dead on a 100 ms step with which p
+// LeastHostDead is the least host_dead on a 100 ms step with which p
 // validates, if any.
-func leastHostDead(p timing.Params) (time.Duration, bool) {
+func LeastHostDead(p timing.Params) (time.Duration, bool) {
 	// The rules are lower bounds on host_dead; the margin grows with it
 	// by host_dead/1000, so start from the bound without that term and
 	// step up.

@@ -30,6 +30,13 @@ var (
 // faultfs mount, or skips the test if this machine cannot mount FUSE.
 func faultPool(t *testing.T, names ...string) (*lab.Pool, []*lab.Host) {
 	t.Helper()
+	return faultPoolWith(t, lab.Options{}, names...)
+}
+
+// faultPoolWith is faultPool with options o (its Dir, InitArgs); it sets
+// Watchdog and FaultFS.
+func faultPoolWith(t *testing.T, o lab.Options, names ...string) (*lab.Pool, []*lab.Host) {
+	t.Helper()
 	if err := lab.FaultFSAvailable(); err != nil {
 		t.Skip("SKIP: " + err.Error())
 	}
@@ -59,7 +66,8 @@ func faultPool(t *testing.T, names ...string) (*lab.Pool, []*lab.Host) {
 			}
 		}
 	})
-	p = newPool(t, lab.Options{Watchdog: true, FaultFS: true})
+	o.Watchdog, o.FaultFS = true, true
+	p = newPool(t, o)
 	hosts := startHosts(t, p, names...)
 	for _, h := range hosts {
 		if !strings.HasPrefix(h.Mountpoint(), filepath.Dir(h.Config)) {
