@@ -265,22 +265,7 @@ func cmdPool(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if len(pos) == 1 && pos[0] == "show" {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		var raw json.RawMessage
-		if err := control.Call(ctx, socket, "pool.show", nil, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			_, err := stdout.Write(append(raw, '\n'))
-			return err
-		}
-		var v daemon.PoolView
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return err
-		}
-		printPool(stdout, v)
-		return nil
+		return show(ctx, socket, "pool.show", *asJSON, stdout, printPool)
 	}
 	if len(pos) == 1 && pos[0] == "validate" {
 		return poolValidate(ctx, socket, *asJSON, stdout)

@@ -34,22 +34,7 @@ func cmdRepository(ctx context.Context, args []string, stdout, stderr io.Writer)
 	usageErr := fmt.Errorf("%w: hbfence repository add KIND:SOURCE --uuid UUID, repository remove UUID, repository list [--json]", errUsage)
 	switch {
 	case len(pos) == 1 && pos[0] == "list":
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		var raw json.RawMessage
-		if err := control.Call(ctx, socket, "repository.list", nil, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			_, err := stdout.Write(append(raw, '\n'))
-			return err
-		}
-		var l daemon.RepositoryList
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return err
-		}
-		printRepositories(stdout, l)
-		return nil
+		return show(ctx, socket, "repository.list", *asJSON, stdout, printRepositories)
 	case len(pos) == 2 && pos[0] == "add":
 		if *uuid == "" {
 			return fmt.Errorf("%w: repository add %s needs --uuid UUID (the repository's UUID names its mount point)", errUsage, pos[1])
@@ -59,6 +44,27 @@ func cmdRepository(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return changeRepository(ctx, socket, daemon.RepositoryRequest{Op: "remove", UUID: pos[1]}, *asJSON, stdout)
 	}
 	return usageErr
+}
+
+// show asks the daemon for method's answer (a view it gives on any host)
+// and prints it: as the daemon's JSON with --json, else with print.
+func show[T any](ctx context.Context, socket, method string, asJSON bool, stdout io.Writer, print func(io.Writer, T)) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var raw json.RawMessage
+	if err := control.Call(ctx, socket, method, nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := stdout.Write(append(raw, '\n'))
+		return err
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	print(stdout, v)
+	return nil
 }
 
 func changeRepository(ctx context.Context, socket string, req daemon.RepositoryRequest, asJSON bool, stdout io.Writer) error {

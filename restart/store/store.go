@@ -400,8 +400,12 @@ func (s *Store) WriteReport(r restart.Report) error {
 }
 
 // Hosts lists the hosts that have a report.
-func (s *Store) Hosts() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "hosts"))
+func (s *Store) Hosts() ([]string, error) { return s.names("hosts") }
+
+// names lists the records of the directory sub that are named by a valid
+// host name.
+func (s *Store) names(sub string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, sub))
 	if err != nil {
 		return nil, err
 	}
@@ -504,20 +508,11 @@ func (s *Store) ReadSeen(host string, v any) (Header, error) {
 }
 
 // SeenHosts lists the hosts that wrote what they see.
+// A cluster root written by an older version has no sees directory.
 func (s *Store) SeenHosts() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "sees"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
+	names, err := s.names("sees")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	var out []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && validName(e.Name()) == nil {
-			out = append(out, e.Name())
-		}
-	}
-	sort.Strings(out)
-	return out, nil
+	return names, err
 }
