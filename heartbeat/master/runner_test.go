@@ -47,6 +47,9 @@ type node struct {
 	r      atomic.Pointer[master.Runner]
 	cancel context.CancelFunc
 	done   chan error
+	// ended is closed when the node's goroutine has returned (done may
+	// have been read by then).
+	ended chan struct{}
 }
 
 func newPool(t *testing.T, slots int) *pool {
@@ -65,7 +68,7 @@ func newPool(t *testing.T, slots int) *pool {
 // start joins a host and starts its runner before its first round, as the
 // daemon does.
 func (p *pool) start(name string, id byte) *node {
-	n := &node{name: name, done: make(chan error, 1)}
+	n := &node{name: name, done: make(chan error, 1), ended: make(chan struct{})}
 	m, err := heartbeat.New(p.mem.Handle(name), heartbeat.Config{
 		Self:  join.Identity{Name: name, MachineID: ondisk.UUID{id, 9}},
 		Log:   zerolog.New(io.Discard),
@@ -96,6 +99,7 @@ func (p *pool) start(name string, id byte) *node {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() {
+		defer close(n.ended)
 		if err := m.Join(ctx); err != nil {
 			n.done <- err
 			return
@@ -234,9 +238,16 @@ func (p *pool) node(name string) *node {
 	return nil
 }
 
+// stopAll stops every node and waits until each has left: a synctest
+// bubble whose test returns while a node still releases its lease (its
+// wait is on the bubble's clock, which no longer advances once the test
+// has returned) ends in a deadlock panic.
 func (p *pool) stopAll() {
 	for _, n := range p.all() {
 		n.cancel()
+	}
+	for _, n := range p.all() {
+		<-n.ended
 	}
 }
 
