@@ -97,20 +97,7 @@ func benchFence(ctx context.Context, d *demo, runs int) error {
 	if err != nil {
 		return err
 	}
-	d.pool = p
-	var all []*lab.Host
-	for _, name := range []string{"node1", "node2", "node3"} {
-		h, err := p.AddHost(name, "")
-		if err != nil {
-			return err
-		}
-		if err := h.Start(); err != nil {
-			return err
-		}
-		d.hosts[name] = h
-		all = append(all, h)
-	}
-	if err := p.WaitJoined(ctx, 60*time.Second, all...); err != nil {
+	if _, err := d.startHosts(ctx, p, []string{"node1", "node2", "node3"}, 60*time.Second); err != nil {
 		return err
 	}
 	tm := p.Timing

@@ -186,3 +186,22 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// startHosts adds and starts the named hosts on the demo's pool p, and
+// waits (at most within) until every one has joined.
+func (d *demo) startHosts(ctx context.Context, p *lab.Pool, names []string, within time.Duration) ([]*lab.Host, error) {
+	d.pool = p
+	var all []*lab.Host
+	for _, name := range names {
+		h, err := p.AddHost(name, "")
+		if err != nil {
+			return nil, err
+		}
+		if err := h.Start(); err != nil {
+			return nil, err
+		}
+		d.hosts[name] = h
+		all = append(all, h)
+	}
+	return all, p.WaitJoined(ctx, within, all...)
+}

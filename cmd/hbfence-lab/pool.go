@@ -54,21 +54,12 @@ func benchPool(ctx context.Context, d *demo, n int, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
-	d.pool = p
-	var all []*lab.Host
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("node%d", i)
-		h, err := p.AddHost(name, "")
-		if err != nil {
-			return err
-		}
-		if err := h.Start(); err != nil {
-			return err
-		}
-		d.hosts[name] = h
-		all = append(all, h)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("node%d", i+1)
 	}
-	if err := p.WaitJoined(ctx, 3*time.Minute, all...); err != nil {
+	all, err := d.startHosts(ctx, p, names, 3*time.Minute)
+	if err != nil {
 		return err
 	}
 	tm := p.Timing
