@@ -49,6 +49,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	compare := fs.Bool("bench-compare", false, "instead of the story, measure side by side on this storage, for the same kill -9: sanlock's lease takeover (when sanlock is installed) at each -sanlock-io, and hbfence's guest failover at its default profile and at the profile of equal stall tolerance to each sanlock setting; -runs times each")
 	runs := fs.Int("runs", 3, "runs of each measurement of -bench-compare")
 	sanlockIO := fs.String("sanlock-io", "10,2", "sanlock io_timeouts (seconds) of -bench-compare: its default 10 and its fastest practical 2")
+	soakFor := fs.Duration("bench-soak", 0, "instead of the story, the fast-failover soak for this long (e.g. 1h): hbfence probe through storage that stalls up to -soak-stall-max, a pool formatted with its advice (init --profile advised --from), kept under the same stalls with a power loss every -soak-kill-every; every loss must have its guests back within -soak-target, and no host may be fenced or seen dead that was not killed")
+	soakKill := fs.Duration("soak-kill-every", 5*time.Minute, "with -bench-soak: a power loss (kill -9 of the host running the most guests) this often")
+	soakStall := fs.Duration("soak-stall-max", 500*time.Millisecond, "with -bench-soak: the longest storage stall injected")
+	soakProbe := fs.Duration("soak-probe", 2*time.Minute, "with -bench-soak: how long hbfence probe measures the stalling storage before the pool is formatted with its advice")
+	soakWatchdog := fs.Duration("soak-watchdog", 3*time.Second, "with -bench-soak: the watchdog's effective firing time given to the probe (the lab's watchdog stand-in fires at the pool's watchdog figure)")
+	soakTarget := fs.Duration("soak-target", 10*time.Second, "with -bench-soak: each power loss must have the last of its guests writing again elsewhere within this")
 	masterRuns := fs.Int("bench-master", 0, "instead of the story, measure over this many runs the planned master move (in intervals) and the master takeover after kill -9 (as a ratio to host_dead)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hbfence-lab [flags]\n\nRuns the demonstration pool: three hosts as real processes on one heartbeat file.\n\nflags:\n")
@@ -136,6 +142,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *guestRuns > 0 {
 		story = []scene{{fmt.Sprintf("Benchmark: guest failover over %d runs", *guestRuns), func(ctx context.Context, d *demo) error {
 			return benchGuests(ctx, d, *guestRuns)
+		}}}
+	}
+	if *soakFor > 0 {
+		plan := soakPlan{duration: *soakFor, killEvery: *soakKill, maxStall: *soakStall, probeFor: *soakProbe, watchdog: *soakWatchdog, target: *soakTarget}
+		story = []scene{{fmt.Sprintf("Benchmark: fast-failover soak for %v, storage stalls up to %v, a power loss every %v", plan.duration, plan.maxStall, plan.killEvery), func(ctx context.Context, d *demo) error {
+			return benchSoak(ctx, d, plan)
 		}}}
 	}
 	if *compare {
