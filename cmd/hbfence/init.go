@@ -51,6 +51,7 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("%w: --profile: %v", errUsage, err)
 		}
 	}
+	named := p
 	for _, o := range []struct {
 		v *time.Duration
 		d *time.Duration
@@ -58,6 +59,13 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *o.v != 0 {
 			*o.d = *o.v
 		}
+	}
+	// The header names the profile its timing is; overrides that change
+	// it make it another timing, which status and dump must not call by
+	// the profile's name.
+	profileName := *profile
+	if p != named {
+		profileName = customProfile
 	}
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("%w; nothing was written", err)
@@ -82,7 +90,7 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Force:      *force,
 		Create:     *offset == 0,
 		Build: func(ss int) (ondisk.Header, error) {
-			return ondisk.NewHeader(pool, ss, *slots, p, *profile, time.Now())
+			return ondisk.NewHeader(pool, ss, *slots, p, profileName, time.Now())
 		},
 	})
 	if err != nil {
@@ -95,6 +103,10 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		path, *offset, h.PoolUUID, h.SlotCount, h.SectorSize, h.AreaSize, h.Profile, h.Timing)
 	return nil
 }
+
+// customProfile is the profile name of a pool whose timing flags changed
+// the timing of the profile given (or of the default one).
+const customProfile = "custom"
 
 // advisedProfile is the profile name of a pool formatted from a probe's
 // advice (hbfence init --profile advised --from PROBE.json).

@@ -111,3 +111,30 @@ func TestInitAdvisedRefusals(t *testing.T) {
 	os.WriteFile(file, []byte(with("interval", `"300ms"`)), 0o600)
 	mustInit(t, filepath.Join(dir, "good.hb"), "--profile", "advised", "--from", file)
 }
+
+// The header names the profile its timing is: a flag that changes a
+// figure makes the timing "custom"; a flag that repeats the profile's own
+// figure keeps its name.
+func TestInitProfileNameFollowsTheTiming(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--profile", "fast"}, "fast"},
+		{[]string{"--profile", "fast", "--interval", "250ms"}, "fast"},
+		{[]string{"--profile", "fast", "--host-dead", "7s"}, "custom"},
+		{[]string{"--interval", "1s", "--io-timeout", "2s"}, "custom"},
+	} {
+		pool := filepath.Join(t.TempDir(), "pool.hb")
+		code, out, stderr := hb(t, append(append([]string{"init", "--json"}, c.args...), pool)...)
+		if code != 0 {
+			t.Fatalf("init %v: exit %d: %s", c.args, code, stderr)
+		}
+		var h struct {
+			Profile string `json:"profile"`
+		}
+		if err := json.Unmarshal([]byte(out), &h); err != nil || h.Profile != c.want {
+			t.Errorf("init %v: profile %q (%v), want %q", c.args, h.Profile, err, c.want)
+		}
+	}
+}
