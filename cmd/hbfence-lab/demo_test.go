@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hbfence/hbfence/internal/lab"
 )
@@ -16,8 +17,16 @@ import (
 // story starts its guests from os.Executable(), which here is the test
 // binary.
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == "-guest-disk" {
+	switch {
+	case len(os.Args) == 3 && os.Args[1] == "-guest-disk":
 		os.Exit(lab.RunGuestDisk(os.Args[2]))
+	case len(os.Args) == 5 && os.Args[1] == "-guest-period" && os.Args[3] == "-guest-disk":
+		// The mass benchmark's guests write a record a period.
+		period, err := time.ParseDuration(os.Args[2])
+		if err != nil {
+			os.Exit(2)
+		}
+		os.Exit(lab.RunGuestDiskEvery(os.Args[4], period))
 	}
 	os.Exit(m.Run())
 }

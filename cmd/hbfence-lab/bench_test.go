@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hbfence/hbfence/internal/lab"
+)
+
+// The benchmarks of issue 13 run here on a small scale: the commands the
+// figures in docs/timing.md come from must still work and still check
+// what they claim. Their verdict is the benchmark's own (every check it
+// narrates); the figures are not judged here, only that they were
+// measured.
+
+// buildLab builds hbfence and its lab helpers into a temporary directory
+// and returns the hbfence binary.
+func buildLab(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/hbfence/hbfence/cmd/hbfence", "github.com/hbfence/hbfence/cmd/hbfence-wdsim", "github.com/hbfence/hbfence/cmd/hbfence-faultfs").CombinedOutput(); err != nil {
+		t.Fatalf("building hbfence: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "hbfence")
+}
+
+// runBench runs hbfence-lab with args and returns its figures; a verdict
+// other than OK fails the test.
+func runBench(t *testing.T, bin string, args ...string) map[string]any {
+	t.Helper()
+	dir := t.TempDir()
+	figures := filepath.Join(dir, "figures.json")
+	var out bytes.Buffer
+	code := run(append([]string{"-hbfence", bin, "-dir", filepath.Join(dir, "pool"), "-json", figures}, args...), &out, &out)
+	if code != 0 || !strings.Contains(out.String(), "VERDICT: OK") {
+		t.Fatalf("hbfence-lab %v exited %d:\n%s", args, code, out.String())
+	}
+	b, err := os.ReadFile(figures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("hbfence-lab %v:\n%s", args, tail(out.String(), 8))
+	return f
+}
+
+// -bench-soak, shortened: the probe through stalling storage, the pool
+// formatted with its advice, two power losses under the stalls, no false
+// fence. Root with /dev/fuse: the stalls go through faultfs.
+func TestSoakBenchmark(t *testing.T) {
+	if err := lab.FaultFSAvailable(); err != nil {
+		t.Skip("SKIP: the soak injects its stalls through faultfs: " + err.Error())
+	}
+	f := runBench(t, buildLab(t), "-bench-soak", "50s", "-soak-kill-every", "20s", "-soak-probe", "8s")
+	if n, _ := f["soak_power_losses"].(float64); n < 2 {
+		t.Errorf("soak_power_losses %v, want 2", f["soak_power_losses"])
+	}
+	if n, _ := f["soak_stalls"].(float64); n < 1 {
+		t.Errorf("soak_stalls %v: no stall injected", f["soak_stalls"])
+	}
+	if n, ok := f["soak_false_fences"].(float64); !ok || n != 0 {
+		t.Errorf("soak_false_fences %v, want 0", f["soak_false_fences"])
+	}
+	probe, _ := f["soak_probe"].(map[string]any)
+	advice, _ := probe["advice"].(map[string]any)
+	tm, _ := f["timing"].(map[string]any)
+	if advice == nil || tm == nil || tm["profile"] != "advised" {
+		t.Errorf("the pool's timing %v is not the probe's advice %v", tm, advice)
+	}
+}
+
+// -bench-pool, shortened to four hosts for 30 s: no false suspect or
+// dead, no fence, and one host's failover measured.
+func TestPoolBenchmark(t *testing.T) {
+	f := runBench(t, buildLab(t), "-bench-pool", "4", "-bench-for", "30s", "-profile", "fast")
+	pool, _ := f["pool"].(map[string]any)
+	if pool == nil || pool["hosts"] != 4.0 || pool["fences"] != 0.0 || pool["false_suspect_or_dead"] != 0.0 {
+		t.Errorf("figures: pool %v", pool)
+	}
+	if fo, _ := f["pool_failover"].(map[string]any); fo == nil || fo["last_guest_ratio"] == nil {
+		t.Errorf("figures: no pool_failover: %v", f["pool_failover"])
+	}
+}
+
+// -bench-mass, shortened to 12 guests, one run at a bound of 4.
+func TestMassBenchmark(t *testing.T) {
+	f := runBench(t, buildLab(t), "-bench-mass", "12", "-bench-mass-runs", "1", "-bench-mass-bounds", "4", "-profile", "fast")
+	mass, _ := f["mass_failover"].(map[string]any)
+	by, _ := mass["by_max_concurrent_starts"].(map[string]any)
+	if r, _ := by["4"].(map[string]any); r == nil || r["runs"] != 1.0 || r["guests"] != 12.0 {
+		t.Errorf("figures: mass_failover %v", mass)
+	}
+}
