@@ -252,13 +252,7 @@ func guestFailovers(ctx context.Context, d *demo, runs int) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	var specs []lab.GuestSpec
-	var names []string
-	for i := 1; i <= 6; i++ {
-		n := fmt.Sprintf("g%d", i)
-		specs = append(specs, lab.GuestSpec{Name: n, HA: true})
-		names = append(names, n)
-	}
+	specs, names := haGuests(6)
 	if err := d.pool.AddGuests(ctx, m, self, specs...); err != nil {
 		return nil, err
 	}
@@ -271,55 +265,15 @@ func guestFailovers(ctx context.Context, d *demo, runs int) ([]float64, error) {
 		if err != nil {
 			return nil, err
 		}
-		count := map[string]int{}
-		for _, g := range gs {
-			count[g.Host]++
-		}
-		victim := ""
-		for _, h := range []string{"node1", "node2", "node3"} {
-			if victim == "" || count[h] > count[victim] {
-				victim = h
-			}
-		}
-		lost := guestsOn(gs, victim)
-		killedMono := time.Duration(lab.MonoNow())
-		if err := d.hosts[victim].Kill(); err != nil {
-			return nil, err
-		}
-		var rest *lab.Host
-		for _, h := range d.liveHosts() {
-			if h.Name != victim {
-				rest = h
-			}
-		}
-		if _, err := rest.WaitGuests(ctx, 3*secs(t.HostDead), "the victim's guests running elsewhere", func(gs map[string]agent.GuestStatus) bool {
-			return runningElsewhere(gs, lost, victim)
-		}); err != nil {
-			return nil, err
-		}
-		// From the disks: kill → the new copy's first record, once
-		// every new copy has written one.
-		var runWorst float64
-		if err := lab.WaitUntil(ctx, 10*time.Second, 20*time.Millisecond, "the first record of every moved guest's new copy", func() (bool, error) {
-			runWorst = 0
-			for _, g := range lost {
-				ws, err := lab.ReadDisk(d.pool.Disk(g.Name))
-				if err != nil {
-					return false, err
-				}
-				i := slices.IndexFunc(ws, func(w lab.Writer) bool { return w.Host != victim && time.Duration(w.First) > killedMono })
-				if i < 0 {
-					return false, nil
-				}
-				runWorst = max(runWorst, (time.Duration(ws[i].First) - killedMono).Seconds())
-			}
-			return true, nil
-		}); err != nil {
+		victim := busiest(gs, d.liveHosts())
+		lost := guestsOn(gs, victim.Name)
+		runWorst, err := powerLoss(ctx, d, victim, lost)
+		if err != nil {
 			return nil, err
 		}
 		worst = append(worst, runWorst)
-		d.say("run %d/%d: killed %s with %d guests; the last of them wrote again elsewhere %.2fs later = %.3f × host_dead", i+1, runs, victim, len(lost), runWorst, runWorst/t.HostDead)
-		if err := d.hosts[victim].Start(); err != nil {
+		d.say("run %d/%d: killed %s with %d guests; the last of them wrote again elsewhere %.2fs later = %.3f × host_dead", i+1, runs, victim.Name, len(lost), runWorst, runWorst/t.HostDead)
+		if err := victim.Start(); err != nil {
 			return nil, err
 		}
 		if err := d.pool.WaitJoined(ctx, 30*time.Second+secs(t.HostDead), d.liveHosts()...); err != nil {
@@ -368,4 +322,17 @@ func sceneEvacuate(ctx context.Context, d *demo) error {
 	d.check(len(guestsOn(gs, "node1")) == 0, "node1 runs none of the pool's guests after %.2fs: it can be shut down", took)
 	d.figure("evacuation_seconds", took)
 	return nil
+}
+
+// haGuests are n HA guests g1…gn with automatic placement, and their
+// names.
+func haGuests(n int) ([]lab.GuestSpec, []string) {
+	var specs []lab.GuestSpec
+	var names []string
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("g%d", i)
+		specs = append(specs, lab.GuestSpec{Name: name, HA: true})
+		names = append(names, name)
+	}
+	return specs, names
 }

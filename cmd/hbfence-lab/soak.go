@@ -82,13 +82,7 @@ func benchSoak(ctx context.Context, d *demo, plan soakPlan) error {
 	if err != nil {
 		return err
 	}
-	var specs []lab.GuestSpec
-	var names []string
-	for i := 1; i <= soakGuests; i++ {
-		n := fmt.Sprintf("g%d", i)
-		specs = append(specs, lab.GuestSpec{Name: n, HA: true})
-		names = append(names, n)
-	}
+	specs, names := haGuests(soakGuests)
 	if err := d.pool.AddGuests(ctx, m, self, specs...); err != nil {
 		return err
 	}
