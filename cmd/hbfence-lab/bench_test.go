@@ -54,12 +54,15 @@ func runBench(t *testing.T, bin string, args ...string) map[string]any {
 
 // -bench-soak, shortened: the probe through stalling storage, the pool
 // formatted with its advice, two power losses under the stalls, no false
-// fence. Root with /dev/fuse: the stalls go through faultfs.
+// fence and no disk with two writers. Root with /dev/fuse: the stalls go through faultfs.
 func TestSoakBenchmark(t *testing.T) {
 	if err := lab.FaultFSAvailable(); err != nil {
 		t.Skip("SKIP: the soak injects its stalls through faultfs: " + err.Error())
 	}
-	f := runBench(t, buildLab(t), "-bench-soak", "50s", "-soak-kill-every", "20s", "-soak-probe", "8s")
+	// The 10 s target is the benchmark's figure, not this test's: a loose
+	// one here (the test checks that the soak runs and judges, not how
+	// fast this machine is).
+	f := runBench(t, buildLab(t), "-bench-soak", "50s", "-soak-kill-every", "20s", "-soak-probe", "8s", "-soak-target", "1m")
 	if n, _ := f["soak_power_losses"].(float64); n < 2 {
 		t.Errorf("soak_power_losses %v, want 2", f["soak_power_losses"])
 	}
