@@ -194,10 +194,10 @@ func benchPool(ctx context.Context, d *demo, n int, dur time.Duration) error {
 	_, _, hiHWM := stats(hwm)
 	d.check(hiHWM < 30, "every daemon's VmHWM under 30 MiB (largest %.1f MiB)", hiHWM)
 	if trace != nil {
-		d.say("strace of %s over %v: the heartbeat area %.0f B read and %.0f B written per round (%d and %d calls); other files %.0f B read, %.0f B written per round",
-			trace.host, trace.took.Round(time.Millisecond), trace.areaRead/trace.rounds, trace.areaWritten/trace.rounds, trace.areaReads, trace.areaWrites,
+		d.say("strace of %s for %v, its calls spanning %v = %.1f rounds: the heartbeat area %.0f B read and %.0f B written per round (%d and %d calls); other files %.0f B read, %.0f B written per round",
+			trace.host, trace.took.Round(time.Millisecond), trace.span.Round(time.Millisecond), trace.rounds, trace.areaRead/trace.rounds, trace.areaWritten/trace.rounds, trace.areaReads, trace.areaWrites,
 			trace.otherRead/trace.rounds, trace.otherWritten/trace.rounds)
-		fig["heartbeat_area_traced"] = map[string]any{"host": trace.host, "seconds": trace.took.Seconds(),
+		fig["heartbeat_area_traced"] = map[string]any{"host": trace.host, "seconds": trace.took.Seconds(), "span_seconds": trace.span.Seconds(), "rounds": trace.rounds,
 			"read_bytes_per_round": trace.areaRead / trace.rounds, "written_bytes_per_round": trace.areaWritten / trace.rounds,
 			"other_read_bytes_per_round": trace.otherRead / trace.rounds, "other_written_bytes_per_round": trace.otherWritten / trace.rounds}
 	} else {
@@ -397,31 +397,37 @@ func transitions(path string, from int64) []logTransition {
 // file.
 type hbTrace struct {
 	host                                           string
-	took                                           time.Duration
+	took                                           time.Duration // strace ran
+	span                                           time.Duration // its first call to its last
 	rounds                                         float64
 	areaRead, areaWritten, otherRead, otherWritten float64
 	areaReads, areaWrites                          int
 }
 
 var (
-	traceDone       = regexp.MustCompile(`^(\d+)\s+(pread64|pwrite64)\(\d+<([^>]*)>.*\)\s*=\s*(\d+)`)
-	traceUnfinished = regexp.MustCompile(`^(\d+)\s+(pread64|pwrite64)\(\d+<([^>]*)>.*<unfinished \.\.\.>`)
-	traceResumed    = regexp.MustCompile(`^(\d+)\s+<\.\.\. (pread64|pwrite64) resumed>.*\)\s*=\s*(\d+)`)
+	// Each line: the thread, then (strace -ttt) the time in seconds.
+	traceStamp      = regexp.MustCompile(`^\d+\s+(\d+\.\d+)\s`)
+	traceDone       = regexp.MustCompile(`^(\d+)\s+(?:\d+\.\d+\s+)?(pread64|pwrite64)\(\d+<([^>]*)>.*\)\s*=\s*(\d+)`)
+	traceUnfinished = regexp.MustCompile(`^(\d+)\s+(?:\d+\.\d+\s+)?(pread64|pwrite64)\(\d+<([^>]*)>.*<unfinished \.\.\.>`)
+	traceResumed    = regexp.MustCompile(`^(\d+)\s+(?:\d+\.\d+\s+)?<\.\.\. (pread64|pwrite64) resumed>.*\)\s*=\s*(\d+)`)
 )
 
-// traceHeartbeat traces h's daemon with strace for five intervals (nil
+// traceHeartbeat traces h's daemon with strace for ten intervals (nil
 // when strace is missing or fails), resolving each descriptor to its
-// file (strace -y).
+// file (strace -y). The rounds are counted over the span of the trace's
+// own time stamps (strace -ttt), first call to last, not over the time
+// strace ran: attaching to every thread of the daemon takes part of it,
+// and a count over that time undercounts the calls per round.
 func traceHeartbeat(ctx context.Context, h *lab.Host, area string, interval time.Duration) *hbTrace {
 	bin, err := exec.LookPath("strace")
 	if err != nil {
 		return nil
 	}
 	out := filepath.Join(filepath.Dir(h.LogPath), "strace.out")
-	tctx, cancel := context.WithTimeout(ctx, 5*interval)
+	tctx, cancel := context.WithTimeout(ctx, 10*interval)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(tctx, bin, "-f", "-y", "-s", "0", "-e", "trace=pread64,pwrite64", "-o", out, "-p", strconv.Itoa(h.DaemonPID()))
+	cmd := exec.CommandContext(tctx, bin, "-f", "-ttt", "-y", "-s", "0", "-e", "trace=pread64,pwrite64", "-o", out, "-p", strconv.Itoa(h.DaemonPID()))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // strace detaches on SIGINT
 	cmd.Run()
 	f, err := os.Open(out)
@@ -435,7 +441,10 @@ func traceHeartbeat(ctx context.Context, h *lab.Host, area string, interval time
 		return nil
 	}
 	t.host, t.took = h.Name, time.Since(start)
-	t.rounds = t.took.Seconds() / interval.Seconds()
+	if t.span <= 0 {
+		return nil
+	}
+	t.rounds = t.span.Seconds() / interval.Seconds()
 	return t
 }
 
@@ -460,10 +469,18 @@ func parseTrace(r io.Reader, area ...string) (t *hbTrace, lines int) {
 			t.otherWritten += n
 		}
 	}
+	var first, last float64
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		l := sc.Text()
 		lines++
+		if m := traceStamp.FindStringSubmatch(l); m != nil {
+			at, _ := strconv.ParseFloat(m[1], 64)
+			if first == 0 {
+				first = at
+			}
+			last = at
+		}
 		if m := traceUnfinished.FindStringSubmatch(l); m != nil {
 			pending[m[1]] = [2]string{m[2], m[3]}
 		} else if m := traceResumed.FindStringSubmatch(l); m != nil {
@@ -475,5 +492,6 @@ func parseTrace(r io.Reader, area ...string) (t *hbTrace, lines int) {
 			add(m[2], m[3], m[4])
 		}
 	}
+	t.span = time.Duration((last - first) * float64(time.Second))
 	return t, lines
 }
