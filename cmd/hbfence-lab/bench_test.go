@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hbfence/hbfence/internal/lab"
 )
@@ -76,7 +77,14 @@ func TestSoakBenchmark(t *testing.T) {
 	advice, _ := probe["advice"].(map[string]any)
 	tm, _ := f["timing"].(map[string]any)
 	if advice == nil || tm == nil || tm["profile"] != "advised" {
-		t.Errorf("the pool's timing %v is not the probe's advice %v", tm, advice)
+		t.Fatalf("the pool's timing %v is not the probe's advice %v", tm, advice)
+	}
+	for _, k := range []string{"interval", "io_timeout", "renewal_fail", "watchdog", "host_dead"} {
+		s, _ := advice[k].(string)
+		want, err := time.ParseDuration(s)
+		if got, _ := tm[k+"_seconds"].(float64); err != nil || got != want.Seconds() {
+			t.Errorf("the pool's %s is %vs, the probe advised %q", k, tm[k+"_seconds"], advice[k])
+		}
 	}
 }
 

@@ -366,7 +366,12 @@ func fileSize(path string) int64 {
 }
 
 // logTransition is a "host X is STATE" line of a daemon's log.
-type logTransition struct{ peer, to string }
+// logTransition is one "host X is suspect/dead/live" line: the peer, its
+// generation (the incarnation seen) and the new state.
+type logTransition struct {
+	peer, to   string
+	generation uint64
+}
 
 // transitions reads a daemon's JSON log from offset on and returns its
 // liveness transitions.
@@ -382,12 +387,13 @@ func transitions(path string, from int64) []logTransition {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var l struct {
-			Peer string `json:"peer"`
-			From string `json:"from"`
-			To   string `json:"to"`
+			Peer       string `json:"peer"`
+			From       string `json:"from"`
+			To         string `json:"to"`
+			Generation uint64 `json:"generation"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Peer != "" && l.To != "" && l.From != "" {
-			out = append(out, logTransition{l.Peer, l.To})
+			out = append(out, logTransition{l.Peer, l.To, l.Generation})
 		}
 	}
 	return out

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hbfence/hbfence/heartbeat/liveness"
 	"github.com/hbfence/hbfence/internal/faultfs"
 	"github.com/hbfence/hbfence/internal/lab"
 	"github.com/hbfence/hbfence/restart"
@@ -92,81 +91,94 @@ func benchSoak(ctx context.Context, d *demo, plan soakPlan) error {
 	}
 
 	hosts := d.liveHosts()
-	mon := newSoakMonitor(hosts)
+	mon := newSoakMonitor(hosts, secs(t.HostDead))
+	for _, h := range hosts {
+		st, err := h.Status(ctx)
+		if err != nil {
+			return err
+		}
+		mon.logFrom[h.Name], mon.generation[h.Name] = fileSize(h.LogPath), st.Generation
+	}
+	// The soak's context ends early if the stalls cannot be injected:
+	// a soak without its stalls proves nothing.
 	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	stalls := &stallLog{}
 	var injectErr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		injectErr = injectStalls(sctx, plan.maxStall, hosts, nil, stalls)
+		if injectErr = injectStalls(sctx, plan.maxStall, hosts, nil, stalls); !errors.Is(injectErr, context.Canceled) {
+			stop()
+		}
 	}()
 	go func() { defer wg.Done(); mon.run(sctx) }()
-	d.say("soak: %v under stalls of up to %v (one every %v–%v, half on every host at once), a power loss every %v", plan.duration, plan.maxStall, stallGapMin, stallGapMax, plan.killEvery)
+	d.say("soak: %v under stalls of up to %v (one every %v–%v, half on every host at once), a power loss at every %v of it", plan.duration, plan.maxStall, stallGapMin, stallGapMax, plan.killEvery)
 
 	began := time.Now()
 	var failovers []float64
-	var runErr error
-	for time.Since(began)+plan.killEvery <= plan.duration && runErr == nil {
-		select {
-		case <-ctx.Done():
-			runErr = ctx.Err()
-			continue
-		case <-time.After(plan.killEvery):
+	runErr := func() error {
+		for k := 1; k*int(plan.killEvery/time.Second) <= int(plan.duration/time.Second); k++ {
+			if err := sleepUntil(sctx, began.Add(time.Duration(k)*plan.killEvery)); err != nil {
+				return err
+			}
+			gs, err := hosts[0].WaitGuests(sctx, 3*secs(t.HostDead), "every guest running", allRunning)
+			if err != nil {
+				return err
+			}
+			victim := busiest(gs, hosts)
+			lost := guestsOn(gs, victim.Name)
+			st, err := victim.Status(sctx)
+			if err != nil {
+				return err
+			}
+			mon.killed(victim.Name, st.Generation)
+			took, err := powerLoss(sctx, d, victim, lost)
+			if err != nil {
+				return err
+			}
+			failovers = append(failovers, took)
+			d.check(took <= target, "power loss %d at %v: %s (generation %d) with %d guests; the last of them wrote again elsewhere %.2fs later = %.3f × host_dead (target %gs)",
+				len(failovers), time.Since(began).Round(time.Second), victim.Name, st.Generation, len(lost), took, took/t.HostDead, target)
+			if err := victim.Start(); err != nil {
+				return err
+			}
+			if err := d.pool.WaitJoined(sctx, 30*time.Second+secs(t.HostDead), hosts...); err != nil {
+				return err
+			}
+			if err := waitLive(sctx, victim, othersThan(hosts, victim)); err != nil {
+				return err
+			}
+			mon.live(victim.Name)
 		}
-		gs, err := hosts[0].WaitGuests(ctx, 3*secs(t.HostDead), "every guest running", allRunning)
-		if err != nil {
-			runErr = err
-			continue
-		}
-		victim := busiest(gs, hosts)
-		lost := guestsOn(gs, victim.Name)
-		mon.killed(victim.Name, true)
-		took, err := powerLoss(ctx, d, victim, lost)
-		if err != nil {
-			runErr = err
-			continue
-		}
-		failovers = append(failovers, took)
-		d.check(took <= target, "power loss %d at %v: %s with %d guests; the last of them wrote again elsewhere %.2fs later = %.3f × host_dead (target %gs)",
-			len(failovers), time.Since(began).Round(time.Second), victim.Name, len(lost), took, took/t.HostDead, target)
-		if err := victim.Start(); err != nil {
-			runErr = err
-			continue
-		}
-		if err := d.pool.WaitJoined(ctx, 30*time.Second+secs(t.HostDead), hosts...); err != nil {
-			runErr = err
-			continue
-		}
-		if err := waitLive(ctx, victim, othersThan(hosts, victim)); err != nil {
-			runErr = err
-			continue
-		}
-		mon.killed(victim.Name, false)
-	}
-	if rest := plan.duration - time.Since(began); rest > 0 && runErr == nil {
-		select {
-		case <-ctx.Done():
-			runErr = ctx.Err()
-		case <-time.After(rest):
-		}
-	}
+		return sleepUntil(sctx, began.Add(plan.duration))
+	}()
 	stop()
 	wg.Wait()
-	if runErr != nil {
-		return runErr
-	}
 	if injectErr != nil && !errors.Is(injectErr, context.Canceled) {
 		return injectErr
 	}
-	return reportSoak(d, plan, time.Since(began), failovers, stalls, mon, names)
+	if runErr != nil {
+		return runErr
+	}
+	return reportSoak(ctx, d, plan, time.Since(began), failovers, stalls, mon, names)
+}
+
+// sleepUntil waits until at, or until ctx ends (its error).
+func sleepUntil(ctx context.Context, at time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(at)):
+		return nil
+	}
 }
 
 // soakProbe runs hbfence probe --json through a faultfs mount of the
 // pool's directory under the soak's stalls and saves its output: the
 // advice the pool is then formatted with.
-func soakProbe(ctx context.Context, d *demo, plan soakPlan, probeFile string) error {
+func soakProbe(ctx context.Context, d *demo, plan soakPlan, probeFile string) (err error) {
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return err
 	}
@@ -179,7 +191,11 @@ func soakProbe(ctx context.Context, d *demo, plan soakPlan, probeFile string) er
 	if err != nil {
 		return err
 	}
-	defer fs.Unmount()
+	defer func() {
+		if uerr := fs.Unmount(); err == nil && uerr != nil {
+			err = fmt.Errorf("unmounting the probe's faultfs %s: %w", mnt, uerr)
+		}
+	}()
 	pctx, stop := context.WithCancel(ctx)
 	stalls := &stallLog{}
 	injected := make(chan error, 1)
@@ -238,9 +254,11 @@ func (s *stallLog) summary() (int, time.Duration) {
 }
 
 // injectStalls hangs storage until ctx ends: after a random gap, for a
-// random time up to maxStall, either every target at once or one of them
-// (hosts' faultfs mounts, or one in-process mount fs). It always leaves
-// the storage passing.
+// random time under maxStall, either every target at once or one of them
+// (hosts' faultfs mounts, or one in-process mount fs). The stall logged
+// is each target's own, from before its hang to after its release (the
+// control calls included); it always leaves the storage passing, and
+// returns the first error, with which the soak ends.
 func injectStalls(ctx context.Context, maxStall time.Duration, hosts []*lab.Host, fs *faultfs.FS, log *stallLog) error {
 	type target struct {
 		hang, pass func() error
@@ -252,32 +270,50 @@ func injectStalls(ctx context.Context, maxStall time.Duration, hosts []*lab.Host
 	if fs != nil {
 		targets = append(targets, target{func() error { return fs.Set(faultfs.OpAll, faultfs.Fault{Hang: true}) }, func() error { fs.Clear(); return nil }})
 	}
+	// The control calls take a few milliseconds; drawn below this, a
+	// stall stays under maxStall with them.
+	const slack = 10 * time.Millisecond
 	for {
 		gap := stallGapMin + rand.N(stallGapMax-stallGapMin)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(gap):
+		if err := sleepUntil(ctx, time.Now().Add(gap)); err != nil {
+			return err
 		}
 		chosen := targets
 		shared := len(targets) == 1 || rand.N(2) == 0
 		if !shared {
 			chosen = []target{targets[rand.N(len(targets))]}
 		}
-		stall := time.Millisecond + rand.N(maxStall)
+		stall := time.Millisecond + rand.N(max(maxStall-slack-time.Millisecond, time.Millisecond))
+		began := make([]time.Time, len(chosen))
 		var err error
-		for _, t := range chosen {
+		for i, t := range chosen {
+			began[i] = time.Now()
 			err = errors.Join(err, t.hang())
 		}
-		time.Sleep(stall)
-		for _, t := range chosen {
-			err = errors.Join(err, t.pass())
+		time.Sleep(stall - time.Since(began[0]))
+		longest := time.Duration(0)
+		for i, t := range chosen {
+			err = errors.Join(err, pass(t.pass))
+			longest = max(longest, time.Since(began[i]))
 		}
 		if err != nil {
 			return fmt.Errorf("injecting a %v stall: %w", stall, err)
 		}
-		log.add(stall, shared)
+		log.add(longest, shared)
 	}
+}
+
+// pass releases a stall, trying again for a while: a mount left hung
+// would fence its host.
+func pass(release func() error) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = release(); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
 }
 
 // busiest is the host that runs the most guests.
@@ -337,31 +373,55 @@ func powerLoss(ctx context.Context, d *demo, victim *lab.Host, lost []agent.Gues
 	return worst, err
 }
 
-// soakMonitor watches every host for the whole soak, every 200 ms: a
-// host seen dead (or fenced, or exited) that was not killed is a false
-// fence; it also keeps the suspects seen and the worst renewal figures.
+// soakMonitor watches every host for the whole soak. Every 200 ms (one
+// host after another) it reads what cannot be undone and so cannot be
+// missed between two looks: a kill_guests hook run (a file the hook
+// appends to as it starts; every fence runs it), a watchdog reset (the
+// stand-in's log), a daemon exit; and the renewal figures of each host's
+// status. A host whose status goes unanswered for longer than host_dead
+// is an error too: the monitor was blind to it. What each daemon saw of
+// the others is read at the end from the logs, which hold every
+// transition (lookedSeen).
 type soakMonitor struct {
-	hosts []*lab.Host
+	hosts    []*lab.Host
+	hostDead time.Duration
 
-	mu       sync.Mutex
-	down     map[string]bool // killed, until live again
-	state    map[[2]string]liveness.State
-	suspects int
-	falses   []string
-	minLeft  float64 // the least renewal_margin_seconds seen
-	maxGap   float64 // the largest renewal_gap_max_seconds seen
-	polls    int
-	pollErrs int
+	mu         sync.Mutex
+	logFrom    map[string]int64    // each host's log size when the soak began
+	generation map[string]uint64   // each host's generation then
+	gone       map[string][]uint64 // the incarnations killed, by host
+	down       map[string]bool     // killed, until live again
+	answered   map[string]time.Time
+	falses     []string
+	minLeft    float64 // the least renewal_margin_seconds seen
+	maxGap     float64 // the largest renewal_gap_max_seconds seen
+	polls      int
+	pollErrs   int
 }
 
-func newSoakMonitor(hosts []*lab.Host) *soakMonitor {
-	return &soakMonitor{hosts: hosts, down: map[string]bool{}, state: map[[2]string]liveness.State{}, minLeft: -1}
+func newSoakMonitor(hosts []*lab.Host, hostDead time.Duration) *soakMonitor {
+	m := &soakMonitor{hosts: hosts, hostDead: hostDead, logFrom: map[string]int64{}, generation: map[string]uint64{},
+		gone: map[string][]uint64{}, down: map[string]bool{}, answered: map[string]time.Time{}, minLeft: -1}
+	for _, h := range hosts {
+		m.answered[h.Name] = time.Now()
+	}
+	return m
 }
 
-func (m *soakMonitor) killed(name string, down bool) {
+// killed marks incarnation generation of name as killed: the others may
+// see it suspect and dead, and name is not looked at until live again.
+func (m *soakMonitor) killed(name string, generation uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.down[name] = down
+	m.down[name] = true
+	m.gone[name] = append(m.gone[name], generation)
+}
+
+func (m *soakMonitor) live(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down[name] = false
+	m.answered[name] = time.Now()
 }
 
 func (m *soakMonitor) run(ctx context.Context) {
@@ -384,14 +444,14 @@ func (m *soakMonitor) poll(ctx context.Context) {
 	m.polls++
 	m.mu.Unlock()
 	for _, h := range m.hosts {
-		if down[h.Name] {
-			continue
-		}
 		if runs := h.HookRuns(); len(runs) > 0 {
 			m.falseFence(fmt.Sprintf("%s ran its kill_guests hook (%s)", h.Name, runs[0].Reason))
 		}
 		if r := h.Resets(); len(r) > 0 {
 			m.falseFence(fmt.Sprintf("%s was reset by its watchdog", h.Name))
+		}
+		if down[h.Name] {
+			continue
 		}
 		if h.Exited() {
 			m.falseFence(fmt.Sprintf("%s's daemon exited", h.Name))
@@ -402,28 +462,18 @@ func (m *soakMonitor) poll(ctx context.Context) {
 		cancel()
 		m.mu.Lock()
 		if err != nil {
-			m.pollErrs++ // a status call in a stall; the hook and the watchdog say whether it fenced
+			m.pollErrs++
+			if blind := time.Since(m.answered[h.Name]); blind > m.hostDead && !m.down[h.Name] {
+				m.falseFenceLocked(fmt.Sprintf("%s's status unanswered for %v, longer than host_dead: the soak could not see it", h.Name, blind.Round(time.Millisecond)))
+			}
 			m.mu.Unlock()
 			continue
 		}
+		m.answered[h.Name] = time.Now()
 		if m.minLeft < 0 || st.RenewalMarginSeconds < m.minLeft {
 			m.minLeft = st.RenewalMarginSeconds
 		}
 		m.maxGap = max(m.maxGap, st.RenewalGapMaxSeconds)
-		for _, p := range st.Hosts {
-			key := [2]string{h.Name, p.Name}
-			was := m.state[key]
-			m.state[key] = p.State
-			if p.State == was || p.Name == h.Name || down[p.Name] {
-				continue
-			}
-			switch p.State {
-			case liveness.Suspect:
-				m.suspects++
-			case liveness.Dead:
-				m.falseFenceLocked(fmt.Sprintf("%s saw %s dead, which was not killed", h.Name, p.Name))
-			}
-		}
 		m.mu.Unlock()
 	}
 }
@@ -441,26 +491,62 @@ func (m *soakMonitor) falseFenceLocked(what string) {
 	}
 }
 
-func reportSoak(d *demo, plan soakPlan, ran time.Duration, failovers []float64, stalls *stallLog, mon *soakMonitor, guests []string) error {
+// lookedSeen reads every host's log from the soak's start: each
+// "suspect" or "dead" of an incarnation that was not killed (its peer
+// and generation) is false — dead is a false fence, suspect a slot late
+// by more than an interval; it also checks that every host's generation
+// grew only by its kills (a daemon that restarted by itself would
+// otherwise pass unseen between two polls).
+func (m *soakMonitor) lookedSeen(ctx context.Context) (falseSuspects []string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range m.hosts {
+		for _, e := range transitions(h.LogPath, m.logFrom[h.Name]) {
+			if (e.to != "suspect" && e.to != "dead") || slices.Contains(m.gone[e.peer], e.generation) {
+				continue
+			}
+			what := fmt.Sprintf("%s saw %s (generation %d, not killed) %s", h.Name, e.peer, e.generation, e.to)
+			if e.to == "dead" {
+				m.falseFenceLocked(what)
+			} else {
+				falseSuspects = append(falseSuspects, what)
+			}
+		}
+		st, err := h.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if want := m.generation[h.Name] + uint64(len(m.gone[h.Name])); st.Generation != want {
+			m.falseFenceLocked(fmt.Sprintf("%s is at generation %d, not %d (%d at the start + %d kills): it restarted by itself", h.Name, st.Generation, want, m.generation[h.Name], len(m.gone[h.Name])))
+		}
+	}
+	return falseSuspects, nil
+}
+
+func reportSoak(ctx context.Context, d *demo, plan soakPlan, ran time.Duration, failovers []float64, stalls *stallLog, mon *soakMonitor, guests []string) error {
 	t := d.timing
+	falseSuspects, err := mon.lookedSeen(ctx)
+	if err != nil {
+		return err
+	}
 	mon.mu.Lock()
 	defer mon.mu.Unlock()
 	n, longest := stalls.summary()
-	d.say("soak over after %v: %d stalls injected (%d on every host at once), the longest %v", ran.Round(time.Second), n, stalls.shared, longest)
+	d.say("soak over after %v: %d stalls injected (%d on every host at once), the longest %v (hang to release, the control calls included)", ran.Round(time.Second), n, stalls.shared, longest.Round(time.Millisecond))
 	d.check(n > 0, "stalls were injected (%d)", n)
 	for _, f := range mon.falses {
 		d.fail("false fence: %s", f)
 	}
-	d.check(len(mon.falses) == 0, "no false fence over %v: no kill_guests hook, no watchdog reset, no exit and no host seen dead that was not killed (%d polls of every host's status, %d unanswered)",
+	d.check(len(mon.falses) == 0, "no false fence over %v: no kill_guests hook, no watchdog reset, no exit or new generation but the kills', no host seen dead in any log that was not killed (%d polls of every host's status, %d unanswered)",
 		ran.Round(time.Second), mon.polls, mon.pollErrs)
-	d.say("hosts seen suspect (a slot not renewed for an interval or more, then live again): %d times; the largest gap between two renewals of a host %.3fs, the least left of renewal_fail (%gs) %.3fs",
-		mon.suspects, mon.maxGap, t.RenewalFail, mon.minLeft)
+	d.say("hosts seen suspect (a slot late by an interval or more, then live again) that were not killed: %d %v; the largest gap between two renewals of a host %.3fs, the least left of renewal_fail (%gs) %.3fs",
+		len(falseSuspects), falseSuspects, mon.maxGap, t.RenewalFail, mon.minLeft)
 	d.figure("soak_seconds", ran.Seconds())
 	d.figure("soak_stalls", n)
 	d.figure("soak_stalls_shared", stalls.shared)
 	d.figure("soak_stall_longest_seconds", longest.Seconds())
 	d.figure("soak_false_fences", len(mon.falses))
-	d.figure("soak_suspects", mon.suspects)
+	d.figure("soak_false_suspects", len(falseSuspects))
 	d.figure("soak_renewal_gap_max_seconds", mon.maxGap)
 	d.figure("soak_renewal_margin_min_seconds", mon.minLeft)
 	d.figure("soak_timing", map[string]float64{"interval": t.Interval, "renewal_fail": t.RenewalFail, "watchdog": t.Watchdog, "host_dead": t.HostDead})
