@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,10 +34,7 @@ func TestMain(m *testing.M) {
 // figures it writes are the ones it narrated.
 func TestDemoStory(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hbfence")
-	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/hbfence/hbfence/cmd/hbfence", "github.com/hbfence/hbfence/cmd/hbfence-wdsim", "github.com/hbfence/hbfence/cmd/hbfence-faultfs").CombinedOutput(); err != nil {
-		t.Fatalf("building hbfence: %v\n%s", err, out)
-	}
+	bin := buildLab(t)
 	figures := filepath.Join(dir, "figures.json")
 	var out bytes.Buffer
 	code := run([]string{"-hbfence", bin, "-dir", filepath.Join(dir, "pool"), "-json", figures}, &out, &out)

@@ -244,16 +244,8 @@ func guestFailovers(ctx context.Context, d *demo, runs int) ([]float64, error) {
 	if err := sceneStart(ctx, d); err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
+	specs, names, err := addHAGuests(ctx, d, 6)
 	if err != nil {
-		return nil, err
-	}
-	m, err := d.masterHost(ctx)
-	if err != nil {
-		return nil, err
-	}
-	specs, names := haGuests(6)
-	if err := d.pool.AddGuests(ctx, m, self, specs...); err != nil {
 		return nil, err
 	}
 	t := d.timing
@@ -324,9 +316,18 @@ func sceneEvacuate(ctx context.Context, d *demo) error {
 	return nil
 }
 
-// haGuests are n HA guests g1…gn with automatic placement, and their
-// names.
-func haGuests(n int) ([]lab.GuestSpec, []string) {
+// addHAGuests adds, on the master, n HA guests g1…gn with automatic
+// placement, run by this program (-guest-disk), and starts them; it
+// returns them and their names.
+func addHAGuests(ctx context.Context, d *demo, n int) ([]lab.GuestSpec, []string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := d.masterHost(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	var specs []lab.GuestSpec
 	var names []string
 	for i := 1; i <= n; i++ {
@@ -334,5 +335,5 @@ func haGuests(n int) ([]lab.GuestSpec, []string) {
 		specs = append(specs, lab.GuestSpec{Name: name, HA: true})
 		names = append(names, name)
 	}
-	return specs, names
+	return specs, names, d.pool.AddGuests(ctx, m, self, specs...)
 }

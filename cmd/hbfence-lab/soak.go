@@ -73,20 +73,12 @@ func benchSoak(ctx context.Context, d *demo, plan soakPlan) error {
 	t := d.timing
 	target := plan.target.Seconds()
 	d.say("the advised pool: host_dead %gs; a power loss then takes about 1.02 × host_dead = %.1fs to the guests' restart, within the %gs target if the guests start at once", t.HostDead, 1.02*t.HostDead, target)
-	self, err := os.Executable()
+	specs, names, err := addHAGuests(ctx, d, soakGuests)
 	if err != nil {
-		return err
-	}
-	m, err := d.masterHost(ctx)
-	if err != nil {
-		return err
-	}
-	specs, names := haGuests(soakGuests)
-	if err := d.pool.AddGuests(ctx, m, self, specs...); err != nil {
 		return err
 	}
 	allRunning := func(gs map[string]agent.GuestStatus) bool { return len(guestsIn(gs, restart.Running)) == len(specs) }
-	if _, err := m.WaitGuests(ctx, 3*secs(t.HostDead), "every guest running", allRunning); err != nil {
+	if _, err := d.liveHosts()[0].WaitGuests(ctx, 3*secs(t.HostDead), "every guest running", allRunning); err != nil {
 		return err
 	}
 
