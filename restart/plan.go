@@ -454,7 +454,7 @@ func placeFree(p Plan, pl *placer, free []freed, in Input, behind []string) []No
 			notes = append(notes, Note{Guest: g.UUID, Text: a.Message})
 		case len(behind) > 0:
 			a.State = Pending
-			a.Message = fmt.Sprintf("waiting for %s to report on epoch %d", strings.Join(behind, ", "), in.Epoch)
+			a.Message = fmt.Sprintf(awaitingReports, strings.Join(behind, ", "), in.Epoch)
 		default:
 			h, ok := pl.chooseOn(g, a.On)
 			if a.On != "" && !ok {
@@ -668,4 +668,17 @@ func (p *placer) choose(g Guest, tried []string) (Host, bool) {
 	p.load[best]++
 	p.down(p.pos[best])
 	return p.hosts[best], true
+}
+
+// awaitingReports is the message of a guest the master holds pending
+// until every live host has reported on its epoch.
+const awaitingReports = "waiting for %s to report on epoch %d"
+
+// AwaitingReports says whether message is that of a guest held pending
+// until every live host has reported on the master's epoch: a hold of a
+// round or so, after which the guest is placed — not a guest that no
+// host can take.
+func AwaitingReports(message string) bool {
+	rest, ok := strings.CutPrefix(message, "waiting for ")
+	return ok && strings.Contains(rest, " to report on epoch ")
 }

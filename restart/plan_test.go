@@ -90,7 +90,7 @@ func TestReconcile(t *testing.T) {
 				Prev: planOf(2, map[string]Assignment{"g1": {Host: id("a"), State: Running}})},
 			check: func(t *testing.T, p Plan, _ []Note) {
 				want(t, p, "g1", HostID{}, Pending)
-				if !strings.Contains(p.Guests["g1"].Message, "waiting for c to report on epoch 3") {
+				if !strings.Contains(p.Guests["g1"].Message, "waiting for c to report on epoch 3") || !AwaitingReports(p.Guests["g1"].Message) {
 					t.Errorf("message %q", p.Guests["g1"].Message)
 				}
 			},

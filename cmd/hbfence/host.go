@@ -124,13 +124,17 @@ type GuestOutcome struct {
 
 // settled: the guest will not move further by itself (running or stopped
 // elsewhere, pending with no host to take it, in error), as far as the
-// evacuation of host goes.
+// evacuation of host goes. A guest pending while a new master waits for
+// every host's report on its epoch (after the master role moved off
+// host) is not settled: it is placed a round or so later.
 func settled(g agent.GuestStatus, host string) bool {
 	switch g.State {
 	case restart.Migrating, restart.Starting, restart.Stopping:
 		return false
 	case restart.Running:
 		return g.Host != host
+	case restart.Pending:
+		return !restart.AwaitingReports(g.Message)
 	}
 	return true // stopped, pending, error
 }
