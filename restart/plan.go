@@ -670,15 +670,20 @@ func (p *placer) choose(g Guest, tried []string) (Host, bool) {
 	return p.hosts[best], true
 }
 
-// awaitingReports is the message of a guest the master holds pending
-// until every live host has reported on its epoch.
-const awaitingReports = "waiting for %s to report on epoch %d"
+// A guest the master holds pending until every live host has reported
+// on its epoch has the message awaitingPrefix + hosts + awaitingMiddle +
+// epoch; AwaitingReports recognises it from the same two parts.
+const (
+	awaitingPrefix  = "waiting for "
+	awaitingMiddle  = " to report on epoch "
+	awaitingReports = awaitingPrefix + "%s" + awaitingMiddle + "%d"
+)
 
 // AwaitingReports says whether message is that of a guest held pending
 // until every live host has reported on the master's epoch: a hold of a
 // round or so, after which the guest is placed — not a guest that no
 // host can take.
 func AwaitingReports(message string) bool {
-	rest, ok := strings.CutPrefix(message, "waiting for ")
-	return ok && strings.Contains(rest, " to report on epoch ")
+	rest, ok := strings.CutPrefix(message, awaitingPrefix)
+	return ok && strings.Contains(rest, awaitingMiddle)
 }

@@ -34,6 +34,14 @@ func buildLab(t *testing.T) string {
 // other than OK fails the test.
 func runBench(t *testing.T, bin string, args ...string) map[string]any {
 	t.Helper()
+	f, _ := runLab(t, bin, args...)
+	return f
+}
+
+// runLab runs hbfence-lab with args and returns its figures and its
+// output; an exit other than 0 or a verdict other than OK fails the test.
+func runLab(t *testing.T, bin string, args ...string) (map[string]any, string) {
+	t.Helper()
 	dir := t.TempDir()
 	figures := filepath.Join(dir, "figures.json")
 	var out bytes.Buffer
@@ -50,7 +58,7 @@ func runBench(t *testing.T, bin string, args ...string) map[string]any {
 		t.Fatal(err)
 	}
 	t.Logf("hbfence-lab %v:\n%s", args, tail(out.String(), 8))
-	return f
+	return f, out.String()
 }
 
 // -bench-soak, shortened: the probe through stalling storage, the pool

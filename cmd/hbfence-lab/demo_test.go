@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,39 +31,24 @@ func TestMain(m *testing.M) {
 // The demonstration pool runs end to end and its verdict is OK; the
 // figures it writes are the ones it narrated.
 func TestDemoStory(t *testing.T) {
-	dir := t.TempDir()
-	bin := buildLab(t)
-	figures := filepath.Join(dir, "figures.json")
-	var out bytes.Buffer
-	code := run([]string{"-hbfence", bin, "-dir", filepath.Join(dir, "pool"), "-json", figures}, &out, &out)
-	if code != 0 {
-		t.Fatalf("hbfence-lab exited %d:\n%s", code, out.String())
-	}
+	f, out := runLab(t, buildLab(t))
 	for _, want := range []string{"node2 DEAD", "node3 left", "generation 1 → 2", "in use by a live host", "watchdog reset the machine",
 		"ran again on other hosts", "was not restarted", "placed again", "runs on node3 again", "runs none of the pool's guests", "never two writers at once",
 		"pool A refuses HA for its own manager", "pool B's manager ran again in pool A", "pool B's app-b1 kept its one copy", "VERDICT: OK"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the story does not say %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("the story does not say %q:\n%s", want, out)
 		}
 	}
 	if err := lab.FaultFSAvailable(); err == nil {
-		if !strings.Contains(out.String(), "node2 killed its guests before node1 declared it dead") {
-			t.Errorf("the storage-cut scene did not run:\n%s", out.String())
+		if !strings.Contains(out, "node2 killed its guests before node1 declared it dead") {
+			t.Errorf("the storage-cut scene did not run:\n%s", out)
 		}
 	} else {
 		t.Logf("storage-cut scene skipped: %v", err)
 	}
-	b, err := os.ReadFile(figures)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f map[string]any
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
 	ratio, ok := f["detection_ratio_to_host_dead"].(float64)
 	if !ok || ratio < 0.9 {
-		t.Errorf("figures %s: detection ratio missing or below the safety bound", b)
+		t.Errorf("figures %v: detection ratio missing or below the safety bound", f)
 	}
 }
 
