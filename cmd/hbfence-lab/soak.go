@@ -72,7 +72,9 @@ func benchSoak(ctx context.Context, d *demo, plan soakPlan) error {
 	}
 	t := d.timing
 	target := plan.target.Seconds()
-	d.say("the advised pool: host_dead %gs; a power loss then takes about 1.02 × host_dead = %.1fs to the guests' restart, within the %gs target if the guests start at once", t.HostDead, 1.02*t.HostDead, target)
+	deadWithin := t.HostDead + t.Interval
+	d.say("the advised pool: host_dead %gs, interval %gs; a power loss is declared within host_dead + interval = %.1fs of it, and its guests start after that: within the %gs target if the plan and their start take under %.1fs",
+		t.HostDead, t.Interval, deadWithin, target, target-deadWithin)
 	specs, names, err := addHAGuests(ctx, d, soakGuests)
 	if err != nil {
 		return err

@@ -123,6 +123,7 @@ type adviceOut struct {
 	HostDead    string            `json:"host_dead"`
 	Factor      float64           `json:"factor"`
 	Binding     string            `json:"binding_rule"`
+	DeadWithin  string            `json:"dead_within"`
 	InitFlags   string            `json:"init_flags"`
 	Why         map[string]string `json:"why"`
 }
@@ -174,7 +175,7 @@ func probeJSON(tg *probe.Target, res probe.Result, a probe.Advice, advErr error)
 	p := a.Params
 	out.Advice = &adviceOut{Interval: p.Interval.String(), IOTimeout: p.IOTimeout.String(), RenewalFail: p.RenewalFail.String(),
 		Watchdog: p.Watchdog.String(), HostDead: p.HostDead.String(), Factor: a.Factor, Binding: a.Binding,
-		InitFlags: a.InitFlags(), Why: map[string]string{}}
+		DeadWithin: a.DeadWithin().String(), InitFlags: a.InitFlags(), Why: map[string]string{}}
 	for _, r := range a.Why {
 		out.Advice.Why[r.Name] = r.Text
 	}
@@ -221,6 +222,7 @@ func printProbe(w io.Writer, tg *probe.Target, res probe.Result, a probe.Advice,
 	for _, r := range a.Why {
 		fmt.Fprintf(w, "  %-12s %-7v %s\n", r.Name, r.Value, r.Text)
 	}
+	fmt.Fprintf(w, "\nafter a power loss, the master declares the host dead within host_dead + interval = %v; its guests start after that (the master's plan, then each guest's boot)\n", a.DeadWithin())
 	fmt.Fprintf(w, "\nformat a pool with it:\n  hbfence init %s PATH\n", a.InitFlags())
 }
 

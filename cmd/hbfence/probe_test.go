@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,7 @@ type probeResult struct {
 		RenewalFail string            `json:"renewal_fail"`
 		Watchdog    string            `json:"watchdog"`
 		HostDead    string            `json:"host_dead"`
+		DeadWithin  string            `json:"dead_within"`
 		InitFlags   string            `json:"init_flags"`
 		Why         map[string]string `json:"why"`
 	} `json:"advice"`
@@ -88,6 +90,12 @@ func TestProbeJSONAndInitFlags(t *testing.T) {
 	if a == nil || a.Watchdog != "5s" || len(a.Why) != 5 {
 		t.Fatalf("advice %+v", a)
 	}
+	iv, err1 := time.ParseDuration(a.Interval)
+	hd, err2 := time.ParseDuration(a.HostDead)
+	dw, err3 := time.ParseDuration(a.DeadWithin)
+	if err := errors.Join(err1, err2, err3); err != nil || dw != hd+iv {
+		t.Errorf("dead_within %q, want host_dead + interval (%v): %v", a.DeadWithin, hd+iv, err)
+	}
 	pool := filepath.Join(dir, "pool.hb")
 	code, out, stderr = hb(t, append(append([]string{"init", "--json"}, strings.Fields(a.InitFlags)...), pool)...)
 	if code != 0 {
@@ -110,7 +118,8 @@ func TestProbeText(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"probed scratch file " + dir, "write+read", "p99.9", "longest stall", "histogram of all I/Os:",
-		"advice (safety factor 3, watchdog 10s):", "io_timeout", "host_dead", "hbfence init --interval "} {
+		"advice (safety factor 3, watchdog 10s):", "io_timeout", "host_dead",
+		"the master declares the host dead within host_dead + interval = ", "hbfence init --interval "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -32,12 +32,17 @@ const (
 )
 
 // grid is the set of intervals and io_timeouts the advice chooses from
-// (io_timeout also takes the least value that covers the observations).
+// (io_timeout also takes the least value that covers the observations):
+// 100 ms steps up to 2 s, where the interval weighs most in how soon a
+// power loss is seen (Advice.DeadWithin), and readable steps above.
 var grid = []time.Duration{
 	200 * time.Millisecond, 250 * time.Millisecond, 300 * time.Millisecond, 400 * time.Millisecond,
-	500 * time.Millisecond, 750 * time.Millisecond,
-	1 * time.Second, 1500 * time.Millisecond, 2 * time.Second, 3 * time.Second, 4 * time.Second,
-	5 * time.Second, 7500 * time.Millisecond, 10 * time.Second, 15 * time.Second, 20 * time.Second,
+	500 * time.Millisecond, 600 * time.Millisecond, 700 * time.Millisecond, 750 * time.Millisecond,
+	800 * time.Millisecond, 900 * time.Millisecond, 1 * time.Second, 1100 * time.Millisecond,
+	1200 * time.Millisecond, 1300 * time.Millisecond, 1400 * time.Millisecond, 1500 * time.Millisecond,
+	1600 * time.Millisecond, 1700 * time.Millisecond, 1800 * time.Millisecond, 1900 * time.Millisecond,
+	2 * time.Second, 2500 * time.Millisecond, 3 * time.Second, 4 * time.Second,
+	5 * time.Second, 6 * time.Second, 7500 * time.Millisecond, 10 * time.Second, 15 * time.Second, 20 * time.Second,
 	30 * time.Second, 45 * time.Second, time.Minute, 90 * time.Second, 2 * time.Minute,
 	3 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 20 * time.Minute,
 }
@@ -70,6 +75,17 @@ type Advice struct {
 	Binding string
 }
 
+// DeadWithin bounds the time from a power loss to the master declaring
+// the host dead: host_dead + interval. The master counts the silence from
+// its own first sight of the host's last renewal, which it may see up to
+// an interval after it was written (the power loss comes after that
+// renewal); it reads again at the deadline itself (liveness'
+// NextDeadline), so no further interval is added. The guests start after
+// this, plus the master's plan and the guest's own boot.
+func (a Advice) DeadWithin() time.Duration {
+	return a.Params.HostDead + a.Params.Interval
+}
+
 // Reason explains one figure of the advice.
 type Reason struct {
 	Name  string // "interval", "io_timeout", ...
@@ -100,8 +116,12 @@ func (a Advice) InitFlags() string {
 //
 // It searches intervals and io_timeouts of a grid; renewal_fail and
 // host_dead take the least value for each pair, since larger values only
-// raise host_dead. Of equal host_dead it prefers the larger io_timeout,
-// then the larger interval: more tolerance and less I/O at no cost.
+// raise host_dead. Of equal host_dead it prefers the smaller interval,
+// which shortens DeadWithin, then the larger io_timeout: more tolerance
+// at no cost. A larger interval never lowers host_dead (it raises the
+// stall allowance of renewal_fail and the margin, and leaves fewer
+// io_timeouts above it), so the advised interval is the least of the grid
+// that covers its need, and the advice has the least DeadWithin too.
 func Advise(obs Observed, factor float64, watchdog time.Duration) (Advice, error) {
 	if !(factor >= 1) || math.IsInf(factor, 1) { // also NaN
 		return Advice{}, fmt.Errorf("safety factor %v: it must be a number of at least 1", factor)
@@ -155,10 +175,10 @@ func better(p, q timing.Params) bool {
 	if p.HostDead != q.HostDead {
 		return p.HostDead < q.HostDead
 	}
-	if p.IOTimeout != q.IOTimeout {
-		return p.IOTimeout > q.IOTimeout
+	if p.Interval != q.Interval {
+		return p.Interval < q.Interval
 	}
-	return p.Interval > q.Interval
+	return p.IOTimeout > q.IOTimeout
 }
 
 // LeastHostDead is the least host_dead on a 100 ms step with which p
@@ -209,10 +229,7 @@ func explain(p timing.Params, obs Observed, factor float64, ioNeed, ivNeed, stal
 	if ivNeed >= MinInterval {
 		iv = fmt.Sprintf("covers %s × the 99.9th percentile write+read (%v) = %v, so a heartbeat round fits in the interval", f, ms(obs.PairP999), ms(ivNeed))
 	} else {
-		iv = fmt.Sprintf("the floor %v (%s × the 99.9th percentile write+read %v = %v is below it; a shorter interval barely shortens host_dead)", MinInterval, f, ms(obs.PairP999), ms(ivNeed))
-	}
-	if p.Interval > gridAtLeast(max(ivNeed, MinInterval)) {
-		iv += fmt.Sprintf("; raised to %v at no cost to host_dead: fewer I/Os", p.Interval)
+		iv = fmt.Sprintf("the floor %v (%s × the 99.9th percentile write+read %v = %v is below it; a shorter interval would barely shorten host_dead and would read the slot region more often)", MinInterval, f, ms(obs.PairP999), ms(ivNeed))
 	}
 	switch {
 	case ioNeed >= MinIOTimeout:

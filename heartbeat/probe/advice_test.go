@@ -52,6 +52,33 @@ func minimal(t *testing.T, p timing.Params) {
 	}
 }
 
+// leastInterval checks the claim of Advise that the advised interval is
+// the least of the grid that covers its need: no larger interval of the
+// grid, with any io_timeout of the grid, gives a smaller host_dead or a
+// smaller DeadWithin.
+func leastInterval(t *testing.T, a Advice, obs Observed, factor float64) {
+	t.Helper()
+	if want := gridAtLeast(max(scale(obs.PairP999, factor), MinInterval)); a.Params.Interval != want {
+		t.Errorf("interval %v, want %v: the least of the grid covering the need", a.Params.Interval, want)
+	}
+	for _, iv := range grid {
+		if iv <= a.Params.Interval {
+			continue
+		}
+		for _, io := range grid {
+			if io <= iv || io < scale(obs.PairMax, factor) || io < MinIOTimeout {
+				continue
+			}
+			p := timing.Params{Interval: iv, IOTimeout: io, Watchdog: a.Params.Watchdog,
+				RenewalFail: roundUp(max(3*io, scale(obs.LongestStall, factor)+StallIntervals*iv))}
+			hd, ok := LeastHostDead(p)
+			if ok && (hd < a.Params.HostDead || hd+iv < a.DeadWithin()) {
+				t.Errorf("interval %v io_timeout %v gives host_dead %v (dead within %v), better than the advice %v", iv, io, hd, hd+iv, a.Params)
+			}
+		}
+	}
+}
+
 func TestAdviceFastLocalStorage(t *testing.T) {
 	obs := Observed{PairMax: 2 * ms1, PairP999: ms1, LongestStall: 105 * ms1}
 	a, err := Advise(obs, DefaultFactor, wd)
@@ -62,9 +89,10 @@ func TestAdviceFastLocalStorage(t *testing.T) {
 	minimal(t, a.Params)
 	// Floors bind: io_timeout 500ms, renewal_fail 3 × io_timeout;
 	// host_dead is set by the watchdog rule: 1.5s + 10s + margin (100ms
-	// + 11.7ms) < 11.7s. The interval may rise from its 200 ms floor to
-	// 300 ms (margin 150ms + 11.7ms) at no cost: fewer I/Os.
-	want := timing.Params{Interval: 300 * ms1, IOTimeout: 500 * ms1, RenewalFail: 1500 * ms1, Watchdog: wd, HostDead: 11700 * ms1}
+	// + 11.7ms) < 11.7s. An interval of 300 ms would give the same
+	// host_dead (margin 150ms + 11.7ms), but a power loss would be seen
+	// up to 100 ms later: the interval stays at its 200 ms floor.
+	want := timing.Params{Interval: 200 * ms1, IOTimeout: 500 * ms1, RenewalFail: 1500 * ms1, Watchdog: wd, HostDead: 11700 * ms1}
 	if a.Params != want {
 		t.Errorf("advice %v, want %v", a.Params, want)
 	}
@@ -74,7 +102,7 @@ func TestAdviceFastLocalStorage(t *testing.T) {
 	if !strings.Contains(a.Why[1].Text, "floor") || !strings.Contains(a.Why[2].Text, "3 × io_timeout") {
 		t.Errorf("reasons do not say the floor and the rule bind: %q / %q", a.Why[1].Text, a.Why[2].Text)
 	}
-	if got := a.InitFlags(); got != "--interval 300ms --io-timeout 500ms --renewal-fail 1.5s --watchdog 10s --host-dead 11.7s" {
+	if got := a.InitFlags(); got != "--interval 200ms --io-timeout 500ms --renewal-fail 1.5s --watchdog 10s --host-dead 11.7s" {
 		t.Errorf("init flags %q", got)
 	}
 }
@@ -89,11 +117,16 @@ func TestAdviceSlowStorageWithStalls(t *testing.T) {
 	covers(t, a, obs, DefaultFactor, wd)
 	minimal(t, a.Params)
 	p := a.Params
-	// interval >= 1.215s: 1.5s of the grid; io_timeout >= 1.23s and above
-	// the interval; renewal_fail = 12s + 3s = 15s, which leaves
-	// io_timeout room up to 5s at no cost.
-	if p.Interval != 1500*ms1 || p.RenewalFail != 15*time.Second || p.IOTimeout != 5*time.Second {
-		t.Errorf("advice %v, want interval 1.5s, io_timeout 5s, renewal_fail 15s", p)
+	// interval >= 1.215s: 1.3s of the grid; io_timeout >= 1.23s and above
+	// the interval; renewal_fail = 12s + 2.6s, rounded up to 15s, which
+	// leaves io_timeout room up to 5s at no cost; host_dead > 15s + 10s +
+	// margin (650ms + 25.7ms).
+	want := timing.Params{Interval: 1300 * ms1, IOTimeout: 5 * time.Second, RenewalFail: 15 * time.Second, Watchdog: wd, HostDead: 25700 * ms1}
+	if p != want {
+		t.Errorf("advice %v, want %v", p, want)
+	}
+	if a.DeadWithin() != 27*time.Second {
+		t.Errorf("DeadWithin %v, want host_dead + interval = 27s", a.DeadWithin())
 	}
 	if !strings.Contains(a.Why[2].Text, "longest stall (4s)") {
 		t.Errorf("renewal_fail reason does not name the stall: %q", a.Why[2].Text)
@@ -144,6 +177,7 @@ func TestAdviceGridSweep(t *testing.T) {
 				}
 				covers(t, a, obs, 3, w)
 				minimal(t, a.Params)
+				leastInterval(t, a, obs, 3)
 			}
 		}
 	}
@@ -185,5 +219,29 @@ func TestRoundUp(t *testing.T) {
 		if got := roundUp(in); got != want {
 			t.Errorf("roundUp(%v) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// The observations of the one-hour soak's probe (docs/timing.md: stalls
+// up to 0.5 s, a 3 s watchdog): the advice must keep a power loss's
+// detection, and so the guests' failover, well under the 10 s target.
+func TestAdviceForHalfSecondStalls(t *testing.T) {
+	obs := Observed{PairMax: 421600 * time.Microsecond, PairP999: 391 * ms1, LongestStall: 520800 * time.Microsecond}
+	a, err := Advise(obs, DefaultFactor, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	covers(t, a, obs, DefaultFactor, 3*time.Second)
+	minimal(t, a.Params)
+	leastInterval(t, a, obs, DefaultFactor)
+	// interval >= 3 × 391ms = 1.173s: 1.2s; io_timeout >= 1.265s: 1.3s;
+	// renewal_fail >= 3 × 520.8ms + 2 × 1.2s = 3.96s: 4s; host_dead >
+	// 4s + 3s + margin (600ms + 7.7ms): 7.7s.
+	want := timing.Params{Interval: 1200 * ms1, IOTimeout: 1300 * ms1, RenewalFail: 4 * time.Second, Watchdog: 3 * time.Second, HostDead: 7700 * ms1}
+	if a.Params != want {
+		t.Errorf("advice %v, want %v", a.Params, want)
+	}
+	if a.DeadWithin() != 8900*ms1 {
+		t.Errorf("DeadWithin %v, want 8.9s", a.DeadWithin())
 	}
 }
