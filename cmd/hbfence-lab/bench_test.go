@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -117,4 +119,83 @@ func TestMassBenchmark(t *testing.T) {
 	if r, _ := by["4"].(map[string]any); r == nil || r["runs"] != 1.0 || r["guests"] != 12.0 {
 		t.Errorf("figures: mass_failover %v", mass)
 	}
+}
+
+// hbfence-lab killed with SIGKILL during the soak's probe leaves no
+// mount behind: the probe's faultfs view is served by an hbfence-faultfs
+// process and the probe is a process of its own, both told of the lab's
+// death (Pdeathsig), so the view unmounts and the probe stops.
+func TestSoakKilledLeavesNoMount(t *testing.T) {
+	if err := lab.FaultFSAvailable(); err != nil {
+		t.Skip("SKIP: the soak's probe runs through faultfs: " + err.Error())
+	}
+	bin := buildLab(t)
+	labBin := filepath.Join(filepath.Dir(bin), "hbfence-lab")
+	if out, err := exec.Command("go", "build", "-o", labBin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building hbfence-lab: %v\n%s", err, out)
+	}
+	cmd := exec.Command(labBin, "-hbfence", bin, "-dir", filepath.Join(t.TempDir(), "pool"), "-bench-soak", "1m", "-soak-probe", "1m")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The lab says "hbfence probe --json … MOUNTPOINT (a faultfs mount…"
+	// once the view is mounted, just before it starts the probe.
+	var mnt string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if line := sc.Text(); strings.Contains(line, "hbfence probe --json") {
+			f := strings.Fields(line[:strings.Index(line, " (a faultfs mount")])
+			mnt = f[len(f)-1]
+			break
+		}
+	}
+	if mnt == "" {
+		t.Fatal("hbfence-lab never started the probe")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	ctx := context.Background()
+	probeRunning := func() bool {
+		out, _ := exec.Command("pgrep", "-f", "probe --json --duration 1m0s --watchdog 3s "+mnt).Output()
+		return len(bytes.TrimSpace(out)) > 0
+	}
+	if err := lab.WaitUntil(ctx, 10*time.Second, 20*time.Millisecond, "the probe running", func() (bool, error) { return probeRunning(), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !isMounted(t, mnt) {
+		t.Fatalf("%s is not mounted while the probe runs", mnt)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := lab.WaitUntil(ctx, 15*time.Second, 50*time.Millisecond, mnt+" unmounted and the probe stopped", func() (bool, error) {
+		return !isMounted(t, mnt) && !probeRunning(), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// isMounted says whether path is a mount point of this process's mount
+// namespace.
+func isMounted(t *testing.T, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
 }

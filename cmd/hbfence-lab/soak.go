@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
-	"github.com/hbfence/hbfence/internal/faultfs"
 	"github.com/hbfence/hbfence/internal/lab"
 	"github.com/hbfence/hbfence/restart"
 	"github.com/hbfence/hbfence/restart/agent"
@@ -176,26 +176,33 @@ func soakProbe(ctx context.Context, d *demo, plan soakPlan, probeFile string) (e
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return err
 	}
-	mnt, err := os.MkdirTemp("", "hbfence-soak-probe-")
+	// The view is served by an hbfence-faultfs process, as the hosts'
+	// are: if hbfence-lab is killed, it unmounts rather than leave a dead
+	// mount behind.
+	base, err := os.MkdirTemp("", "hbfence-soak-probe-")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(mnt)
-	fs, err := faultfs.Mount(faultfs.Options{Backing: d.dir, Mountpoint: mnt, Name: "soak-probe"})
+	defer os.RemoveAll(base)
+	mnt := filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		return err
+	}
+	fs, err := lab.ServeFaultFS(d.binary, d.dir, mnt, base, "soak-probe")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if uerr := fs.Unmount(); err == nil && uerr != nil {
-			err = fmt.Errorf("unmounting the probe's faultfs %s: %w", mnt, uerr)
-		}
-	}()
+	defer fs.Close()
 	pctx, stop := context.WithCancel(ctx)
 	stalls := &stallLog{}
 	injected := make(chan error, 1)
 	go func() { injected <- injectStalls(pctx, plan.maxStall, nil, fs, stalls) }()
 	d.say("hbfence probe --json --duration %v --watchdog %v %s (a faultfs mount of the pool's directory, stalled as the soak will stall it)", plan.probeFor, plan.watchdog, mnt)
-	out, err := exec.CommandContext(ctx, d.binary, "probe", "--json", "--duration", plan.probeFor.String(), "--watchdog", plan.watchdog.String(), mnt).Output()
+	cmd := exec.CommandContext(ctx, d.binary, "probe", "--json", "--duration", plan.probeFor.String(), "--watchdog", plan.watchdog.String(), mnt)
+	// If hbfence-lab dies, SIGTERM stops the probe (it removes its
+	// scratch file), so that the view can unmount.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	out, err := cmd.Output()
 	stop()
 	if ierr := <-injected; ierr != nil && !errors.Is(ierr, context.Canceled) {
 		return ierr
@@ -249,11 +256,11 @@ func (s *stallLog) summary() (int, time.Duration) {
 
 // injectStalls hangs storage until ctx ends: after a random gap, for a
 // random time under maxStall, either every target at once or one of them
-// (hosts' faultfs mounts, or one in-process mount fs). The stall logged
+// (hosts' faultfs mounts, or one other faultfs view fs). The stall logged
 // is each target's own, from before its hang to after its release (the
 // control calls included); it always leaves the storage passing, and
 // returns the first error, with which the soak ends.
-func injectStalls(ctx context.Context, maxStall time.Duration, hosts []*lab.Host, fs *faultfs.FS, log *stallLog) error {
+func injectStalls(ctx context.Context, maxStall time.Duration, hosts []*lab.Host, fs *lab.FaultFSServer, log *stallLog) error {
 	type target struct {
 		hang, pass func() error
 	}
@@ -262,7 +269,8 @@ func injectStalls(ctx context.Context, maxStall time.Duration, hosts []*lab.Host
 		targets = append(targets, target{h.HangStorage, h.RestoreStorage})
 	}
 	if fs != nil {
-		targets = append(targets, target{func() error { return fs.Set(faultfs.OpAll, faultfs.Fault{Hang: true}) }, func() error { fs.Clear(); return nil }})
+		ctl := func(cmd string) func() error { return func() error { _, err := fs.Ctl(cmd); return err } }
+		targets = append(targets, target{ctl("set all hang"), ctl("clear")})
 	}
 	// The control calls take a few milliseconds; drawn below this, a
 	// stall stays under maxStall with them.

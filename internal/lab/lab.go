@@ -183,7 +183,7 @@ type Host struct {
 	HookScript, HookLog, HookFailFile string
 
 	pool    *Pool
-	storage *storage // with Options.FaultFS
+	storage *FaultFSServer // with Options.FaultFS
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}

@@ -65,42 +65,40 @@ func (p *Pool) checkFaultFS() error {
 	return nil
 }
 
-// storage is one host's faultfs mount and the process serving it.
-type storage struct {
-	mountpoint string
+// FaultFSServer is one faultfs mount and the hbfence-faultfs process
+// serving it: a host's storage (Options.FaultFS), or any other view a
+// benchmark stalls (the soak's probe). If the lab dies, the server gets
+// SIGTERM (Pdeathsig) and unmounts, lazily if files are still open,
+// instead of leaving a dead mount behind.
+type FaultFSServer struct {
+	Mountpoint string
 	control    string
 	cmd        *exec.Cmd
 	done       chan struct{}
 }
 
-// mountStorage starts hbfence-faultfs for h over the directory holding
-// the pool's area and waits until it is mounted. It returns the area's
-// path inside the mount.
-func (h *Host) mountStorage(dir string) (string, error) {
-	p := h.pool
-	mnt := filepath.Join(dir, "storage")
-	if err := os.MkdirAll(mnt, 0o700); err != nil {
-		return "", err
-	}
-	s := &storage{mountpoint: mnt, control: filepath.Join(dir, "faultfs.sock"), done: make(chan struct{})}
-	logf, err := os.OpenFile(filepath.Join(dir, "faultfs.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+// ServeFaultFS starts hbfence-faultfs (next to the hbfence binary) with a
+// view of backing at mountpoint, its control socket and log in dir, and
+// waits until it is mounted.
+func ServeFaultFS(hbfence, backing, mountpoint, dir, name string) (*FaultFSServer, error) {
+	s := &FaultFSServer{Mountpoint: mountpoint, control: filepath.Join(dir, "faultfs.sock"), done: make(chan struct{})}
+	logPath := filepath.Join(dir, "faultfs.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	cmd := exec.Command(FaultFSBinary(p.Binary), "serve", "--backing", filepath.Dir(p.Area), "--mountpoint", mnt,
-		"--control", s.control, "--name", h.Name)
+	cmd := exec.Command(FaultFSBinary(hbfence), "serve", "--backing", backing, "--mountpoint", mountpoint,
+		"--control", s.control, "--name", name)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
-		return "", err
+		return nil, err
 	}
-	// If the lab dies, SIGTERM makes the server unmount (lazily if the
-	// daemon still holds the file) instead of leaving a dead mount.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return "", fmt.Errorf("starting hbfence-faultfs for %s: %w", h.Name, err)
+		return nil, fmt.Errorf("starting hbfence-faultfs for %s: %w", name, err)
 	}
 	s.cmd = cmd
 	ready := make(chan error, 1)
@@ -109,7 +107,7 @@ func (h *Host) mountStorage(dir string) (string, error) {
 		if sc.Scan() && strings.HasPrefix(sc.Text(), "ready") {
 			ready <- nil
 		} else {
-			ready <- fmt.Errorf("hbfence-faultfs for %s did not become ready", h.Name)
+			ready <- fmt.Errorf("hbfence-faultfs for %s did not become ready", name)
 		}
 		for sc.Scan() {
 		}
@@ -122,26 +120,26 @@ func (h *Host) mountStorage(dir string) (string, error) {
 	select {
 	case err = <-ready:
 	case <-time.After(10 * time.Second):
-		err = fmt.Errorf("hbfence-faultfs for %s: not mounted after 10s", h.Name)
+		err = fmt.Errorf("hbfence-faultfs for %s: not mounted after 10s", name)
 	}
 	if err != nil {
-		h.storage = s
-		h.unmountStorage()
-		b, _ := os.ReadFile(filepath.Join(dir, "faultfs.log"))
-		return "", fmt.Errorf("%v: %s", err, lastLines(string(b), 3))
+		s.Close()
+		b, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%v: %s", err, lastLines(string(b), 3))
 	}
-	h.storage = s
-	return filepath.Join(mnt, filepath.Base(p.Area)), nil
+	return s, nil
 }
 
-// unmountStorage releases hung operations, stops the server (which
-// unmounts, aborting the FUSE connection if files are still open) and
-// makes sure the mount is gone even if the server hangs or died.
-func (h *Host) unmountStorage() {
-	s := h.storage
-	if s == nil {
-		return
-	}
+// Ctl sends one control command ("set all hang", "clear", "status") and
+// returns the server's answer.
+func (s *FaultFSServer) Ctl(cmd string) (string, error) {
+	return faultfs.Control(s.control, cmd)
+}
+
+// Close releases hung operations, stops the server (which unmounts,
+// aborting the FUSE connection if files are still open) and makes sure
+// the mount is gone even if the server hangs or died.
+func (s *FaultFSServer) Close() {
 	faultfs.Control(s.control, "clear")
 	if s.cmd.Process != nil {
 		s.cmd.Process.Signal(syscall.SIGTERM)
@@ -152,8 +150,32 @@ func (h *Host) unmountStorage() {
 			<-s.done
 		}
 	}
-	if mounted(s.mountpoint) {
-		unix.Unmount(s.mountpoint, unix.MNT_DETACH)
+	if mounted(s.Mountpoint) {
+		unix.Unmount(s.Mountpoint, unix.MNT_DETACH)
+	}
+}
+
+// mountStorage starts hbfence-faultfs for h over the directory holding
+// the pool's area and waits until it is mounted. It returns the area's
+// path inside the mount.
+func (h *Host) mountStorage(dir string) (string, error) {
+	p := h.pool
+	mnt := filepath.Join(dir, "storage")
+	if err := os.MkdirAll(mnt, 0o700); err != nil {
+		return "", err
+	}
+	s, err := ServeFaultFS(p.Binary, filepath.Dir(p.Area), mnt, dir, h.Name)
+	if err != nil {
+		return "", err
+	}
+	h.storage = s
+	return filepath.Join(mnt, filepath.Base(p.Area)), nil
+}
+
+// unmountStorage stops the host's faultfs server and its mount.
+func (h *Host) unmountStorage() {
+	if h.storage != nil {
+		h.storage.Close()
 	}
 }
 
@@ -195,14 +217,14 @@ func (h *Host) Mountpoint() string {
 	if h.storage == nil {
 		return ""
 	}
-	return h.storage.mountpoint
+	return h.storage.Mountpoint
 }
 
 func (h *Host) storageCtl(cmd string) (string, error) {
 	if h.storage == nil {
 		return "", fmt.Errorf("%s has no fault-injecting storage (Options.FaultFS)", h.Name)
 	}
-	return faultfs.Control(h.storage.control, cmd)
+	return h.storage.Ctl(cmd)
 }
 
 // CutStorage makes every read, write and open of the host's storage fail
