@@ -67,7 +67,17 @@
 // dead nor left falls before the next round, Run wakes at that instant and
 // reads all slots without writing (Observe), so that a silent host is
 // declared dead by a read issued at its deadline rather than up to an
-// interval later.
+// interval later. A deadline that passed while a round was under way (its
+// read was issued before the deadline and cannot decide it: with reads
+// that take time and host_dead a whole number of intervals, every time) is
+// read at once when the round ends. Each deadline gets one such read
+// (liveness.Tracker.NextDeadline skips a deadline that a successful read
+// issued at or after it did not decide, e.g. a slot read zeroed; a failed
+// early read leaves it to the next round), and the read is issued only
+// once the raw clock has reached the deadline (a timer may fire early).
+// So a host that loses power is declared dead within host_dead + interval
+// of its last renewal's landing, plus the latencies of two reads and a
+// write: the master sees the landing at its next round at the latest.
 //
 // Run ends when its context is cancelled: it calls Leave, which writes the
 // record once more with state "left" and its message cells cleared, so other

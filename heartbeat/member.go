@@ -308,6 +308,10 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	interval := m.header.Timing.Interval
 	next := m.clk.Now() // the next full round
+	// earlyIssued is when the last read at a deadline was issued: a
+	// deadline at or before it has had its read (if that read failed,
+	// the next round reads again).
+	var earlyIssued time.Time
 	for {
 		if !m.clk.Now().Before(next) {
 			start := m.clk.Now()
@@ -325,11 +329,14 @@ func (m *Member) Run(ctx context.Context) error {
 		// Wake for the next round, or earlier when a silent host's
 		// host_dead runs out: a read issued at that deadline declares
 		// it dead up to one interval sooner than the next round would.
+		// A deadline that passed during the round just done is read
+		// at once: the round's read was issued before it and could not
+		// decide it.
 		wake := next
 		m.mu.Lock()
 		deadline, ok := m.tracker.NextDeadline()
 		m.mu.Unlock()
-		early := ok && deadline.After(m.clk.Now()) && deadline.Before(next)
+		early := ok && deadline.Before(next) && deadline.After(earlyIssued)
 		if early {
 			wake = deadline
 		}
@@ -350,7 +357,10 @@ func (m *Member) Run(ctx context.Context) error {
 			continue
 		case <-timer.C:
 		}
-		if early {
+		// The timer may fire before the deadline on the raw clock
+		// (safeclock.TimerFor): then the loop goes round and waits again.
+		if now := m.clk.Now(); early && !now.Before(deadline) {
+			earlyIssued = now
 			m.Observe() // a failure is logged; the next round goes on
 		}
 	}

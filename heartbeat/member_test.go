@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -395,5 +396,56 @@ func TestOlderGenerationOverOwnSlotIsNotALoss(t *testing.T) {
 				t.Fatalf("b sees a as %v generation %d, want live generation 2", h.State, h.Generation)
 			}
 		}
+	})
+}
+
+// A host that goes silent is declared dead by the read issued at its
+// deadline, also when that deadline falls inside a round: with host_dead a
+// whole number of intervals and reads that take time, the deadline (the
+// completion of the read that last saw a change, + host_dead) always
+// passes while the round host_dead later is reading. The read must then
+// come at once, not a round later: the silence that decides is host_dead
+// and the round's write, not host_dead + an interval.
+func TestDeadlineInsideARoundIsReadAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := timing.Params{Interval: time.Second, IOTimeout: 2 * time.Second, RenewalFail: 6 * time.Second, Watchdog: 10 * time.Second, HostDead: 17 * time.Second}
+		hdr, err := ondisk.NewHeader(ondisk.NewUUID(), 512, 8, p, "custom", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem := area.NewMem(hdr)
+		const latency = 20 * time.Millisecond
+		var frozen atomic.Bool
+		mem.SetFault(func(op area.Op) area.Fault {
+			if op.Host == "b" && frozen.Load() {
+				return area.Fault{Delay: latency, Err: errors.New("EIO")}
+			}
+			return area.Fault{Delay: latency}
+		})
+		a := startHost(t, mem, "a", 1)
+		b := startHost(t, mem, "b", 2)
+		waitAllLive(t, []*heartbeat.Member{a.member, b.member}, "a", "b")
+		frozen.Store(true)
+		var dead *liveness.Event
+		for i := 0; i < 300 && dead == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+			for _, e := range a.eventsCopy() {
+				if e.Kind == liveness.Transition && e.To == liveness.Dead && e.Name == "b" {
+					dead = &e
+				}
+			}
+		}
+		if dead == nil {
+			t.Fatal("a never declared b dead")
+		}
+		// The deciding read comes at once after the round in which the
+		// deadline passed: the silence is host_dead + that round's write.
+		if dead.Silence < p.HostDead || dead.Silence > p.HostDead+2*latency {
+			t.Errorf("b declared dead after a silence of %v, want host_dead %v and at most one round's I/O (%v) more", dead.Silence, p.HostDead, 2*latency)
+		}
+		b.member.Abort(errors.New("stopped by the test"))
+		<-b.done
+		a.cancel()
+		<-a.done
 	})
 }

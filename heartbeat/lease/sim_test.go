@@ -285,6 +285,9 @@ type simHost struct {
 	actEpoch  uint64
 	pendLand  time.Duration // latest landing of a write in flight
 	restartAt time.Duration
+	// earlyIssued is the issue of the last read at a deadline
+	// (heartbeat.Member.Run's).
+	earlyIssued time.Duration
 }
 
 // tm is the host's monotonic clock at simulation time d: its own origin,
@@ -505,12 +508,19 @@ func (h *simHost) observe(start time.Duration) {
 		if next <= s.now {
 			next = s.now
 		}
-		if dl, ok := h.tr.NextDeadline(); ok && h.dur(dl) > s.now && h.dur(dl) < next {
-			h.timer(h.dur(dl), func() { h.observeOnly(next) })
-			return
-		}
-		h.timer(next, func() { h.round(next) })
+		h.waitRound(next)
 	})
+}
+
+// waitRound waits for the round at next, reading earlier at a deadline
+// that falls before it, as heartbeat.Member.Run does: at once if it passed
+// during the round, and at most once per deadline.
+func (h *simHost) waitRound(next time.Duration) {
+	if dl, ok := h.tr.NextDeadline(); ok && h.dur(dl) < next && h.dur(dl) > h.earlyIssued {
+		h.timer(max(h.dur(dl), h.s.now), func() { h.observeOnly(next) })
+		return
+	}
+	h.timer(next, func() { h.round(next) })
 }
 
 func (h *simHost) observeOnly(next time.Duration) {
@@ -522,6 +532,7 @@ func (h *simHost) observeOnly(next time.Duration) {
 			got[i] = s.slots[i].at(s.instant(issue, ret))
 		}
 	}, func(issued, ret time.Duration, err error) {
+		h.earlyIssued = issued
 		if err == nil {
 			evs := h.tr.Observe(h.tm(issued), h.tm(ret), got)
 			h.logLiveness(evs)
@@ -530,7 +541,7 @@ func (h *simHost) observeOnly(next time.Duration) {
 			h.after()
 			h.kick()
 		}
-		h.timer(next, func() { h.round(next) })
+		h.waitRound(next)
 	})
 }
 

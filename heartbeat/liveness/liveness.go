@@ -169,6 +169,8 @@ type Tracker struct {
 	params timing.Params
 	peers  []*Peer // by slot index; nil for a slot never seen in use
 	reads  int
+	// lastIssued is the issue time of the latest successful read.
+	lastIssued time.Time
 }
 
 // New returns a tracker for a pool with the given timing.
@@ -182,6 +184,9 @@ func (t *Tracker) Observe(issued, done time.Time, slots []ondisk.Decoded) []Even
 	var events []Event
 	first := t.reads == 0
 	t.reads++
+	if issued.After(t.lastIssued) {
+		t.lastIssued = issued
+	}
 	for _, d := range slots {
 		if d.Index >= len(t.peers) {
 			t.peers = append(t.peers, make([]*Peer, d.Index+1-len(t.peers))...)
@@ -311,16 +316,29 @@ func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
 }
 
 // NextDeadline is the earliest moment at which a read issued then could
-// declare a host dead: baseline + host_dead of the first host that is
-// neither dead nor left. A driver that issues a read at that moment,
-// rather than at its next interval, declares a dead host up to one
-// interval sooner. ok is false when no host can become dead.
+// declare a host dead and no successful read issued since has: the least
+// baseline + host_dead, over the hosts neither dead nor left, that is
+// after the issue of the latest successful read. A driver that issues a
+// read at that moment, rather than at its next interval, declares a dead
+// host up to one interval sooner.
+//
+// The deadline may already be past: it fell while a read issued before
+// it was under way (a round that began just before it), and a read issued
+// at once decides it. A deadline at or before the latest read's issue is
+// not returned: that read could decide it and did not (the slot read
+// zeroed or corrupt, which proves nothing, or the host wrote since); only
+// a later read can, and such a host must not hold back the deadlines of
+// the others. ok is false when there is no such deadline.
 func (t *Tracker) NextDeadline() (deadline time.Time, ok bool) {
 	for _, p := range t.peers {
 		if p == nil || !p.HaveRecord || p.State == Dead || p.Record.State == ondisk.StateLeft {
 			continue
 		}
-		if d := p.Baseline().Add(t.params.HostDead); !ok || d.Before(deadline) {
+		d := p.Baseline().Add(t.params.HostDead)
+		if !d.After(t.lastIssued) {
+			continue
+		}
+		if !ok || d.Before(deadline) {
 			deadline, ok = d, true
 		}
 	}

@@ -469,6 +469,56 @@ func TestNextDeadline(t *testing.T) {
 	}
 }
 
+// A deadline that passed during a read issued before it is still
+// returned: a read issued at once decides it. One that a successful read
+// issued at or after it could not decide (the slot read zeroed) is not:
+// it must not hold back another host's deadline.
+func TestNextDeadlinePassedAndUndecidable(t *testing.T) {
+	p := params
+	tr := liveness.New(p)
+	t0 := time.Unix(1000, 0)
+	rec := func(i int, name string, seq uint64) ondisk.Decoded {
+		return ondisk.Decoded{Index: i, Status: ondisk.SlotOK, Slot: ondisk.Slot{Version: 1, Index: uint32(i), HostName: name, Generation: 1, Sequence: seq, State: ondisk.StateLive}}
+	}
+	tr.Observe(t0, t0.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 1), rec(1, "b", 1)})
+	t1 := t0.Add(time.Second)
+	tr.Observe(t1, t1.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2), rec(1, "b", 1)})
+	aDeadline := t1.Add(time.Millisecond + p.HostDead) // a changed at t1+1ms
+	bDeadline := t0.Add(time.Millisecond + p.HostDead) // b first seen at t0+1ms
+	// A read issued just before b's deadline, returning after it: it
+	// cannot decide b, and b's deadline, now past, is still the next.
+	before := bDeadline.Add(-time.Millisecond)
+	tr.Observe(before, bDeadline.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2), rec(1, "b", 1)})
+	if pe, _ := tr.Peer(1); pe.State == liveness.Dead {
+		t.Fatal("b dead by a read issued before its deadline")
+	}
+	if d, ok := tr.NextDeadline(); !ok || !d.Equal(bDeadline) {
+		t.Fatalf("deadline %v %v, want b's %v, passed but not yet read", d, ok, bDeadline)
+	}
+	// A read issued after b's deadline shows b's slot zeroed: it proves
+	// nothing, b stays undecided, and its deadline gives way to a's.
+	after := bDeadline.Add(2 * time.Millisecond)
+	tr.Observe(after, after.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2), {Index: 1, Status: ondisk.SlotUnused}})
+	if pe, _ := tr.Peer(1); pe.State == liveness.Dead {
+		t.Fatal("b dead by a read that showed its slot zeroed")
+	}
+	if d, ok := tr.NextDeadline(); !ok || !d.Equal(aDeadline) {
+		t.Fatalf("deadline %v %v, want a's %v: b's was read and could not be decided", d, ok, aDeadline)
+	}
+	// A read issued at a's deadline decides a; b has no deadline left
+	// until a read decides it or it writes.
+	tr.Observe(aDeadline, aDeadline.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2), rec(1, "b", 1)})
+	if pe, _ := tr.Peer(0); pe.State != liveness.Dead {
+		t.Errorf("a is %v after a read issued at its deadline, want dead", pe.State)
+	}
+	if pe, _ := tr.Peer(1); pe.State != liveness.Dead {
+		t.Errorf("b is %v after a read issued after its deadline showed it valid and unchanged, want dead", pe.State)
+	}
+	if d, ok := tr.NextDeadline(); ok {
+		t.Errorf("deadline %v with every host dead", d)
+	}
+}
+
 // A late write of an older generation (a killed incarnation's "left", or a
 // renewal, landing over its successor's record) is never taken as the
 // slot's record: the host stays live in the newer generation. Its

@@ -76,12 +76,16 @@ type Advice struct {
 }
 
 // DeadWithin bounds the time from a power loss to the master declaring
-// the host dead: host_dead + interval. The master counts the silence from
-// its own first sight of the host's last renewal, which it may see up to
-// an interval after it was written (the power loss comes after that
-// renewal); it reads again at the deadline itself (liveness'
-// NextDeadline), so no further interval is added. The guests start after
-// this, plus the master's plan and the guest's own boot.
+// the host dead: host_dead + interval, plus the latencies of the reads
+// and of a round's write. The master counts the silence from the
+// completion of its first read showing the host's last renewal, which
+// its next round issues at most an interval after the renewal landed
+// (and the power loss comes after that landing); it reads again at the
+// deadline itself, or at once after a round during which it passed
+// (heartbeat.Member.Run), so no further interval is added. It assumes
+// the slot still reads valid after the power loss (a torn last write
+// decides nothing until it is rewritten). The guests start after this,
+// plus the master's plan and the guest's own boot.
 func (a Advice) DeadWithin() time.Duration {
 	return a.Params.HostDead + a.Params.Interval
 }
@@ -119,9 +123,9 @@ func (a Advice) InitFlags() string {
 // raise host_dead. Of equal host_dead it prefers the smaller interval,
 // which shortens DeadWithin, then the larger io_timeout: more tolerance
 // at no cost. A larger interval never lowers host_dead (it raises the
-// stall allowance of renewal_fail and the margin, and leaves fewer
-// io_timeouts above it), so the advised interval is the least of the grid
-// that covers its need, and the advice has the least DeadWithin too.
+// stall allowance of renewal_fail, the margin, and the least io_timeout
+// above it), so the advised interval is the least of the grid that covers
+// its need, and the advice has the least DeadWithin of the grid too.
 func Advise(obs Observed, factor float64, watchdog time.Duration) (Advice, error) {
 	if !(factor >= 1) || math.IsInf(factor, 1) { // also NaN
 		return Advice{}, fmt.Errorf("safety factor %v: it must be a number of at least 1", factor)

@@ -61,19 +61,26 @@ func leastInterval(t *testing.T, a Advice, obs Observed, factor float64) {
 	if want := gridAtLeast(max(scale(obs.PairP999, factor), MinInterval)); a.Params.Interval != want {
 		t.Errorf("interval %v, want %v: the least of the grid covering the need", a.Params.Interval, want)
 	}
+	ioLow := roundUp(max(scale(obs.PairMax, factor), MinIOTimeout))
 	for _, iv := range grid {
 		if iv <= a.Params.Interval {
 			continue
 		}
+		// Every io_timeout Advise could take with this interval: the
+		// least above it (off the grid) and the grid's above that.
+		ios := []time.Duration{max(ioLow, roundUp(iv+1))}
 		for _, io := range grid {
-			if io <= iv || io < scale(obs.PairMax, factor) || io < MinIOTimeout {
-				continue
+			if io > ios[0] {
+				ios = append(ios, io)
 			}
+		}
+		for _, io := range ios {
 			p := timing.Params{Interval: iv, IOTimeout: io, Watchdog: a.Params.Watchdog,
 				RenewalFail: roundUp(max(3*io, scale(obs.LongestStall, factor)+StallIntervals*iv))}
-			hd, ok := LeastHostDead(p)
-			if ok && (hd < a.Params.HostDead || hd+iv < a.DeadWithin()) {
-				t.Errorf("interval %v io_timeout %v gives host_dead %v (dead within %v), better than the advice %v", iv, io, hd, hd+iv, a.Params)
+			// A larger interval with the same host_dead is worse too:
+			// it is seen dead later (DeadWithin).
+			if hd, ok := LeastHostDead(p); ok && hd < a.Params.HostDead {
+				t.Errorf("interval %v io_timeout %v gives host_dead %v, below the advice %v", iv, io, hd, a.Params)
 			}
 		}
 	}
@@ -164,7 +171,9 @@ func TestAdviceFactorAndWatchdog(t *testing.T) {
 // Every observation, across many magnitudes, gives an advice that
 // validates and covers it, or an error when nothing can.
 func TestAdviceGridSweep(t *testing.T) {
-	for _, pair := range []time.Duration{10 * time.Microsecond, ms1, 30 * ms1, 300 * ms1, 3 * time.Second, 30 * time.Second, 5 * time.Minute} {
+	// 700, 800 and 970 ms put the interval's need (3 × the p99.9, half
+	// the worst) at 1.05, 1.2 and 1.455 s: the grid's 100 ms steps.
+	for _, pair := range []time.Duration{10 * time.Microsecond, ms1, 30 * ms1, 300 * ms1, 700 * ms1, 800 * ms1, 970 * ms1, 3 * time.Second, 30 * time.Second, 5 * time.Minute} {
 		for _, stall := range []time.Duration{100 * ms1, time.Second, 20 * time.Second, 3 * time.Minute} {
 			for _, w := range []time.Duration{time.Second, 10 * time.Second, time.Minute} {
 				obs := Observed{PairMax: pair, PairP999: pair / 2, LongestStall: max(stall, pair)}

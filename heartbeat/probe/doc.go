@@ -67,12 +67,13 @@
 // The grid has 100 ms steps from 200 ms to 2 s and readable steps above.
 // Of equal host_dead the advice takes the smaller interval, then the
 // larger io_timeout. A larger interval never lowers host_dead (it raises
-// renewal_fail's stall allowance and the margin, and leaves fewer
-// io_timeouts above it), so the advised interval is the least grid step
-// covering its need, and the advice also has the least Advice.DeadWithin
-// (host_dead + interval): a master counts a host's silence from its own
-// first sight of the host's last renewal, up to an interval after it was
-// written, so a power loss is declared within host_dead + interval.
+// renewal_fail's stall allowance, the margin and the least io_timeout
+// above it), so the advised interval is the least grid step covering its
+// need, and the advice also has the least Advice.DeadWithin (host_dead +
+// interval): a master counts a host's silence from the completion of its
+// first read showing the host's last renewal, which its next round issues
+// at most an interval after that renewal landed, so a power loss is
+// declared within host_dead + interval (plus the I/O's latencies).
 //
 // Each figure comes with the observation it covers and the factor used
 // (Advice.Why), and the advice is printed as the "hbfence init" flags that
