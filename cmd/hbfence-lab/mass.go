@@ -57,6 +57,7 @@ func benchMass(ctx context.Context, d *demo, guests, runs int, bounds []int) err
 			d.say("bound %d, run %d/%d: dead after %.2fs = %.3f × host_dead; the last of %d guests wrote again elsewhere after %.2fs = %.3f × host_dead; the daemons' share (dead → its exec) %.2fs, its own start %.3fs; goal host_dead + 2 intervals + its start = %.2fs: %s",
 				bound, i+1, runs, r.dead, r.dead/t.HostDead, guests, r.lastFirst, r.lastFirst/t.HostDead, r.lastExec-r.dead, r.lastFirst-r.lastExec, goal,
 				map[bool]string{true: "met", false: "NOT met"}[r.lastFirst <= goal])
+			d.check(r.dead <= deadWithin(t), "bound %d, run %d: node1 declared dead within host_dead + interval (+ %gs for the I/O and the kill)", bound, i+1, deadSlack)
 		}
 		t := d.timing
 		var ratio, share, start []float64

@@ -250,6 +250,7 @@ func poolFailover(ctx context.Context, d *demo, all []*lab.Host, master *lab.Hos
 	d.say("the master (%s) declared %s dead %.2fs after the kill = %.3f × host_dead; its last guest wrote again elsewhere %.2fs after the kill = %.3f × host_dead",
 		master.Name, victim.Name, dead, dead/t.HostDead, last, last/t.HostDead)
 	d.check(dead >= t.HostDead-t.Interval-0.05, "not declared dead before host_dead − interval")
+	d.check(dead <= deadWithin(t), "declared dead within host_dead + interval (+ %gs for the I/O and the kill)", deadSlack)
 	var names []string
 	for _, s := range specs {
 		names = append(names, s.Name)
