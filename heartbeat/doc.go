@@ -70,14 +70,18 @@
 // interval later. A deadline that passed while a round was under way (its
 // read was issued before the deadline and cannot decide it: with reads
 // that take time and host_dead a whole number of intervals, every time) is
-// read at once when the round ends. Each deadline gets one such read
-// (liveness.Tracker.NextDeadline skips a deadline that a successful read
-// issued at or after it did not decide, e.g. a slot read zeroed; a failed
-// early read leaves it to the next round), and the read is issued only
-// once the raw clock has reached the deadline (a timer may fire early).
-// So a host that loses power is declared dead within host_dead + interval
-// of its last renewal's landing, plus the latencies of two reads and a
-// write: the master sees the landing at its next round at the latest.
+// read at once when the round ends, unless the next round is already due
+// (its read decides it, and the renewal does not wait for another read).
+// Each deadline gets one such read (liveness.Tracker.NextDeadline skips a
+// deadline that a successful read issued at or after it did not decide,
+// e.g. a slot read zeroed, and one whose early read failed, which the
+// next round reads again, so that it holds back no other host's), and the
+// read is issued only once the raw clock has reached the deadline (a
+// timer may fire early). So a host that loses power is declared dead
+// within host_dead + interval of its last renewal's landing, plus I/O
+// latencies (the read that saw the renewal, the rest of a round the
+// deadline fell in, the deciding read), provided the reads succeed: a
+// failed read adds up to an interval.
 //
 // Run ends when its context is cancelled: it calls Leave, which writes the
 // record once more with state "left" and its message cells cleared, so other

@@ -332,11 +332,13 @@ func (m *Member) Run(ctx context.Context) error {
 		// A deadline that passed during the round just done is read
 		// at once: the round's read was issued before it and could not
 		// decide it.
+		// An overdue round goes first: its read decides the deadline
+		// too, and the renewal must not wait for another read.
 		wake := next
 		m.mu.Lock()
-		deadline, ok := m.tracker.NextDeadline()
+		deadline, ok := m.tracker.NextDeadline(earlyIssued)
 		m.mu.Unlock()
-		early := ok && deadline.Before(next) && deadline.After(earlyIssued)
+		early := ok && deadline.Before(next) && m.clk.Now().Before(next)
 		if early {
 			wake = deadline
 		}

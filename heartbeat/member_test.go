@@ -449,3 +449,62 @@ func TestDeadlineInsideARoundIsReadAtOnce(t *testing.T) {
 		<-a.done
 	})
 }
+
+// The read at a deadline is issued once the clock has reached it, and
+// only once: a timer that fires early (safeclock.TimerFor sleeps 90% of
+// the time left, then looks again) issues no read short of the deadline,
+// which could not decide it. From b's silence to a declaring it dead, a
+// reads once per round and once more, at b's deadline.
+func TestEarlyReadOnlyAtTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memPool(t, 8) // default: host_dead 27 s, interval 2 s: the deadline falls between rounds
+		var mu sync.Mutex
+		var frozen, counting bool
+		reads, writes := 0, 0
+		mem.SetFault(func(op area.Op) area.Fault {
+			mu.Lock()
+			defer mu.Unlock()
+			if op.Host == "a" && counting {
+				if op.Write {
+					writes++
+				} else {
+					reads++
+				}
+			}
+			if op.Host == "b" && frozen {
+				return area.Fault{Err: errors.New("EIO")}
+			}
+			return area.Fault{}
+		})
+		a := startHost(t, mem, "a", 1)
+		b := startHost(t, mem, "b", 2)
+		waitAllLive(t, []*heartbeat.Member{a.member, b.member}, "a", "b")
+		mu.Lock()
+		frozen = true
+		mu.Unlock()
+		// Count from a's next round on, so that the count starts with a
+		// read and a write in step.
+		synctest.Wait()
+		mu.Lock()
+		counting = true
+		mu.Unlock()
+		for i := 0; i < 400 && a.stateOf("b") != liveness.Dead; i++ {
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		mu.Lock()
+		counting = false
+		r, w := reads, writes
+		mu.Unlock()
+		if a.stateOf("b") != liveness.Dead {
+			t.Fatal("a never declared b dead")
+		}
+		if r > w+1 || r < w {
+			t.Errorf("a read %d times and wrote %d times until b was dead: want one read per round and one at the deadline", r, w)
+		}
+		b.member.Abort(errors.New("stopped by the test"))
+		<-b.done
+		a.cancel()
+		<-a.done
+	})
+}

@@ -514,9 +514,10 @@ func (h *simHost) observe(start time.Duration) {
 
 // waitRound waits for the round at next, reading earlier at a deadline
 // that falls before it, as heartbeat.Member.Run does: at once if it passed
-// during the round, and at most once per deadline.
+// during the round, at most once per deadline, and never before an
+// overdue round.
 func (h *simHost) waitRound(next time.Duration) {
-	if dl, ok := h.tr.NextDeadline(); ok && h.dur(dl) < next && h.dur(dl) > h.earlyIssued {
+	if dl, ok := h.tr.NextDeadline(h.tm(h.earlyIssued)); ok && h.dur(dl) < next && h.s.now < next {
 		h.timer(max(h.dur(dl), h.s.now), func() { h.observeOnly(next) })
 		return
 	}

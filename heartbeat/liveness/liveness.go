@@ -316,11 +316,15 @@ func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
 }
 
 // NextDeadline is the earliest moment at which a read issued then could
-// declare a host dead and no successful read issued since has: the least
-// baseline + host_dead, over the hosts neither dead nor left, that is
-// after the issue of the latest successful read. A driver that issues a
-// read at that moment, rather than at its next interval, declares a dead
-// host up to one interval sooner.
+// declare a host dead and no read issued since has: the least baseline +
+// host_dead, over the hosts neither dead nor left, that is after both the
+// issue of the latest successful read and after (the issue of the
+// driver's latest read at a deadline, successful or not; zero for none).
+// A driver that issues a read at that moment, rather than at its next
+// interval, declares a dead host up to one interval sooner; passing the
+// issue of a read at a deadline that failed, it gets the next host's
+// deadline rather than the same one again (the failed one waits for the
+// next round).
 //
 // The deadline may already be past: it fell while a read issued before
 // it was under way (a round that began just before it), and a read issued
@@ -329,13 +333,16 @@ func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
 // zeroed or corrupt, which proves nothing, or the host wrote since); only
 // a later read can, and such a host must not hold back the deadlines of
 // the others. ok is false when there is no such deadline.
-func (t *Tracker) NextDeadline() (deadline time.Time, ok bool) {
+func (t *Tracker) NextDeadline(after time.Time) (deadline time.Time, ok bool) {
+	if t.lastIssued.After(after) {
+		after = t.lastIssued
+	}
 	for _, p := range t.peers {
 		if p == nil || !p.HaveRecord || p.State == Dead || p.Record.State == ondisk.StateLeft {
 			continue
 		}
 		d := p.Baseline().Add(t.params.HostDead)
-		if !d.After(t.lastIssued) {
+		if !d.After(after) {
 			continue
 		}
 		if !ok || d.Before(deadline) {

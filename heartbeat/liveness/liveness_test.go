@@ -438,7 +438,7 @@ func TestNextDeadline(t *testing.T) {
 	p := params
 	tr := liveness.New(p)
 	t0 := time.Unix(1000, 0)
-	if _, ok := tr.NextDeadline(); ok {
+	if _, ok := tr.NextDeadline(time.Time{}); ok {
 		t.Fatal("a tracker with no peers has a deadline")
 	}
 	rec := func(i int, name string, seq uint64, st ondisk.SlotState) ondisk.Decoded {
@@ -447,24 +447,24 @@ func TestNextDeadline(t *testing.T) {
 	unused := ondisk.Decoded{Index: 2, Status: ondisk.SlotUnused}
 	tr.Observe(t0, t0.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 1, ondisk.StateLive), rec(1, "b", 1, ondisk.StateLeft), unused})
 	// a is unknown: its baseline is its first sight.
-	if d, ok := tr.NextDeadline(); !ok || !d.Equal(t0.Add(time.Millisecond+p.HostDead)) {
+	if d, ok := tr.NextDeadline(time.Time{}); !ok || !d.Equal(t0.Add(time.Millisecond+p.HostDead)) {
 		t.Fatalf("deadline %v %v, want first sight + host_dead", d, ok)
 	}
 	t1 := t0.Add(5 * time.Second)
 	tr.Observe(t1, t1.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2, ondisk.StateLive), rec(1, "b", 1, ondisk.StateLeft), rec(2, "c", 1, ondisk.StateJoining)})
 	// a and c changed at t1+1ms; b left and has no deadline.
-	if d, ok := tr.NextDeadline(); !ok || !d.Equal(t1.Add(time.Millisecond+p.HostDead)) {
+	if d, ok := tr.NextDeadline(time.Time{}); !ok || !d.Equal(t1.Add(time.Millisecond+p.HostDead)) {
 		t.Fatalf("deadline %v %v, want last change + host_dead", d, ok)
 	}
 	// A read issued at the deadline declares both dead; then none is left.
-	dl, _ := tr.NextDeadline()
+	dl, _ := tr.NextDeadline(time.Time{})
 	tr.Observe(dl, dl.Add(time.Millisecond), []ondisk.Decoded{rec(0, "a", 2, ondisk.StateLive), rec(1, "b", 1, ondisk.StateLeft), rec(2, "c", 1, ondisk.StateJoining)})
 	for _, i := range []int{0, 2} {
 		if pe, _ := tr.Peer(i); pe.State != liveness.Dead {
 			t.Errorf("slot %d is %v after a read issued at its deadline, want dead", i, pe.State)
 		}
 	}
-	if d, ok := tr.NextDeadline(); ok {
+	if d, ok := tr.NextDeadline(time.Time{}); ok {
 		t.Errorf("deadline %v with every host dead or left", d)
 	}
 }
@@ -492,8 +492,13 @@ func TestNextDeadlinePassedAndUndecidable(t *testing.T) {
 	if pe, _ := tr.Peer(1); pe.State == liveness.Dead {
 		t.Fatal("b dead by a read issued before its deadline")
 	}
-	if d, ok := tr.NextDeadline(); !ok || !d.Equal(bDeadline) {
+	if d, ok := tr.NextDeadline(time.Time{}); !ok || !d.Equal(bDeadline) {
 		t.Fatalf("deadline %v %v, want b's %v, passed but not yet read", d, ok, bDeadline)
+	}
+	// A read at b's deadline that failed (the driver passes its issue):
+	// b waits for the next round, and a's deadline is the next.
+	if d, ok := tr.NextDeadline(bDeadline); !ok || !d.Equal(aDeadline) {
+		t.Fatalf("deadline %v %v after a failed read at b's, want a's %v", d, ok, aDeadline)
 	}
 	// A read issued after b's deadline shows b's slot zeroed: it proves
 	// nothing, b stays undecided, and its deadline gives way to a's.
@@ -502,7 +507,7 @@ func TestNextDeadlinePassedAndUndecidable(t *testing.T) {
 	if pe, _ := tr.Peer(1); pe.State == liveness.Dead {
 		t.Fatal("b dead by a read that showed its slot zeroed")
 	}
-	if d, ok := tr.NextDeadline(); !ok || !d.Equal(aDeadline) {
+	if d, ok := tr.NextDeadline(time.Time{}); !ok || !d.Equal(aDeadline) {
 		t.Fatalf("deadline %v %v, want a's %v: b's was read and could not be decided", d, ok, aDeadline)
 	}
 	// A read issued at a's deadline decides a; b has no deadline left
@@ -514,7 +519,7 @@ func TestNextDeadlinePassedAndUndecidable(t *testing.T) {
 	if pe, _ := tr.Peer(1); pe.State != liveness.Dead {
 		t.Errorf("b is %v after a read issued after its deadline showed it valid and unchanged, want dead", pe.State)
 	}
-	if d, ok := tr.NextDeadline(); ok {
+	if d, ok := tr.NextDeadline(time.Time{}); ok {
 		t.Errorf("deadline %v with every host dead", d)
 	}
 }

@@ -83,6 +83,7 @@ type Advice struct {
 // (and the power loss comes after that landing); it reads again at the
 // deadline itself, or at once after a round during which it passed
 // (heartbeat.Member.Run), so no further interval is added. It assumes
+// the master's reads succeed (a failed one adds up to an interval) and
 // the slot still reads valid after the power loss (a torn last write
 // decides nothing until it is rewritten). The guests start after this,
 // plus the master's plan and the guest's own boot.
