@@ -329,11 +329,10 @@ func (m *Member) Run(ctx context.Context) error {
 		// Wake for the next round, or earlier when a silent host's
 		// host_dead runs out: a read issued at that deadline declares
 		// it dead up to one interval sooner than the next round would.
-		// A deadline that passed during the round just done is read
-		// at once: the round's read was issued before it and could not
-		// decide it.
-		// An overdue round goes first: its read decides the deadline
-		// too, and the renewal must not wait for another read.
+		// A deadline that passed during the round just done is read at
+		// once (the round's read was issued before it and could not
+		// decide it), unless the next round is already due: its read
+		// decides the deadline too, and the renewal must not wait.
 		wake := next
 		m.mu.Lock()
 		deadline, ok := m.tracker.NextDeadline(earlyIssued)

@@ -315,16 +315,15 @@ func (t *Tracker) judge(p *Peer, now time.Time) (State, time.Duration) {
 	return Live, 0
 }
 
-// NextDeadline is the earliest moment at which a read issued then could
-// declare a host dead and no read issued since has: the least baseline +
-// host_dead, over the hosts neither dead nor left, that is after both the
-// issue of the latest successful read and after (the issue of the
-// driver's latest read at a deadline, successful or not; zero for none).
-// A driver that issues a read at that moment, rather than at its next
-// interval, declares a dead host up to one interval sooner; passing the
-// issue of a read at a deadline that failed, it gets the next host's
-// deadline rather than the same one again (the failed one waits for the
-// next round).
+// NextDeadline is the least baseline + host_dead, over the hosts neither
+// dead nor left, that is later than both the issue of the latest
+// successful read and after: the earliest moment at which a read issued
+// then could declare a host dead and none issued since has. after is the
+// issue of the driver's latest read at a deadline, successful or not
+// (zero for none), so that a deadline whose read failed waits for the
+// next round instead of being returned again. A driver that issues a read
+// at that moment, rather than at its next interval, declares a dead host
+// up to one interval sooner.
 //
 // The deadline may already be past: it fell while a read issued before
 // it was under way (a round that began just before it), and a read issued

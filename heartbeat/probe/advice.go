@@ -149,13 +149,7 @@ func Advise(obs Observed, factor float64, watchdog time.Duration) (Advice, error
 		if iv < ivLow {
 			continue
 		}
-		ios := []time.Duration{max(ioLow, roundUp(iv+1))}
-		for _, g := range grid {
-			if g > ios[0] {
-				ios = append(ios, g)
-			}
-		}
-		for _, io := range ios {
+		for _, io := range ioCandidates(iv, ioLow) {
 			rf := roundUp(max(3*io, stallNeed+StallIntervals*iv))
 			p := timing.Params{Interval: iv, IOTimeout: io, RenewalFail: rf, Watchdog: watchdog}
 			hd, ok := LeastHostDead(p)
@@ -174,6 +168,19 @@ func Advise(obs Observed, factor float64, watchdog time.Duration) (Advice, error
 	}
 	return Advice{Params: best, Factor: factor, Binding: binding(best),
 		Why: explain(best, obs, factor, ioNeed, ivNeed, stallNeed)}, nil
+}
+
+// ioCandidates are the io_timeouts the advice tries with interval iv: the
+// least above both iv and ioLow (off the grid, so as not to waste the
+// tolerance between grid steps), and the grid's above that.
+func ioCandidates(iv, ioLow time.Duration) []time.Duration {
+	ios := []time.Duration{max(ioLow, roundUp(iv+1))}
+	for _, g := range grid {
+		if g > ios[0] {
+			ios = append(ios, g)
+		}
+	}
+	return ios
 }
 
 func better(p, q timing.Params) bool {

@@ -53,9 +53,9 @@ func minimal(t *testing.T, p timing.Params) {
 }
 
 // leastInterval checks the claim of Advise that the advised interval is
-// the least of the grid that covers its need: no larger interval of the
-// grid, with any io_timeout of the grid, gives a smaller host_dead or a
-// smaller DeadWithin.
+// the least of the grid that covers its need, and that no larger interval,
+// with any io_timeout Advise could take with it, gives a smaller
+// host_dead (which holds as long as better ranks host_dead first).
 func leastInterval(t *testing.T, a Advice, obs Observed, factor float64) {
 	t.Helper()
 	if want := gridAtLeast(max(scale(obs.PairP999, factor), MinInterval)); a.Params.Interval != want {
@@ -66,15 +66,7 @@ func leastInterval(t *testing.T, a Advice, obs Observed, factor float64) {
 		if iv <= a.Params.Interval {
 			continue
 		}
-		// Every io_timeout Advise could take with this interval: the
-		// least above it (off the grid) and the grid's above that.
-		ios := []time.Duration{max(ioLow, roundUp(iv+1))}
-		for _, io := range grid {
-			if io > ios[0] {
-				ios = append(ios, io)
-			}
-		}
-		for _, io := range ios {
+		for _, io := range ioCandidates(iv, ioLow) {
 			p := timing.Params{Interval: iv, IOTimeout: io, Watchdog: a.Params.Watchdog,
 				RenewalFail: roundUp(max(3*io, scale(obs.LongestStall, factor)+StallIntervals*iv))}
 			// A larger interval with the same host_dead is worse too:
